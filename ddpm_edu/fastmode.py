@@ -1,0 +1,22 @@
+"""The one switch that shrinks all compute for tests: ``DDPM_EDU_FAST=1``.
+
+This is the only place in the library that reads the variable. Code that wants a smaller
+problem in fast mode calls :func:`fast` or :func:`pick`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+V = TypeVar("V")
+
+
+def fast() -> bool:
+    """True when the environment asks for the fast (test-sized) mode."""
+    return os.environ.get("DDPM_EDU_FAST", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def pick(full: V, fast_value: V) -> V:
+    """``fast_value`` in fast mode, otherwise ``full``."""
+    return fast_value if fast() else full

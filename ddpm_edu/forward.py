@@ -1,0 +1,96 @@
+"""The forward (noising) process, from the naive step to the closed form.
+
+Chapters 2-5. The naive step x_t = x_{t-1} + sigma eps (chapter 2), the fixed-sigma
+variance-preserving step x_t = sqrt(1 - sigma^2) x_{t-1} + sigma eps (chapter 3), the
+scheduled step q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I) (chapter 4, Ho et al.
+2020 eq. (2)) and the closed form q(x_t | x0) = N(sqrt(alpha_bar_t) x0, (1 - alpha_bar_t) I)
+(chapter 5, Ho et al. 2020 eq. (4)).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+from torch import Tensor
+
+from .schedules import Schedule, check_t, extract
+
+__all__ = ["naive_step", "vp_step", "q_step", "q_sample", "trajectory"]
+
+Step = Callable[[Tensor, int, Tensor], Tensor]  # (x_prev, t, eps) -> x_t
+
+
+def naive_step(x_prev: Tensor, sigma: float, eps: Tensor) -> Tensor:
+    """Chapter 2: x_t = x_{t-1} + sigma eps. Var[x_t] = Var[x_{t-1}] + sigma^2."""
+    return x_prev + sigma * eps
+
+
+def vp_step(x_prev: Tensor, sigma: float, eps: Tensor) -> Tensor:
+    """Chapter 3: x_t = sqrt(1 - sigma^2) x_{t-1} + sigma eps, which keeps Var[x_t] = 1."""
+    if not 0.0 <= sigma <= 1.0:
+        raise ValueError(f"sigma must lie in [0, 1] for the variance-preserving step, got {sigma!r}")
+    return math.sqrt(1.0 - sigma**2) * x_prev + sigma * eps
+
+
+def q_step(x_prev: Tensor, t: int | Tensor, eps: Tensor, s: Schedule) -> Tensor:
+    """Chapter 4: one draw from q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I).
+
+    x_prev, eps: (B, ...); t: int or (B,) in 1..T.
+    """
+    t = _as_t(t, s)
+    return extract(s.alphas.sqrt(), t, x_prev) * x_prev + extract(s.betas.sqrt(), t, x_prev) * eps
+
+
+def q_sample(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    """Chapter 5, the closed form: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps.
+
+    x0, eps: (B, ...) same shape; t: (B,) integer tensor in 1..T (or an int for the whole batch).
+    Returns x_t, (B, ...), in x0's dtype.
+    """
+    if eps.shape != x0.shape:
+        raise ValueError(f"eps must have x0's shape {tuple(x0.shape)}, got {tuple(eps.shape)}")
+    t = _as_t(t, s)
+    if isinstance(t, Tensor) and t.dim() == 1 and t.shape[0] != x0.shape[0]:
+        raise ValueError(f"t has {t.shape[0]} entries but x0 has batch size {x0.shape[0]}")
+    return extract(s.alpha_bar.sqrt(), t, x0) * x0 + extract((1.0 - s.alpha_bar).sqrt(), t, x0) * eps
+
+
+def trajectory(
+    x0: Tensor,
+    n_steps: int,
+    step: Step,
+    *,
+    generator: torch.Generator | None = None,
+    keep: Iterable[int] | None = None,
+) -> Tensor:
+    """Iterate ``step(x_prev, t, eps)`` for t = 1..n_steps from x0 with fresh N(0, I) noise.
+
+    Returns the states x_t for t in ``keep`` (default: every t = 0..n_steps) stacked on a new
+    leading axis: (len(keep), *x0.shape). Example: ``trajectory(x0, 10, lambda x, t, e:
+    naive_step(x, 0.1, e))``.
+    """
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    keep_set = sorted(set(range(n_steps + 1) if keep is None else keep))
+    if keep_set and (keep_set[0] < 0 or keep_set[-1] > n_steps):
+        raise ValueError(f"keep must list steps in 0..{n_steps}, got {keep_set}")
+    out, x = [], x0
+    if 0 in keep_set:
+        out.append(x0)
+    for t in range(1, n_steps + 1):
+        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        x = step(x, t, eps)
+        if t in keep_set:
+            out.append(x)
+    return torch.stack(out)
+
+
+def _as_t(t: Tensor | int, s: Schedule) -> Tensor | int:
+    if isinstance(t, Tensor):
+        check_t(t, s.T)
+        return t
+    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= s.T:
+        raise ValueError(f"t must lie in 1..{s.T} (T = {s.T}), got {t!r}")
+    return t

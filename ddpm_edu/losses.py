@@ -1,0 +1,73 @@
+"""Training objective L_simple, for the eps target and the v target.
+
+Chapter 7. Ho et al. 2020, eq. (14) and Algorithm 1:
+    L_simple = E_{x0, t, eps} || eps - eps_theta(sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, t) ||^2,
+with t ~ Uniform{1..T}. The v target (Salimans & Ho 2022) is
+    v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .forward import _as_t, q_sample
+from .schedules import Schedule, extract
+
+__all__ = ["sample_t", "v_target", "eps_from_v", "x0_from_v", "l_simple", "TARGETS"]
+
+Model = Callable[[Tensor, Tensor], Tensor]
+TARGETS = ("eps", "v")
+
+
+def sample_t(batch: int, T: int, *, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Tensor:
+    """Algorithm 1, line 3: t ~ Uniform{1, ..., T}, shape (batch,), int64."""
+    return torch.randint(1, T + 1, (batch,), generator=generator, device=device)
+
+
+def v_target(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 (Salimans & Ho 2022, sec. 4)."""
+    t = _as_t(t, s)
+    return extract(s.alpha_bar.sqrt(), t, x0) * eps - extract((1.0 - s.alpha_bar).sqrt(), t, x0) * x0
+
+
+def eps_from_v(xt: Tensor, t: Tensor | int, v: Tensor, s: Schedule) -> Tensor:
+    """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v, the inverse of :func:`v_target` given x_t."""
+    t = _as_t(t, s)
+    return extract((1.0 - s.alpha_bar).sqrt(), t, xt) * xt + extract(s.alpha_bar.sqrt(), t, xt) * v
+
+
+def x0_from_v(xt: Tensor, t: Tensor | int, v: Tensor, s: Schedule) -> Tensor:
+    """x0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v."""
+    t = _as_t(t, s)
+    return extract(s.alpha_bar.sqrt(), t, xt) * xt - extract((1.0 - s.alpha_bar).sqrt(), t, xt) * v
+
+
+def l_simple(
+    model: Model,
+    x0: Tensor,
+    s: Schedule,
+    *,
+    target: str = "eps",
+    t: Tensor | None = None,
+    eps: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Algorithm 1, lines 2-5: the mean squared error between the target and the model's output.
+
+    x0: (B, ...) data in [-1, 1]; t: (B,) in 1..T (drawn uniformly if None); eps: (B, ...) N(0, I)
+    noise (drawn if None). ``target`` is "eps" (Ho et al.) or "v". Returns a 0-d tensor, the mean
+    over batch and every dimension.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if t is None:
+        t = sample_t(x0.shape[0], s.T, generator=generator, device=x0.device)  # Alg. 1, line 3
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)  # line 4
+    xt = q_sample(x0, t, eps, s)
+    goal = eps if target == "eps" else v_target(x0, t, eps, s)
+    out = model(xt, t)  # line 5: the gradient step is the caller's
+    return torch.mean((goal - out.to(goal.dtype)) ** 2)

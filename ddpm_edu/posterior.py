@@ -1,0 +1,52 @@
+"""The reverse-process target: the posterior q(x_{t-1} | x_t, x0), and x0 recovered from eps.
+
+Chapter 6. Ho et al. 2020, eqs. (6)-(7):
+    q(x_{t-1} | x_t, x0) = N(mu_tilde, beta_tilde_t I),
+    mu_tilde = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x0
+             + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t,
+    beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t.
+Substituting x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) gives eq. (11),
+    mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t),
+which :func:`mean_from_eps` computes and the tests show is the same mean.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .forward import _as_t
+from .schedules import Schedule, extract
+
+__all__ = ["q_posterior", "x0_from_eps", "eps_from_x0", "mean_from_eps"]
+
+
+def q_posterior(x0: Tensor, xt: Tensor, t: Tensor | int, s: Schedule) -> tuple[Tensor, Tensor]:
+    """Mean and variance of q(x_{t-1} | x_t, x0) (Ho et al. eq. (7)).
+
+    x0, xt: (B, ...); t: (B,) in 1..T or an int. Returns (mu_tilde (B, ...),
+    beta_tilde broadcastable to x, shape (B, 1, ..., 1) or 0-d).
+    """
+    t = _as_t(t, s)
+    mean = extract(s.coef_x0, t, xt) * x0 + extract(s.coef_xt, t, xt) * xt
+    return mean, extract(s.beta_tilde, t, xt)
+
+
+def x0_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t): the closed form solved for x0."""
+    t = _as_t(t, s)
+    return (xt - extract((1.0 - s.alpha_bar).sqrt(), t, xt) * eps) / extract(s.alpha_bar.sqrt(), t, xt)
+
+
+def eps_from_x0(xt: Tensor, t: Tensor | int, x0: Tensor, s: Schedule) -> Tensor:
+    """eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t): the closed form solved for eps."""
+    t = _as_t(t, s)
+    return (xt - extract(s.alpha_bar.sqrt(), t, xt) * x0) / extract((1.0 - s.alpha_bar).sqrt(), t, xt)
+
+
+def mean_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    """The eps form of the posterior mean (Ho et al. eq. (11), Algorithm 2 line 4):
+    mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t).
+    """
+    t = _as_t(t, s)
+    coef = extract(s.betas / (1.0 - s.alpha_bar).clamp_min(1e-300).sqrt(), t, xt)
+    return (xt - coef * eps) / extract(s.alphas.sqrt(), t, xt)

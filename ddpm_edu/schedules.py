@@ -1,0 +1,167 @@
+"""Variance schedules: beta_t, alpha_t, alpha_bar_t and everything derived from them.
+
+Chapter 4 (variance schedules) and chapter 6 (posterior variance). Ho et al. 2020, sec. 2
+and eq. (7); the cosine schedule is Nichol & Dhariwal 2021, eq. (17).
+
+Convention: every per-t tensor has T + 1 entries and is indexed by t itself, so
+``s.alpha_bar[t]`` *is* alpha_bar_t. Entry 0 is the clean-data convention:
+beta_0 = 0, alpha_0 = alpha_bar_0 = 1, beta_tilde_0 = 0, snr_0 = inf.
+All schedule tensors are float64; they are cast to the data's dtype only when indexed
+(see :func:`extract`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+__all__ = ["Schedule", "extract", "check_t"]
+
+KINDS = ("linear", "cosine", "quadratic", "sigmoid")
+
+
+def _check_T(T: int) -> None:
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be an integer >= 1 (the number of diffusion steps), got {T!r}")
+
+
+def _check_beta_range(beta_1: float, beta_T: float, kind: str) -> None:
+    for name, v in (("beta_1", beta_1), ("beta_T", beta_T)):
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number in (0, 1), got {v!r}")
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"{name} must lie in the open interval (0, 1), got {v!r}")
+    if beta_1 > beta_T:
+        raise ValueError(
+            f"{kind} schedule needs beta_1 <= beta_T (noise grows with t), "
+            f"got beta_1={beta_1!r} > beta_T={beta_T!r}"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Schedule:
+    """A variance schedule and its precomputed per-t tensors, each of shape (T + 1,), float64.
+
+    Build one with :meth:`linear`, :meth:`cosine`, :meth:`quadratic`, :meth:`sigmoid`
+    or :meth:`from_betas`; do not call the constructor directly.
+    """
+
+    betas: Tensor  # beta_t, the variance added at step t; betas[0] = 0
+    alphas: Tensor  # alpha_t = 1 - beta_t
+    alpha_bar: Tensor  # alpha_bar_t = prod_{s=1}^t alpha_s; alpha_bar[0] = 1
+    alpha_bar_prev: Tensor  # alpha_bar_{t-1}; entry 0 is 1 by convention
+    beta_tilde: Tensor  # posterior variance (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) * beta_t
+    coef_x0: Tensor  # posterior-mean weight on x0: sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t)
+    coef_xt: Tensor  # posterior-mean weight on xt: sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)
+    snr: Tensor  # signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t); snr[0] = inf
+
+    @property
+    def T(self) -> int:
+        """The number of diffusion steps."""
+        return self.betas.shape[0] - 1
+
+    @property
+    def device(self) -> torch.device:
+        return self.betas.device
+
+    def to(self, device: torch.device | str) -> "Schedule":
+        """The same schedule with every tensor on ``device`` (still float64)."""
+        return Schedule(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_betas(cls, betas: Tensor | list[float]) -> "Schedule":
+        """Build a schedule from beta_1..beta_T (length T, each in (0, 1))."""
+        b = torch.as_tensor(betas, dtype=torch.float64).flatten().cpu()
+        _check_T(int(b.numel()) if b.numel() else 0)
+        if not torch.isfinite(b).all():
+            bad = int((~torch.isfinite(b)).nonzero()[0]) + 1
+            raise ValueError(f"betas must be finite; beta_{bad} = {b[bad - 1].item()!r}")
+        if not ((b > 0) & (b < 1)).all():
+            bad = int((~((b > 0) & (b < 1))).nonzero()[0]) + 1
+            raise ValueError(
+                f"every beta_t must lie in the open interval (0, 1); beta_{bad} = {b[bad - 1].item()!r}"
+            )
+        betas = torch.cat([torch.zeros(1, dtype=torch.float64), b])  # index by t: betas[0] = 0
+        alphas = 1.0 - betas
+        alpha_bar = torch.cumprod(alphas, dim=0)  # alpha_bar[0] = 1
+        alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
+        one_minus = 1.0 - alpha_bar
+        safe = torch.where(one_minus > 0, one_minus, torch.ones_like(one_minus))
+        beta_tilde = torch.where(one_minus > 0, (1.0 - alpha_bar_prev) / safe * betas, torch.zeros_like(betas))
+        coef_x0 = torch.where(one_minus > 0, alpha_bar_prev.sqrt() * betas / safe, torch.ones_like(betas))
+        coef_xt = torch.where(one_minus > 0, alphas.sqrt() * (1.0 - alpha_bar_prev) / safe, torch.zeros_like(betas))
+        snr = torch.where(one_minus > 0, alpha_bar / safe, torch.full_like(betas, math.inf))
+        return cls(betas, alphas, alpha_bar, alpha_bar_prev, beta_tilde, coef_x0, coef_xt, snr)
+
+    @classmethod
+    def linear(cls, T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> "Schedule":
+        """Ho et al. 2020: beta_t rises linearly from beta_1 to beta_T."""
+        _check_T(T)
+        _check_beta_range(beta_1, beta_T, "linear")
+        return cls.from_betas(torch.linspace(beta_1, beta_T, T, dtype=torch.float64))
+
+    @classmethod
+    def quadratic(cls, T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> "Schedule":
+        """sqrt(beta_t) rises linearly from sqrt(beta_1) to sqrt(beta_T)."""
+        _check_T(T)
+        _check_beta_range(beta_1, beta_T, "quadratic")
+        return cls.from_betas(torch.linspace(beta_1**0.5, beta_T**0.5, T, dtype=torch.float64) ** 2)
+
+    @classmethod
+    def sigmoid(cls, T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> "Schedule":
+        """beta_t follows a logistic curve over [-6, 6], rescaled to [beta_1, beta_T]."""
+        _check_T(T)
+        _check_beta_range(beta_1, beta_T, "sigmoid")
+        u = torch.sigmoid(torch.linspace(-6.0, 6.0, T, dtype=torch.float64))
+        u = (u - u.min()) / (u.max() - u.min()) if T > 1 else torch.ones(1, dtype=torch.float64)
+        return cls.from_betas(beta_1 + (beta_T - beta_1) * u)
+
+    @classmethod
+    def cosine(cls, T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> "Schedule":
+        """Nichol & Dhariwal 2021, eq. (17): alpha_bar_t = f(t) / f(0), f(t) = cos^2((t/T + s)/(1 + s) pi/2).
+
+        beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, clipped at ``max_beta``.
+        """
+        _check_T(T)
+        if not (isinstance(s, (int, float)) and math.isfinite(s) and s >= 0):
+            raise ValueError(f"s must be a finite offset >= 0, got {s!r}")
+        if not (isinstance(max_beta, (int, float)) and 0 < max_beta < 1):
+            raise ValueError(f"max_beta must lie in the open interval (0, 1), got {max_beta!r}")
+        t = torch.arange(T + 1, dtype=torch.float64)
+        f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+        alpha_bar = f / f[0]
+        betas = (1.0 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
+        return cls.from_betas(betas)
+
+    @classmethod
+    def make(cls, kind: str, T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> "Schedule":
+        """Build a schedule by name ("linear", "cosine", "quadratic", "sigmoid"); cosine ignores beta_1/beta_T."""
+        if kind == "cosine":
+            return cls.cosine(T)
+        if kind not in KINDS:
+            raise ValueError(f"unknown schedule kind {kind!r}; choose one of {', '.join(KINDS)}")
+        return getattr(cls, kind)(T, beta_1, beta_T)
+
+
+def check_t(t: Tensor, T: int) -> None:
+    """Raise ValueError unless every entry of the integer tensor t lies in 1..T."""
+    if t.dtype.is_floating_point or t.dtype == torch.bool:
+        raise ValueError(f"t must be an integer tensor of time steps in 1..{T}, got dtype {t.dtype}")
+    if t.numel() and (int(t.min()) < 1 or int(t.max()) > T):
+        raise ValueError(f"t must lie in 1..{T} (T = {T}); got values from {int(t.min())} to {int(t.max())}")
+
+
+def extract(a: Tensor, t: Tensor | int, x: Tensor) -> Tensor:
+    """Index the per-t tensor ``a`` at ``t`` and shape it to broadcast against x.
+
+    a: (T + 1,) float64; t: int or (B,) integer tensor; x: (B, ...).
+    Returns a[t] in x's dtype and device, shaped (B, 1, ..., 1) (or a 0-d tensor for an int t).
+    """
+    if isinstance(t, int):
+        return a[t].to(device=x.device, dtype=x.dtype)
+    out = a.to(t.device)[t].to(device=x.device, dtype=x.dtype)
+    return out.reshape(out.shape + (1,) * (x.dim() - out.dim()))

@@ -1,0 +1,63 @@
+"""L_simple and the v parameterisation (chapter 7)."""
+
+import math
+
+import pytest
+import torch
+
+from ddpm_edu.analytic import GaussianEps
+from ddpm_edu.forward import q_sample
+from ddpm_edu.losses import eps_from_v, l_simple, sample_t, v_target, x0_from_v
+from ddpm_edu.schedules import Schedule
+
+S = Schedule.linear(1000)
+
+
+@pytest.mark.parametrize("t", [10, 300, 900])
+def test_l_simple_of_exact_model_is_posterior_variance_of_eps(t):
+    """For x0 ~ N(mu, sd^2), min L_simple at fixed t is Var[eps | x_t] = ab sd^2 / (ab sd^2 + 1 - ab)."""
+    mu, sd, n = 0.5, 0.3, 200_000
+    g = torch.Generator().manual_seed(t)
+    x0 = mu + sd * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    loss = l_simple(GaussianEps(mu, sd, S), x0, S, t=torch.full((n,), t), generator=g).item()
+    ab = S.alpha_bar[t].item()
+    expected = ab * sd**2 / (ab * sd**2 + 1 - ab)
+    # loss is a mean of n squared Gaussians with variance `expected`: its std is expected * sqrt(2 / n).
+    assert abs(loss - expected) < 5 * expected * math.sqrt(2 / n)
+
+
+def test_l_simple_uses_given_t_and_eps():
+    x0, eps, t = torch.randn(5, 3), torch.randn(5, 3), torch.tensor([1, 2, 3, 4, 5])
+    seen = {}
+
+    def model(xt, tt):
+        seen["xt"], seen["t"] = xt, tt
+        return torch.zeros_like(xt)
+
+    loss = l_simple(model, x0, S, t=t, eps=eps)
+    torch.testing.assert_close(seen["xt"], q_sample(x0, t, eps, S))
+    assert torch.equal(seen["t"], t)
+    assert loss.item() == pytest.approx((eps**2).mean().item(), rel=1e-6)
+    loss_v = l_simple(model, x0, S, t=t, eps=eps, target="v")
+    assert loss_v.item() == pytest.approx((v_target(x0, t, eps, S) ** 2).mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="target"):
+        l_simple(model, x0, S, target="x0")
+
+
+def test_v_round_trips():
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(16, 4, generator=g, dtype=torch.float64), torch.randn(16, 4, generator=g, dtype=torch.float64)
+    t = sample_t(16, S.T, generator=g)
+    assert t.min() >= 1 and t.max() <= S.T and t.dtype == torch.long
+    xt, v = q_sample(x0, t, eps, S), v_target(x0, t, eps, S)
+    torch.testing.assert_close(eps_from_v(xt, t, v, S), eps)
+    torch.testing.assert_close(x0_from_v(xt, t, v, S), x0)
+
+
+def test_sample_t_is_uniform_on_1_to_T():
+    T, n = 10, 100_000
+    t = sample_t(n, T, generator=torch.Generator().manual_seed(1))
+    counts = torch.bincount(t, minlength=T + 1)
+    assert counts[0] == 0
+    p = 1 / T
+    assert (abs(counts[1:] / n - p) < 5 * math.sqrt(p * (1 - p) / n)).all()

@@ -1,0 +1,53 @@
+"""Repository hygiene for the book: chapters are committed without outputs and all listed in the TOC."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def toc_files() -> set[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = {toc["root"]}
+    for part in toc.get("parts", []):
+        for ch in part.get("chapters", []) or []:
+            files.add(ch["file"])
+    return files
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_has_no_outputs(nb):
+    data = json.loads(nb.read_text())
+    dirty = [
+        i for i, c in enumerate(data["cells"])
+        if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
+    assert not dirty, f"{nb.name}: cells {dirty} carry outputs or execution counts; clear them before committing"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_first_cell_is_hidden_setup(nb):
+    first = json.loads(nb.read_text())["cells"][0]
+    assert first["cell_type"] == "code" and "hide-input" in first.get("metadata", {}).get("tags", []), (
+        f"{nb.name}: the first cell must be the hidden (hide-input) install cell"
+    )
+
+
+def test_every_chapter_is_in_the_toc():
+    listed = toc_files()
+    missing = [p.name for p in NOTEBOOKS if f"book/{p.stem}" not in listed]
+    assert not missing, f"chapters missing from _toc.yml: {missing}"
+    for f in listed:
+        assert any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb")), f"_toc.yml lists {f}, which does not exist"
+
+
+def test_dirty_notebook_would_be_caught(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": "1", "metadata": {}, "outputs": [{"output_type": "stream"}], "execution_count": 3}]}
+    p = tmp_path / "x.ipynb"
+    p.write_text(json.dumps(nb))
+    with pytest.raises(AssertionError, match="outputs"):
+        test_notebook_has_no_outputs(p)

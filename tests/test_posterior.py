@@ -1,0 +1,64 @@
+"""The posterior q(x_{t-1} | x_t, x0) against brute force on a grid (chapter 6)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ddpm_edu.forward import q_sample
+from ddpm_edu.posterior import eps_from_x0, mean_from_eps, q_posterior, x0_from_eps
+from ddpm_edu.schedules import Schedule
+
+S = Schedule.linear(1000)
+
+
+def brute_force_posterior(x0: float, xt: float, t: int, s: Schedule) -> tuple[float, float]:
+    """Mean and variance of q(x_{t-1} | x0) q(x_t | x_{t-1}), normalised numerically on a 1-D grid."""
+    ab_prev, alpha, beta = s.alpha_bar[t - 1].item(), s.alphas[t].item(), s.betas[t].item()
+    # The grid covers both the prior's and the likelihood's mass, whatever the posterior turns out to be.
+    centres = (math.sqrt(ab_prev) * x0, xt / math.sqrt(alpha))
+    width = 12 * max(math.sqrt(1 - ab_prev), math.sqrt(beta / alpha))
+    grid = np.linspace(min(centres) - width, max(centres) + width, 400_001)
+    log_prior = -((grid - math.sqrt(ab_prev) * x0) ** 2) / (2 * (1 - ab_prev))
+    log_lik = -((xt - math.sqrt(alpha) * grid) ** 2) / (2 * beta)
+    logp = log_prior + log_lik
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    mean = (p * grid).sum()
+    return mean, (p * (grid - mean) ** 2).sum()
+
+
+@pytest.mark.parametrize("t", [2, 10, 100, 500, 1000])
+@pytest.mark.parametrize("x0, xt", [(0.7, 0.1), (-1.0, 0.8)])
+def test_posterior_matches_brute_force(t, x0, xt):
+    mean, var = q_posterior(torch.tensor([[x0]], dtype=torch.float64), torch.tensor([[xt]], dtype=torch.float64), torch.tensor([t]), S)
+    bf_mean, bf_var = brute_force_posterior(x0, xt, t, S)
+    assert var.item() == pytest.approx(bf_var, rel=1e-5)
+    assert mean.item() == pytest.approx(bf_mean, rel=1e-6, abs=1e-9)
+
+
+def test_posterior_at_t1_is_x0_with_zero_variance():
+    x0, xt = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    mean, var = q_posterior(x0, xt, torch.ones(5, dtype=torch.long), S)
+    torch.testing.assert_close(mean, x0)
+    assert (var == 0).all()
+
+
+@pytest.mark.parametrize("t", [1, 2, 37, 999, 1000])
+def test_eps_form_of_mean_equals_posterior_mean(t):
+    """Substituting x0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab) into eq. (7) gives eq. (11)."""
+    g = torch.Generator().manual_seed(t)
+    x0 = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    eps = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    tt = torch.full((64,), t)
+    xt = q_sample(x0, tt, eps, S)
+    torch.testing.assert_close(mean_from_eps(xt, tt, eps, S), q_posterior(x0, xt, tt, S)[0], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(x0_from_eps(xt, tt, eps, S), x0, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(eps_from_x0(xt, tt, x0, S), eps, rtol=1e-9, atol=1e-9)
+
+
+def test_posterior_float32():
+    x = torch.randn(4, 2)
+    mean, var = q_posterior(x, x, torch.tensor([1, 2, 3, 4]), S)
+    assert mean.dtype == torch.float32 and var.dtype == torch.float32 and var.shape == (4, 1)

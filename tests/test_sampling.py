@@ -1,0 +1,129 @@
+"""Samplers driven by exact noise predictors must return the data distribution (chapter 8)."""
+
+import math
+
+import pytest
+import torch
+
+from ddpm_edu.analytic import GaussianEps, MixtureEps
+from ddpm_edu.posterior import mean_from_eps
+from ddpm_edu.sampling import ddim_sample, ddim_timesteps, ddpm_step, sample
+from ddpm_edu.schedules import Schedule
+
+S = Schedule.linear(1000)
+MU, SD, N = 0.5, 0.3, 4000
+
+
+def assert_gaussian(x: torch.Tensor, mu: float, sd: float) -> None:
+    n = x.numel()
+    assert abs(x.mean().item() - mu) < 5 * sd / math.sqrt(n), x.mean().item()
+    assert abs(x.std().item() - sd) < 5 * sd / math.sqrt(2 * n), x.std().item()
+
+
+@pytest.mark.parametrize("variance", ["beta_tilde", "beta"])
+def test_ddpm_sampler_reproduces_gaussian_data(variance):
+    g = torch.Generator().manual_seed(0)
+    x = sample(GaussianEps(MU, SD, S), (N, 1), S, generator=g, variance=variance)
+    assert x.dtype == torch.float32
+    assert_gaussian(x, MU, SD)
+
+
+def test_ddim_full_steps_reproduces_gaussian_data():
+    g = torch.Generator().manual_seed(1)
+    assert_gaussian(ddim_sample(GaussianEps(MU, SD, S), (N, 1), S, steps=S.T, eta=0.0, generator=g), MU, SD)
+
+
+def test_ddim_eta_one_reproduces_gaussian_data():
+    g = torch.Generator().manual_seed(5)
+    assert_gaussian(ddim_sample(GaussianEps(MU, SD, S), (N, 1), S, steps=S.T, eta=1.0, generator=g), MU, SD)
+
+
+def ddim_output_std(steps: int) -> tuple[float, float]:
+    """For Gaussian data, eta = 0 DDIM is an affine map of x_T, so pushing x_T = 0 and x_T = 1
+    through it gives the exact output mean and std, with no sampling noise."""
+    model = GaussianEps(MU, SD, S)
+    ends = ddim_sample(model, (2, 1), S, steps=steps, x_T=torch.tensor([[0.0], [1.0]], dtype=torch.float64), dtype=torch.float64)
+    return ends[0].item(), (ends[1] - ends[0]).item()
+
+
+def test_ddim_discretisation_error_shrinks_with_steps():
+    errors = {}
+    for steps in (10, 50, 250, 1000):
+        mean, std = ddim_output_std(steps)
+        errors[steps] = abs(std - SD)
+        assert abs(mean - MU) < 0.05
+    assert errors[10] > errors[50] > errors[250] > errors[1000], errors
+    assert errors[1000] < 0.01  # S = T: the ODE discretisation error is small but real
+
+
+def test_ddpm_sampler_reproduces_mixture_weights():
+    w, m, sd = (0.3, 0.7), (-0.6, 0.5), (0.1, 0.15)
+    model = MixtureEps(w, [[m[0]], [m[1]]], sd, S)
+    x = sample(model, (N, 1), S, generator=torch.Generator().manual_seed(2))
+    left = (x < (m[0] + m[1]) / 2).float().mean().item()
+    assert abs(left - w[0]) < 5 * math.sqrt(w[0] * w[1] / N)
+    xl, xr = x[x < -0.05], x[x >= -0.05]
+    assert abs(xl.mean().item() - m[0]) < 5 * sd[0] / math.sqrt(xl.numel())
+    assert abs(xr.std().item() - sd[1]) < 5 * sd[1] / math.sqrt(2 * xr.numel())
+
+
+def test_ddim_reproduces_mixture_weights():
+    w, m, sd = (0.3, 0.7), (-0.6, 0.5), (0.1, 0.15)
+    model = MixtureEps(w, [[m[0]], [m[1]]], sd, S)
+    x = ddim_sample(model, (N, 1), S, steps=200, generator=torch.Generator().manual_seed(3))
+    left = (x < (m[0] + m[1]) / 2).float().mean().item()
+    assert abs(left - w[0]) < 5 * math.sqrt(w[0] * w[1] / N)
+
+
+def test_no_noise_at_t_equals_one():
+    x, eps, z = torch.randn(8, 2), torch.randn(8, 2), torch.randn(8, 2)
+    for variance in ("beta", "beta_tilde"):
+        torch.testing.assert_close(ddpm_step(x, 1, eps, S, z, variance=variance), mean_from_eps(x, 1, eps, S))
+        t = torch.tensor([1, 1, 2, 2, 3, 3, 4, 4])
+        out = ddpm_step(x, t, eps, S, z, variance=variance)
+        torch.testing.assert_close(out[:2], mean_from_eps(x, t, eps, S)[:2])
+        assert not torch.allclose(out[2:], mean_from_eps(x, t, eps, S)[2:])
+
+
+def test_ddpm_step_with_clipping_uses_clipped_x0():
+    x, eps = torch.full((1, 1), 3.0), torch.zeros(1, 1)  # x0_hat = 3 / sqrt(ab) > 1
+    t = 5
+    out = ddpm_step(x, t, eps, S, torch.zeros(1, 1), clip_x0=1.0)
+    expected = S.coef_x0[t].item() * 1.0 + S.coef_xt[t].item() * 3.0
+    assert out.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_callback_sees_every_step_and_final_state():
+    seen = []
+    small = Schedule.linear(20, 1e-3, 0.2)
+    out = sample(GaussianEps(0.0, 1.0, small), (3, 2), small, generator=torch.Generator().manual_seed(0),
+                 callback=lambda t, xt, x0: seen.append((t, xt.shape, x0.shape)))
+    assert [t for t, _, _ in seen] == list(range(20, -1, -1))
+    assert all(a == (3, 2) and b == (3, 2) for _, a, b in seen)
+    seen.clear()
+    ddim_sample(GaussianEps(0.0, 1.0, small), (3, 2), small, steps=5, callback=lambda t, xt, x0: seen.append(t))
+    assert seen == ddim_timesteps(20, 5)[::-1] + [0]
+    assert out.shape == (3, 2)
+
+
+def test_sampler_is_reproducible_with_a_generator():
+    model = GaussianEps(0.0, 1.0, S)
+    a = sample(model, (4, 1), S, generator=torch.Generator().manual_seed(9))
+    b = sample(model, (4, 1), S, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(a, b)
+
+
+def test_bad_sampler_arguments():
+    model = GaussianEps(0.0, 1.0, S)
+    with pytest.raises(ValueError, match="variance"):
+        ddpm_step(torch.zeros(1, 1), 3, torch.zeros(1, 1), S, torch.zeros(1, 1), variance="learned")
+    with pytest.raises(ValueError, match="steps"):
+        ddim_sample(model, (1, 1), S, steps=0)
+    with pytest.raises(ValueError, match="steps"):
+        ddim_timesteps(10, 11)
+    with pytest.raises(ValueError, match="eta"):
+        ddim_sample(model, (1, 1), S, steps=10, eta=-1)
+    with pytest.raises(ValueError, match="x_T"):
+        sample(model, (2, 1), S, x_T=torch.zeros(3, 1))
+    assert ddim_timesteps(1000, 1000) == list(range(1, 1001))
+    assert ddim_timesteps(1000, 10)[-1] == 1000 and len(ddim_timesteps(1000, 10)) == 10
