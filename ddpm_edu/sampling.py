@@ -75,7 +75,7 @@ def sample(
 
     ``x_T`` overrides the initial N(0, I) draw. Noise comes from ``generator`` (on ``device``).
     """
-    x = _initial(shape, x_T, generator, device, dtype)  # Alg. 2, line 1
+    x = _initial(shape, x_T, generator, device or _model_device(model), dtype)  # Alg. 2, line 1
     for t in _progress(range(s.T, 0, -1), progress, "DDPM"):  # line 2
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         eps_hat = model(x, tt).to(x.dtype)
@@ -133,7 +133,7 @@ def ddim_sample(
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta!r}")
     taus = ddim_timesteps(s.T, steps)
-    x = _initial(shape, x_T, generator, device, dtype)
+    x = _initial(shape, x_T, generator, device or _model_device(model), dtype)
     for t, t_prev in _progress(list(zip(taus[::-1], taus[::-1][1:] + [0])), progress, "DDIM"):
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         eps_hat = model(x, tt).to(x.dtype)
@@ -149,6 +149,13 @@ def ddim_sample(
 def _x0_hat(x: Tensor, t: int, eps_hat: Tensor, s: Schedule, clip_x0: float | None) -> Tensor:
     x0 = x0_from_eps(x, t, eps_hat, s)
     return x0 if clip_x0 is None else x0.clamp(-clip_x0, clip_x0)
+
+
+def _model_device(model: Model) -> torch.device | None:
+    """The device of an nn.Module's parameters, or None for a plain callable."""
+    params = getattr(model, "parameters", None)
+    p = next(params(), None) if callable(params) else None
+    return p.device if p is not None else None
 
 
 def _initial(shape, x_T, generator, device, dtype) -> Tensor:
