@@ -10,6 +10,7 @@ scheduled step q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I) (chapter 4,
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Iterable
 
 import torch
@@ -91,6 +92,8 @@ def _as_t(t: Tensor | int, s: Schedule) -> Tensor | int:
     if isinstance(t, Tensor):
         check_t(t, s.T)
         return t
-    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= s.T:
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+        raise ValueError(f"t must be an integer in 1..{s.T} or an integer tensor, got {t!r}")
+    if not 1 <= t <= s.T:
         raise ValueError(f"t must lie in 1..{s.T} (T = {s.T}), got {t!r}")
-    return t
+    return int(t)

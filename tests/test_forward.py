@@ -87,6 +87,11 @@ def test_t_out_of_range_raises():
         q_sample(x, torch.tensor([1, 11]), x, s)
     with pytest.raises(ValueError, match="1..10"):
         q_step(x, 0, x, s)
+    with pytest.raises(ValueError, match="integer"):
+        q_step(x, 2.0, x, s)
+    import numpy as np
+
+    torch.testing.assert_close(q_step(x, np.int64(3), x, s), q_step(x, 3, x, s))  # numpy integers are integers
     with pytest.raises(ValueError, match="batch size"):
         q_sample(x, torch.tensor([1, 2, 3]), x, s)
     with pytest.raises(ValueError, match="shape"):
