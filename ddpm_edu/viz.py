@@ -1,21 +1,40 @@
-"""Figures, image grids and GIFs. Plot functions never re-implement math: they call the library.
+"""Figures, image grids, GIFs and the photograph. Plot functions never re-implement math: they call the library.
 
 Images live in [-1, 1] inside the library; this module is the display and file boundary where
-they become [0, 1] floats or uint8. Plot functions take ``ax=None``, return the figure and leave
-global rcParams alone.
+they become [0, 1] floats or uint8. Plot functions take ``ax=None`` (single-panel ones) or build a
+new figure (multi-panel ones, which accept ``fig=`` to redraw in place), return the
+:class:`matplotlib.figure.Figure`, and leave global rcParams alone: figures are made without
+pyplot, each with its own Agg canvas. The chapter that uses a function is named in its docstring;
+``ddpm_edu.figs.make_all`` regenerates the README's figures from these same functions.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import os
+from html import escape as html_escape
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from torch import Tensor
 
-__all__ = ["to_uint8", "image_grid", "save_image_grid", "save_gif", "TrajectoryRecorder"]
+from .forward import naive_step, q_sample, trajectory, vp_step
+from .schedules import Schedule
+
+__all__ = [
+    "to_uint8", "image_grid", "save_image_grid", "save_gif", "TrajectoryRecorder",
+    "photo", "BookFigure", "new_figure", "figure_png", "figure_bytes", "save_figure", "animation_html", "message_html",
+    "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
+    "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms",
+    "plot_forward_explorer",
+]
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
@@ -108,3 +127,452 @@ class TrajectoryRecorder:
         """The recorded states as uint8 grid images, one per frame."""
         src = self.x0_frames if x0 else self.frames
         return [image_grid(x, nrow) for _, x in src]
+
+
+# =====================================================================================
+# The photograph the forward-process chapters noise (chapters 2-5).
+# =====================================================================================
+
+
+@functools.lru_cache(maxsize=4)
+def _sample_image(name: str) -> np.ndarray:
+    from sklearn.datasets import load_sample_image  # ships inside scikit-learn: no download
+
+    img = load_sample_image(name)
+    img.setflags(write=False)
+    return img
+
+
+def photo(size: int = 96, name: str = "china.jpg") -> Tensor:
+    """A real photograph as a (3, size, size) float32 tensor in [-1, 1]; chapters 2-5 noise it.
+
+    The image is one of the two that scikit-learn ships (``"china.jpg"`` or ``"flower.jpg"``), so it
+    works offline and in Colab alike. It is centre-cropped to a square and downscaled with
+    antialiasing, so that a chapter runs in seconds. (The default 96 x 96 x 3 = 27,648 values
+    also stays under PyTorch's per-op parallel grain, so the many small element-wise steps of an
+    iterated forward process do not pay for thread hand-offs on a busy 2-core machine.)
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer (pixels per side), got {size!r}")
+    img = torch.from_numpy(np.array(_sample_image(name))).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
+    _, H, W = img.shape
+    m = min(H, W)
+    top, left = (H - m) // 2, (W - m) // 2
+    img = img[:, top : top + m, left : left + m]
+    img = torch.nn.functional.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    return (img * 2.0 - 1.0).clamp(-1.0, 1.0)
+
+
+# =====================================================================================
+# Figure plumbing. Figures are made without pyplot: each one owns an Agg canvas, so no global
+# state (rcParams, the pyplot figure list, the backend) changes, and a notebook shows a figure
+# exactly once, when a cell returns it.
+# =====================================================================================
+
+
+class BookFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` that displays itself in Jupyter as a PNG.
+
+    Figures made without pyplot have no notebook display hook unless the inline backend happens
+    to be active; ``_repr_png_`` gives them one, so a cell that returns a figure shows it once.
+    """
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self)
+
+
+def new_figure(figsize: tuple[float, float] = (6.4, 4.0), dpi: float = 100) -> Figure:
+    """An empty figure with its own Agg canvas and constrained layout (no pyplot involved)."""
+    fig = BookFigure(figsize=figsize, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _fig_ax(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.get_figure(root=True), ax
+    fig = new_figure(figsize)
+    return fig, fig.add_subplot()
+
+
+def _reset(fig: Figure | None, figsize: tuple[float, float]) -> Figure:
+    """A fresh figure, or ``fig`` cleared for redrawing (widgets and animations reuse one figure)."""
+    if fig is None:
+        return new_figure(figsize)
+    fig.clear()
+    return fig
+
+
+def _show_image(ax: Axes, x: Tensor, title: str | None = None) -> None:
+    ax.imshow(to_uint8(x), interpolation="nearest")  # values outside [-1, 1] saturate (to_uint8 clips)
+    ax.set_axis_off()  # also skips tick layout, which dominates redraw time
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def _np(x: Tensor) -> np.ndarray:
+    return x.detach().double().cpu().numpy()
+
+
+def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
+    """The figure rendered as PNG bytes (how a figure shows itself in a notebook)."""
+    return figure_bytes(fig, "png", dpi)
+
+
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: float | None = None, jpeg_quality: int = 85) -> bytes:
+    """The figure rendered as image bytes, PNG or JPEG (JPEG keeps pictures of noise small)."""
+    buf = io.BytesIO()
+    kwargs = {"pil_kwargs": {"quality": jpeg_quality}} if fmt in ("jpeg", "jpg") else {}
+    fig.savefig(buf, format=fmt, dpi=dpi, **kwargs)
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: float = 100) -> Path:
+    """Write a figure as a PNG, atomically."""
+    return _atomic_write(Path(path), lambda p: fig.savefig(p, format="png", dpi=dpi))
+
+
+# =====================================================================================
+# Chapter 1: from p(z) to p(x).
+# =====================================================================================
+
+
+def plot_images(x: Tensor, nrow: int | None = None, *, title: str | None = None, ax: Axes | None = None) -> Figure:
+    """Chapters 1-2: a batch of images in [-1, 1], (B, C, H, W), tiled by :func:`image_grid` on one axes."""
+    fig, ax = _fig_ax(ax, (4.0, 4.0))
+    grid = image_grid(x, nrow)
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_px_pz(z: Tensor, x: Tensor, data: Tensor, mu: float, sigma: float, bins: int = 60) -> Figure:
+    """Chapter 1: samples z ~ p(z) = N(0, 1), and x = mu_hat + sigma_hat z against the data and p(x).
+
+    z, x, data: 1-D tensors (samples of the latent, the generated x and the training data);
+    mu, sigma: the true parameters of p(x) = N(mu, sigma^2), drawn as a density curve.
+    """
+    fig = new_figure((9.0, 3.4))
+    ax_z, ax_x = fig.subplots(1, 2)
+    z, x, data = _np(z.flatten()), _np(x.flatten()), _np(data.flatten())
+    grid = torch.linspace(-4.5, 4.5, 400, dtype=torch.float64)
+    std = torch.distributions.Normal(0.0, 1.0)
+    ax_z.hist(z, bins=bins, density=True, color="0.6", label=r"samples $z$")
+    ax_z.plot(grid, std.log_prob(grid).exp(), "k", lw=1.5, label=r"$p(z)=\mathcal{N}(0,1)$")
+    ax_z.set_title(r"latent $z \sim p(z)$")
+    ax_z.set_xlabel("z")
+    ax_z.legend(fontsize=8, loc="upper left")
+    lo, hi = min(data.min(), x.min()), max(data.max(), x.max())
+    edges = np.linspace(lo, hi, bins + 1)
+    grid = torch.linspace(float(lo), float(hi), 400, dtype=torch.float64)
+    ax_x.hist(data, bins=edges, density=True, color="C0", alpha=0.45, label="data")
+    ax_x.hist(x, bins=edges, density=True, histtype="step", color="C3", lw=1.5, label=r"generated $\hat\mu+\hat\sigma z$")
+    ax_x.plot(grid, torch.distributions.Normal(mu, sigma).log_prob(grid).exp(), "k", lw=1.5, label=r"true $p(x)$")
+    ax_x.set_title(r"data $x \sim p(x)$")
+    ax_x.set_xlabel("x")
+    ax_x.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+# =====================================================================================
+# Chapters 2-3: noising a photograph with a fixed sigma.
+# =====================================================================================
+
+
+def plot_image_strip(
+    states: Tensor,
+    ts: Sequence[int],
+    *,
+    hist: bool = False,
+    suptitle: str | None = None,
+    fig: Figure | None = None,
+) -> Figure:
+    """A row of images x_t, one per t in ``ts``, each titled with t and its pixel range.
+
+    states: (K, C, H, W) in the library's [-1, 1] scale (values outside saturate on screen);
+    with ``hist=True`` a second row shows each state's pixel histogram on a shared x-axis,
+    which makes a growing scale visible (chapter 2).
+    """
+    K = states.shape[0]
+    if len(ts) != K:
+        raise ValueError(f"got {K} states but {len(ts)} time steps")
+    fig = _reset(fig, (1.9 * K, 4.0 if hist else 2.3))
+    axes = fig.subplots(2 if hist else 1, K, squeeze=False, height_ratios=[1.6, 1] if hist else None)
+    lim = max(1.0, float(states.abs().max()))
+    for k, t in enumerate(ts):
+        x = states[k]
+        _show_image(axes[0, k], x, f"t = {t}\nrange [{x.min():.2g}, {x.max():.2g}]")
+        if hist:
+            axes[1, k].hist(_np(x.flatten()), bins=60, range=(-lim, lim), color="C0")
+            axes[1, k].axvspan(-1, 1, color="C2", alpha=0.15, lw=0)  # the range images should live in
+            axes[1, k].set_yticks([])
+            axes[1, k].set_xlabel("pixel value", fontsize=8)
+            axes[1, k].tick_params(labelsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def plot_naive_noise(x0: Tensor, sigma: float, ts: Sequence[int], generator: torch.Generator | None = None) -> Figure:
+    """Chapter 2: the naive process x_t = x_{t-1} + sigma eps on an image, with pixel histograms.
+
+    Runs :func:`ddpm_edu.forward.trajectory` with :func:`ddpm_edu.forward.naive_step`. x0: (C, H, W).
+    The green band in the histograms is [-1, 1], the range the data started in.
+    """
+    states = trajectory(x0, max(ts), lambda x, t, e: naive_step(x, sigma, e), generator=generator, keep=ts)
+    return plot_image_strip(states, sorted(set(ts)), hist=True, suptitle=rf"naive noise $x_t = x_{{t-1}} + \sigma\epsilon_t$, $\sigma = {sigma:g}$")
+
+
+def plot_variance(
+    ts: Sequence[int] | Tensor,
+    empirical: Mapping[str, Sequence[float] | Tensor],
+    theory: Mapping[str, Sequence[float] | Tensor],
+    *,
+    logy: bool = False,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Chapters 2-3: measured Var[x_t] (markers) against a formula (lines), one colour per label.
+
+    ``empirical`` and ``theory`` map a label to one value per t in ``ts``; matching labels share a colour.
+    """
+    fig, ax = _fig_ax(ax, (5.0, 3.4))
+    ts = np.asarray(ts)
+    for i, (label, v) in enumerate(theory.items()):
+        ax.plot(ts, np.asarray(v, dtype=float), color=f"C{i}", lw=1.5, label=f"{label} (formula)")
+        if label in empirical:
+            ax.plot(ts, np.asarray(empirical[label], dtype=float), "o", color=f"C{i}", ms=4, mfc="none", label=f"{label} (measured)")
+    for j, (label, v) in enumerate((k, v) for k, v in empirical.items() if k not in theory):
+        ax.plot(ts, np.asarray(v, dtype=float), "o", color=f"C{len(theory) + j}", ms=4, label=f"{label} (measured)")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("t")
+    ax.set_ylabel(r"Var$[x_t]$")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_fixed_noise(
+    x0: Tensor,
+    sigmas: float | Sequence[float],
+    ts: Sequence[int],
+    generator: torch.Generator | None = None,
+) -> Figure:
+    """Chapter 3: the variance-preserving step with a fixed sigma, one row of images per sigma.
+
+    x_t = sqrt(1 - sigma^2) x_{t-1} + sigma eps (:func:`ddpm_edu.forward.vp_step`), iterated by
+    :func:`ddpm_edu.forward.trajectory`. ``sigma`` is the noise *standard deviation* per step;
+    the per-step variance is sigma^2. x0: (C, H, W).
+    """
+    sigmas = [sigmas] if isinstance(sigmas, (int, float)) else list(sigmas)
+    ts = sorted(set(ts))
+    fig = new_figure((1.45 * len(ts), 1.85 * len(sigmas) + 0.2))
+    rows = fig.subfigures(len(sigmas), 1, squeeze=False)[:, 0]
+    for row, sigma in zip(rows, sigmas):
+        states = trajectory(x0, ts[-1], lambda x, t, e, sg=sigma: vp_step(x, sg, e), generator=generator, keep=ts)
+        axes = row.subplots(1, len(ts), squeeze=False)[0]
+        for ax, t, x in zip(axes, ts, states):
+            _show_image(ax, x, f"t = {t}")
+        row.suptitle(rf"$\sigma = {sigma:g}$ per step ($\sigma^2 = {sigma**2:g}$)", fontsize=10)
+    return fig
+
+
+# =====================================================================================
+# Chapter 4: variance schedules.
+# =====================================================================================
+
+
+def _schedule_axes(
+    axes: Sequence[Axes], schedules: Mapping[str, Schedule], panels: Sequence[str], beta_scale: str, legend: bool = True
+) -> None:
+    for i, (label, s) in enumerate(schedules.items()):
+        t = np.arange(1, s.T + 1)
+        curves = {"beta": _np(s.betas[1:]), "alpha_bar": _np(s.alpha_bar[1:]), "snr": _np(s.snr[1:])}
+        for ax, p in zip(axes, panels):
+            ax.plot(t, curves[p], color=f"C{i}", lw=1.5, label=label)
+    labels = {"beta": (r"$\beta_t$", beta_scale), "alpha_bar": (r"$\bar\alpha_t$", "linear"), "snr": (r"SNR$_t = \bar\alpha_t/(1-\bar\alpha_t)$", "log")}
+    for ax, p in zip(axes, panels):
+        title, scale = labels[p]
+        ax.set_title(title, fontsize=10)
+        ax.set_yscale(scale)
+        ax.set_xlabel("t")
+        ax.tick_params(labelsize=8)
+    if legend:
+        axes[0].legend(fontsize=8)
+
+
+def plot_schedules(
+    schedules: Schedule | Mapping[str, Schedule],
+    *,
+    panels: Sequence[str] = ("beta", "alpha_bar", "snr"),
+    beta_scale: str = "log",
+    fig: Figure | None = None,
+) -> Figure:
+    """Chapter 4: beta_t, alpha_bar_t and the SNR of one or several schedules, each on its own axes.
+
+    ``schedules`` is a :class:`ddpm_edu.schedules.Schedule` or a mapping label -> Schedule; ``panels``
+    picks from "beta", "alpha_bar", "snr" (the SNR is always on a log scale). Every curve is a
+    tensor of the Schedule itself; nothing is recomputed here.
+    """
+    if isinstance(schedules, Schedule):
+        schedules = {"schedule": schedules}
+    unknown = set(panels) - {"beta", "alpha_bar", "snr"}
+    if unknown or not panels:
+        raise ValueError(f"panels must be a non-empty choice of 'beta', 'alpha_bar', 'snr'; got {list(panels)}")
+    fig = _reset(fig, (3.3 * len(panels), 3.0))
+    _schedule_axes(fig.subplots(1, len(panels), squeeze=False)[0], schedules, panels, beta_scale)
+    return fig
+
+
+def plot_beta_explorer(
+    s: Schedule,
+    x0: Tensor,
+    eps: Tensor,
+    ts: Sequence[int],
+    *,
+    title: str | None = None,
+    fig: Figure | None = None,
+) -> Figure:
+    """Chapter 4 (the beta widget): one schedule's beta_t, alpha_bar_t and SNR, and x0 noised at ``ts``.
+
+    The images are the closed form x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps
+    (:func:`ddpm_edu.forward.q_sample`) with one shared eps, so only the schedule changes between
+    redraws. x0, eps: (C, H, W); t = 0 shows x0 itself. Pass ``fig`` to redraw in place.
+    """
+    fig = _reset(fig, (9.0, 5.2))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.0])
+    _schedule_axes(top.subplots(1, 3), {"": s}, ("beta", "alpha_bar", "snr"), "linear", legend=False)
+    for ax in top.axes:
+        for t in ts:
+            ax.axvline(t, color="0.7", lw=0.8, zorder=0)
+    axes = bottom.subplots(1, len(ts), squeeze=False)[0]
+    for ax, t in zip(axes, ts):
+        xt = x0 if t == 0 else q_sample(x0[None], t, eps[None], s)[0]
+        _show_image(ax, xt, rf"$t={t}$" + "\n" + rf"$\bar\alpha_t={float(s.alpha_bar[t]):.2g}$")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# =====================================================================================
+# Chapter 5: the closed-form forward process.
+# =====================================================================================
+
+
+def plot_forward_steps(x0: Tensor, s: Schedule, ts: Sequence[int], eps: Tensor) -> Figure:
+    """Chapter 5: x0 noised by the closed form q(x_t | x0) at each t in ``ts`` (t = 0 shows x0).
+
+    Calls :func:`ddpm_edu.forward.q_sample` with one shared eps (C, H, W) for every t.
+    """
+    fig = new_figure((1.9 * len(ts), 2.4))
+    axes = fig.subplots(1, len(ts), squeeze=False)[0]
+    for ax, t in zip(axes, ts):
+        xt = x0 if t == 0 else q_sample(x0[None], t, eps[None], s)[0]
+        _show_image(ax, xt, rf"$t={t}$" + "\n" + rf"$\bar\alpha_t={float(s.alpha_bar[t]):.2g}$")
+    return fig
+
+
+def plot_pixel_histograms(
+    samples: Mapping[str, Tensor],
+    ts: Sequence[int],
+    *,
+    bins: int = 60,
+    fig: Figure | None = None,
+) -> Figure:
+    """Chapter 5: pixel-value histograms at each t, one overlaid histogram per label.
+
+    ``samples`` maps a label (e.g. "iterated", "closed form") to a tensor (K, ...) holding the
+    state at each of the K times in ``ts``. Matching histograms mean matching distributions.
+    """
+    fig = _reset(fig, (2.3 * len(ts), 2.6))
+    axes = fig.subplots(1, len(ts), squeeze=False, sharey=False)[0]
+    for i, (label, x) in enumerate(samples.items()):
+        if x.shape[0] != len(ts):
+            raise ValueError(f"{label!r} has {x.shape[0]} states but there are {len(ts)} time steps")
+        for k, ax in enumerate(axes):
+            ax.hist(_np(x[k].flatten()), bins=bins, range=(-3.5, 3.5), density=True, histtype="step", lw=1.5, color=f"C{i}", label=label)
+    for ax, t in zip(axes, ts):
+        ax.set_title(f"t = {t}", fontsize=10)
+        ax.set_yticks([])
+        ax.set_xlabel("pixel value", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def plot_forward_explorer(s: Schedule, x0: Tensor, eps: Tensor, t: int, *, fig: Figure | None = None) -> Figure:
+    """Chapter 5 (the t widget): x_t from the closed form, its pixel histogram, and where t sits on alpha_bar.
+
+    x_t = :func:`ddpm_edu.forward.q_sample` (x0, t, eps) with x0, eps: (C, H, W); t in 0..T.
+    """
+    fig = _reset(fig, (9.0, 2.8))
+    ax_img, ax_hist, ax_ab = fig.subplots(1, 3, width_ratios=[1, 1.3, 1.3])
+    xt = x0 if t == 0 else q_sample(x0[None], t, eps[None], s)[0]
+    ab = float(s.alpha_bar[t])
+    _show_image(ax_img, xt, rf"$x_t$, $t = {t}$")
+    ax_hist.hist(_np(x0.flatten()), bins=60, range=(-3.5, 3.5), density=True, color="0.75", label=r"$x_0$")
+    ax_hist.hist(_np(xt.flatten()), bins=60, range=(-3.5, 3.5), density=True, histtype="step", lw=1.5, color="C0", label=r"$x_t$")
+    ax_hist.set_ylim(0, 1.6)
+    ax_hist.set_yticks([])
+    ax_hist.set_title("pixel values", fontsize=10)
+    ax_hist.legend(fontsize=8, loc="upper left")
+    steps = np.arange(0, s.T + 1)
+    ax_ab.plot(steps, _np(s.alpha_bar), color="C0", label=r"$\bar\alpha_t$ (signal)")
+    ax_ab.plot(steps, 1.0 - _np(s.alpha_bar), color="C1", label=r"$1-\bar\alpha_t$ (noise)")
+    ax_ab.plot([t, t], [ab, 1.0 - ab], "ko", ms=4)
+    ax_ab.axvline(t, color="0.6", lw=0.8)
+    ax_ab.set_title(rf"$\bar\alpha_t = {ab:.3g}$", fontsize=10)
+    ax_ab.set_xlabel("t")
+    ax_ab.legend(fontsize=8, loc="center right")
+    return fig
+
+
+# =====================================================================================
+# Kernel-free interactivity: an animation with a slider, as self-contained HTML.
+# =====================================================================================
+
+
+def animation_html(
+    fig: Figure,
+    draw: Callable[[int], object],
+    n_frames: int,
+    *,
+    fps: float = 2.0,
+    embed_limit_mb: float = 4.0,
+    frame_format: str = "png",
+    jpeg_quality: int = 70,
+) -> str:
+    """Render ``draw(i)`` for i in 0..n_frames-1 into one self-contained HTML player with a slider.
+
+    This is what matplotlib's ``FuncAnimation(...).to_jshtml()`` does, with the writer's options
+    (frame format, JPEG quality, embed limit) passed directly instead of through rcParams: every
+    frame is embedded as an image and a few lines of JavaScript drive the slider and buttons, so it
+    works on a static page with no kernel. ``draw`` redraws ``fig`` for frame i.
+    """
+    import tempfile
+
+    from matplotlib.animation import FuncAnimation, HTMLWriter
+
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames!r}")
+    anim = FuncAnimation(fig, lambda i: draw(i), frames=n_frames, init_func=lambda: None, repeat=False, cache_frame_data=False)
+    writer = HTMLWriter(fps=fps, embed_frames=True, default_mode="once", embed_limit=embed_limit_mb)
+    writer.frame_format = frame_format
+    kwargs = {"pil_kwargs": {"quality": jpeg_quality}} if frame_format in ("jpeg", "jpg") else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "animation.html"
+        anim.save(str(path), writer=writer, savefig_kwargs=kwargs)
+        return path.read_text()
+
+
+def message_html(text: str, kind: str = "error") -> str:
+    """A short boxed message (a widget's answer to bad parameters), as HTML."""
+    colour = {"error": ("#fdecea", "#b3261e"), "note": ("#eef4fb", "#1f5f99")}[kind]
+    return (
+        f'<div style="background:{colour[0]};border-left:4px solid {colour[1]};padding:6px 10px;'
+        f'margin:4px 0;font-family:sans-serif;font-size:13px;color:#222">{html_escape(text)}</div>'
+    )

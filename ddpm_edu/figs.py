@@ -1,0 +1,80 @@
+"""Regenerate the README's figures, ``figs/*.png``, from the same plot functions the chapters use.
+
+``python -m ddpm_edu figs --out DIR`` (the CLI) calls :func:`make_all`. Every figure comes from a
+:mod:`ddpm_edu.viz` plot function with its own Agg canvas and a seeded ``torch.Generator``, so the
+files are reproducible and nothing here needs a display or changes global matplotlib state.
+
+=========================  ==========  ===============================================
+file                       chapter     plot function
+=========================  ==========  ===============================================
+px_pz.png                  1           :func:`~ddpm_edu.viz.plot_px_pz`
+bad_noise.png              2           :func:`~ddpm_edu.viz.plot_naive_noise`
+fixed_noise_fast.png       3           :func:`~ddpm_edu.viz.plot_fixed_noise`, sigma = 0.1
+fixed_noise_slow.png       3           :func:`~ddpm_edu.viz.plot_fixed_noise`, sigma = 0.01
+betas_alpha_bars.png       4           :func:`~ddpm_edu.viz.plot_schedules`, DDPM linear
+schedules.png              4           :func:`~ddpm_edu.viz.plot_schedules`, four kinds
+forward_steps.png          5           :func:`~ddpm_edu.viz.plot_forward_steps`
+=========================  ==========  ===============================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+from matplotlib.figure import Figure
+
+from .schedules import KINDS, Schedule
+from .viz import (
+    photo,
+    plot_fixed_noise,
+    plot_forward_steps,
+    plot_naive_noise,
+    plot_px_pz,
+    plot_schedules,
+    save_figure,
+)
+
+__all__ = ["FIGURES", "make_all"]
+
+MU, SIGMA = 2.0, 0.7  # the 1-D "data" distribution of chapter 1
+FIXED_TS = (0, 10, 50, 100, 250, 1000)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _px_pz() -> Figure:
+    g = _gen(0)
+    data = MU + SIGMA * torch.randn(5000, generator=g, dtype=torch.float64)
+    mu_hat, sigma_hat = data.mean(), data.std()  # the maximum-likelihood fit (up to n / (n - 1))
+    z = torch.randn(5000, generator=g, dtype=torch.float64)
+    return plot_px_pz(z, mu_hat + sigma_hat * z, data, MU, SIGMA)
+
+
+FIGURES: dict[str, Callable[[], Figure]] = {
+    "px_pz.png": _px_pz,
+    "bad_noise.png": lambda: plot_naive_noise(photo(), 0.1, (0, 10, 100, 500, 1000), _gen(1)),
+    "fixed_noise_fast.png": lambda: plot_fixed_noise(photo(), 0.1, FIXED_TS, _gen(2)),
+    "fixed_noise_slow.png": lambda: plot_fixed_noise(photo(), 0.01, FIXED_TS, _gen(2)),
+    "betas_alpha_bars.png": lambda: plot_schedules(
+        {"linear, DDPM": Schedule.linear(1000, 1e-4, 0.02)}, panels=("beta", "alpha_bar"), beta_scale="linear"
+    ),
+    "schedules.png": lambda: plot_schedules({k: Schedule.make(k) for k in KINDS}),
+    "forward_steps.png": lambda: plot_forward_steps(
+        photo(), Schedule.linear(), (0, 250, 500, 750, 1000), torch.randn(photo().shape, generator=_gen(3))
+    ),
+}
+
+
+def make_all(out_dir: str | os.PathLike = "figs", dpi: float = 75) -> list[Path]:
+    """Write every figure in :data:`FIGURES` to ``out_dir`` as PNG and return their paths.
+
+    The modest default dpi keeps each file under about 200 KB: noise does not compress.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return [save_figure(make(), out / name, dpi=dpi) for name, make in FIGURES.items()]

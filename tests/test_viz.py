@@ -1,0 +1,174 @@
+"""ddpm_edu.viz: the photograph, image helpers and plot functions (chapters 1-5)."""
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ddpm_edu import viz
+from ddpm_edu.schedules import KINDS, Schedule
+
+
+@pytest.fixture(scope="module")
+def x0():
+    return viz.photo(16)
+
+
+@pytest.fixture(scope="module")
+def eps(x0):
+    return torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def small_plots(x0, eps):
+    """Every plot function called on tiny inputs: name -> thunk."""
+    s = Schedule.linear(50, 1e-3, 0.2)
+    z = torch.randn(500, generator=gen())
+    return {
+        "plot_images": lambda: viz.plot_images(x0[None].repeat(4, 1, 1, 1), 2),
+        "plot_px_pz": lambda: viz.plot_px_pz(z, 1 + 2 * z, 1 + 2 * torch.randn(500, generator=gen(1)), 1.0, 2.0),
+        "plot_image_strip": lambda: viz.plot_image_strip(torch.stack([x0, 3 * x0]), [0, 5], hist=True, suptitle="x"),
+        "plot_naive_noise": lambda: viz.plot_naive_noise(x0, 0.1, [0, 3, 7], gen()),
+        "plot_variance": lambda: viz.plot_variance([0, 1, 2], {"a": [1, 2, 3], "b": [1, 1, 1]}, {"a": [1, 2, 3]}, logy=True),
+        "plot_fixed_noise": lambda: viz.plot_fixed_noise(x0, [0.1, 0.01], [0, 2, 5], gen()),
+        "plot_schedules": lambda: viz.plot_schedules({k: Schedule.make(k, 50, 1e-3, 0.2) for k in KINDS}),
+        "plot_beta_explorer": lambda: viz.plot_beta_explorer(s, x0, eps, [0, 10, 50], title="t"),
+        "plot_forward_steps": lambda: viz.plot_forward_steps(x0, s, [0, 25, 50], eps),
+        "plot_pixel_histograms": lambda: viz.plot_pixel_histograms({"a": torch.stack([x0, eps]), "b": torch.stack([eps, x0])}, [1, 2]),
+        "plot_forward_explorer": lambda: viz.plot_forward_explorer(s, x0, eps, 20),
+    }
+
+
+PLOT_NAMES = [
+    "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
+    "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_explorer",
+]
+
+
+def test_every_public_plot_function_is_tested(x0, eps):
+    public = {n for n in viz.__all__ if n.startswith("plot_")}
+    assert public == set(PLOT_NAMES) == set(small_plots(x0, eps))
+
+
+@pytest.mark.parametrize("name", PLOT_NAMES)
+def test_plot_returns_agg_figure_and_leaves_rcparams_alone(name, x0, eps):
+    before = dict(matplotlib.rcParams)
+    backend = matplotlib.get_backend()
+    fig = small_plots(x0, eps)[name]()
+    assert isinstance(fig, Figure)
+    assert isinstance(fig.canvas, FigureCanvasAgg)
+    assert fig.axes, "the figure has no axes"
+    assert viz.figure_png(fig, dpi=30).startswith(b"\x89PNG")  # it renders
+    assert dict(matplotlib.rcParams) == before
+    assert matplotlib.get_backend() == backend
+
+
+@pytest.mark.parametrize("name", ["plot_images", "plot_variance"])
+def test_single_panel_plots_draw_into_a_given_ax(name, x0):
+    fig = viz.new_figure((4, 2))
+    ax1, ax2 = fig.subplots(1, 2)
+    call = {
+        "plot_images": lambda ax: viz.plot_images(x0[None], ax=ax),
+        "plot_variance": lambda ax: viz.plot_variance([0, 1], {"a": [1, 2]}, {"a": [1, 2]}, ax=ax),
+    }[name]
+    assert call(ax2) is fig
+    assert len(fig.axes) == 2
+    assert ax2.has_data() and not ax1.has_data()
+
+
+def test_multi_panel_plots_redraw_in_place(x0, eps):
+    s = Schedule.linear(20, 1e-3, 0.2)
+    fig = viz.new_figure()
+    for t in (0, 10, 20):
+        assert viz.plot_forward_explorer(s, x0, eps, t, fig=fig) is fig
+    assert len(fig.axes) == 3  # cleared between redraws, not stacked
+
+
+def test_schedule_plot_uses_the_schedule_tensors():
+    s = Schedule.cosine(30)
+    fig = viz.plot_schedules({"cos": s})
+    ax_beta, ax_ab, ax_snr = fig.axes
+    np.testing.assert_allclose(ax_beta.lines[0].get_ydata(), s.betas[1:].numpy())
+    np.testing.assert_allclose(ax_ab.lines[0].get_ydata(), s.alpha_bar[1:].numpy())
+    np.testing.assert_allclose(ax_snr.lines[0].get_ydata(), s.snr[1:].numpy())
+    assert ax_snr.get_yscale() == "log"
+    with pytest.raises(ValueError, match="panels"):
+        viz.plot_schedules(s, panels=("nope",))
+
+
+def test_image_strip_titles_report_the_true_pixel_range(x0):
+    fig = viz.plot_image_strip(torch.stack([x0, 5 * x0]), [0, 9])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "t = 9" in titles[1] and f"{(5 * x0).max():.2g}" in titles[1]
+    with pytest.raises(ValueError, match="time steps"):
+        viz.plot_image_strip(torch.stack([x0, x0]), [0])
+
+
+@pytest.mark.parametrize("size", [1, 16, 33])
+def test_photo_shape_range_and_dtype(size):
+    x = viz.photo(size)
+    assert x.shape == (3, size, size) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1
+    if size > 1:
+        assert x.std() > 0.1  # a photograph, not a constant
+
+
+def test_photo_is_deterministic_and_not_aliased():
+    a = viz.photo(8)
+    a.zero_()
+    assert not torch.equal(a, viz.photo(8))  # the cached source image was not modified
+    assert torch.equal(viz.photo(8), viz.photo(8))
+    assert not torch.equal(viz.photo(8, "flower.jpg"), viz.photo(8))
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_photo_rejects_bad_size(bad):
+    with pytest.raises(ValueError, match="size"):
+        viz.photo(bad)
+
+
+def test_to_uint8_maps_the_range_and_clips():
+    x = torch.tensor([-2.0, -1.0, 0.0, 1.0, 3.0]).reshape(1, 1, 5)
+    assert viz.to_uint8(x).tolist() == [[0, 0, 128, 255, 255]]
+    assert viz.to_uint8(torch.zeros(3, 2, 4)).shape == (2, 4, 3)
+
+
+def test_animation_html_embeds_one_image_per_frame():
+    fig = viz.new_figure((2, 2), dpi=20)
+    ax = fig.add_subplot()
+    before = dict(matplotlib.rcParams)
+    html = viz.animation_html(fig, lambda i: ax.plot([0, 1], [0, i]), 4, frame_format="png")
+    assert html.count("data:image/png;base64") == 4
+    assert 'type="range"' in html  # the kernel-free slider
+    assert dict(matplotlib.rcParams) == before
+
+
+def test_message_html_escapes():
+    h = viz.message_html("beta_1 <= beta_T")
+    assert "beta_1 &lt;= beta_T" in h and "<div" in h
+
+
+def test_save_figure_writes_png(tmp_path):
+    p = viz.save_figure(viz.plot_variance([0, 1], {"a": [1, 2]}, {}), tmp_path / "sub" / "v.png", dpi=30)
+    assert p.read_bytes().startswith(b"\x89PNG")
+    assert [q.name for q in p.parent.iterdir()] == ["v.png"]  # no temporary file left behind
+
+
+def test_figures_display_themselves_in_a_notebook():
+    from IPython.core.formatters import PNGFormatter
+
+    fig = viz.plot_variance([0, 1], {"a": [1, 2]}, {})
+    png = PNGFormatter()(fig)  # what IPython shows when a cell returns the figure, without pyplot
+    assert png is not None and png.startswith(b"\x89PNG")
+
+
+def test_figure_bytes_formats():
+    fig = viz.plot_images(viz.photo(16)[None])
+    assert viz.figure_bytes(fig, "png", 30).startswith(b"\x89PNG")
+    small, large = viz.figure_bytes(fig, "jpeg", 30, jpeg_quality=30), viz.figure_bytes(fig, "jpeg", 30, jpeg_quality=95)
+    assert small.startswith(b"\xff\xd8\xff") and len(small) < len(large)
