@@ -151,7 +151,11 @@ def check_t(t: Tensor, T: int) -> None:
     """Raise ValueError unless every entry of the integer tensor t lies in 1..T."""
     if t.dtype.is_floating_point or t.dtype == torch.bool:
         raise ValueError(f"t must be an integer tensor of time steps in 1..{T}, got dtype {t.dtype}")
-    if t.numel() and (int(t.min()) < 1 or int(t.max()) > T):
+    if not t.numel():
+        return
+    if t.device.type != "cpu":  # checking on the device avoids a host sync in every training step
+        torch._assert_async(((t >= 1) & (t <= T)).all(), f"t must lie in 1..{T}")
+    elif int(t.min()) < 1 or int(t.max()) > T:
         raise ValueError(f"t must lie in 1..{T} (T = {T}); got values from {int(t.min())} to {int(t.max())}")
 
 
