@@ -1,0 +1,333 @@
+"""The noise-prediction network eps_theta(x_t, t): the DDPM U-Net.
+
+Ho et al. 2020, appendix B; chapter 9. This follows the original TensorFlow model
+(``diffusion_tf/models/unet.py``) layer for layer, so the ``cifar10`` preset has exactly the
+paper's 35,746,307 parameters:
+
+* t -> sinusoidal embedding (dim ``ch``) -> Linear -> SiLU -> Linear, giving temb (dim 4 ch).
+* ``conv_in`` 3x3, then per resolution level ``num_res_blocks`` residual blocks (each adds a
+  projection of temb), self-attention after each block at the ``attn_resolutions``, and a
+  strided 3x3 conv to halve the resolution (not after the last level).
+* middle: residual block, attention, residual block.
+* per level on the way up: ``num_res_blocks + 1`` residual blocks, each fed the previous output
+  concatenated with one skip tensor saved on the way down, attention as on the way down, and
+  nearest-neighbour 2x upsampling followed by a 3x3 conv (not after the first level).
+* GroupNorm -> SiLU -> 3x3 conv to ``out_ch``.
+
+Normalisation is GroupNorm with 32 groups (the paper's choice). When the channel count is not
+divisible by 32 it uses the largest divisor of the channel count below 32 (see
+:func:`num_groups`). The last conv of every residual block, the attention output projection
+and ``conv_out`` start at zero, as in the original, so every block starts as the identity.
+
+Works with ``channels_last`` weights and inputs, ``torch.autocast`` and ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "timestep_embedding",
+    "num_groups",
+    "ResBlock",
+    "AttnBlock",
+    "Downsample",
+    "Upsample",
+    "Block",
+    "UNet",
+    "PRESETS",
+    "unet_from_preset",
+    "count_params",
+    "unet_param_count",
+]
+
+MAX_GROUPS = 32  # Ho et al. use GroupNorm(32) everywhere
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """Sinusoidal embedding of the time step (Vaswani et al. 2017, sec. 3.5; Ho et al. appendix B).
+
+    emb(t) = [sin(t w_0), ..., sin(t w_{h-1}), cos(t w_0), ..., cos(t w_{h-1})] with h = dim // 2
+    and w_i = max_period^(-i / (h - 1)), so frequencies run from 1 down to 1 / max_period
+    (the DDPM code's convention). An odd ``dim`` gets one trailing zero.
+    t: (B,) integer or float; returns (B, dim) float32.
+    """
+    half = dim // 2
+    i = torch.arange(half, device=t.device, dtype=torch.float32)
+    w = torch.exp(-math.log(max_period) * i / max(half - 1, 1))  # (h,)
+    arg = t.float()[:, None] * w[None, :]  # (B, h)
+    emb = torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)  # (B, 2h)
+    return F.pad(emb, (0, dim % 2))
+
+
+def num_groups(channels: int) -> int:
+    """GroupNorm group count: 32, or the largest divisor of ``channels`` below 32 when 32 does not divide it."""
+    return max(g for g in range(1, min(MAX_GROUPS, channels) + 1) if channels % g == 0)
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups(channels), channels, eps=1e-6)
+
+
+class ResBlock(nn.Module):
+    """Residual block: x + conv(drop(SiLU(GN(conv(SiLU(GN(x))) + W temb)))).
+
+    Ho et al. appendix B ("Wide ResNet" blocks with the time embedding added after the first conv).
+    A 1x1 conv matches channels on the skip path when in_ch != out_ch.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, dropout: float):
+        super().__init__()
+        self.norm1 = _norm(in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.temb_proj = nn.Linear(temb_ch, out_ch)
+        self.norm2 = _norm(out_ch)
+        self.dropout = dropout
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)  # zero-initialised
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        """x: (B, in_ch, H, W); temb: (B, temb_ch), already through SiLU. Returns (B, out_ch, H, W)."""
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, out_ch, H, W)
+        h = h + self.temb_proj(temb)[:, :, None, None]  # broadcast over H, W
+        h = F.dropout(F.silu(self.norm2(h)), self.dropout, self.training)
+        return self.skip(x) + self.conv2(h)
+
+
+class AttnBlock(nn.Module):
+    """Self-attention over the H*W positions: x + proj(SDPA(q, k, v)), q, k, v = 1x1 convs of GN(x).
+
+    Ho et al. appendix B ("self-attention at the 16x16 resolution"), with the original code's
+    separate q, k, v and output projections (1x1 convs, i.e. per-pixel linear maps).
+    """
+
+    def __init__(self, channels: int, num_heads: int = 1):
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"num_heads={num_heads} must divide the channel count {channels}")
+        self.num_heads = num_heads
+        self.norm = _norm(channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.k = nn.Conv2d(channels, channels, 1)
+        self.v = nn.Conv2d(channels, channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)  # zero-initialised
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, C, H, W) -> (B, C, H, W). With channels_last and one head, no tensor is copied."""
+        B, C, H, W = x.shape
+        h = self.norm(x)
+
+        def heads(z: Tensor) -> Tensor:  # (B, C, H, W) -> (B, nh, HW, d)
+            return z.reshape(B, self.num_heads, C // self.num_heads, H * W).transpose(-1, -2)
+
+        h = F.scaled_dot_product_attention(heads(self.q(h)), heads(self.k(h)), heads(self.v(h)))  # (B, nh, HW, d)
+        h = h.transpose(-1, -2).reshape(B, C, H, W)  # softmax(q k^T / sqrt(d)) v, back on the grid
+        return x + self.proj(h)
+
+
+class Downsample(nn.Module):
+    """Halve H and W with a 3x3 conv of stride 2 (the DDPM code's ``with_conv=True``)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)  # (B, C, H/2, W/2)
+
+
+class Upsample(nn.Module):
+    """Double H and W: nearest-neighbour upsampling, then a 3x3 conv."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (B, C, 2H, 2W)
+
+
+class Block(nn.Module):
+    """One residual block, followed by self-attention at the resolutions that have it."""
+
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, dropout: float, attn: bool, num_heads: int):
+        super().__init__()
+        self.res = ResBlock(in_ch, out_ch, temb_ch, dropout)
+        self.attn = AttnBlock(out_ch, num_heads) if attn else None
+
+    def forward(self, x: Tensor, temb: Tensor) -> Tensor:
+        h = self.res(x, temb)
+        return self.attn(h) if self.attn is not None else h
+
+
+class UNet(nn.Module):
+    """The DDPM noise predictor eps_theta(x_t, t) (Ho et al. 2020, appendix B)."""
+
+    def __init__(
+        self,
+        *,
+        in_ch: int = 3,  # image channels
+        out_ch: int | None = None,  # output channels; None means in_ch (eps has the image's shape)
+        ch: int = 128,  # base channel count; level i has ch * ch_mult[i] channels
+        ch_mult: tuple[int, ...] = (1, 2, 2, 2),  # one multiplier per resolution level
+        num_res_blocks: int = 2,  # residual blocks per level going down (one more going up)
+        attn_resolutions: tuple[int, ...] = (16,),  # feature-map sizes that get self-attention
+        dropout: float = 0.1,  # dropout inside residual blocks
+        image_size: int = 32,  # input height = width; fixes where attention goes
+        num_heads: int = 1,  # attention heads (the paper uses one)
+    ):
+        super().__init__()
+        _check_args(ch, ch_mult, num_res_blocks, dropout, image_size)
+        out_ch = in_ch if out_ch is None else out_ch
+        self.ch, temb_ch = ch, 4 * ch
+        self.temb = nn.Sequential(nn.Linear(ch, temb_ch), nn.SiLU(), nn.Linear(temb_ch, temb_ch))
+        self.conv_in = nn.Conv2d(in_ch, ch, 3, padding=1)
+
+        def block(cin: int, cout: int, res: int) -> Block:
+            return Block(cin, cout, temb_ch, dropout, res in attn_resolutions, num_heads)
+
+        # Down: every module appends one skip tensor; skip_chs records their channel counts.
+        self.down, skip_chs, c, res = nn.ModuleList(), [ch], ch, image_size
+        for level, mult in enumerate(ch_mult):
+            for _ in range(num_res_blocks):
+                self.down.append(block(c, ch * mult, res))
+                c = ch * mult
+                skip_chs.append(c)
+            if level != len(ch_mult) - 1:
+                self.down.append(Downsample(c))
+                res //= 2
+                skip_chs.append(c)
+
+        self.mid1 = ResBlock(c, c, temb_ch, dropout)
+        self.mid_attn = AttnBlock(c, num_heads)
+        self.mid2 = ResBlock(c, c, temb_ch, dropout)
+
+        # Up: each Block takes the running tensor concatenated with one skip tensor.
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(ch_mult))):
+            for _ in range(num_res_blocks + 1):
+                self.up.append(block(c + skip_chs.pop(), ch * mult, res))
+                c = ch * mult
+            if level != 0:
+                self.up.append(Upsample(c))
+                res *= 2
+
+        self.norm_out = _norm(c)
+        self.conv_out = nn.Conv2d(c, out_ch, 3, padding=1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """DDPM init: Xavier-uniform weights, zero biases; zero for each residual branch's last layer."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            last = m.conv2 if isinstance(m, ResBlock) else m.proj if isinstance(m, AttnBlock) else None
+            if last is not None:
+                nn.init.zeros_(last.weight)
+        nn.init.zeros_(self.conv_out.weight)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """x: (B, in_ch, H, W) in [-1, 1]; t: (B,) time steps in 1..T. Returns eps_hat (B, out_ch, H, W)."""
+        temb = self.temb(timestep_embedding(t, self.ch).to(x.device))  # (B, 4 ch)
+        temb = F.silu(temb)  # every residual block applies SiLU before its projection
+        hs = [self.conv_in(x)]  # skip tensors, (B, ch, H, W) first
+        for m in self.down:
+            hs.append(m(hs[-1], temb) if isinstance(m, Block) else m(hs[-1]))
+        h = self.mid2(self.mid_attn(self.mid1(hs[-1], temb)), temb)  # (B, C_last, H/2^L, W/2^L)
+        for m in self.up:
+            h = m(torch.cat([h, hs.pop()], dim=1), temb) if isinstance(m, Block) else m(h)
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, out_ch, H, W)
+
+
+def _check_args(ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, dropout: float, image_size: int) -> None:
+    problems = []
+    if ch < 1:
+        problems.append(f"ch must be >= 1, got {ch}")
+    if not ch_mult or any(m < 1 for m in ch_mult):
+        problems.append(f"ch_mult must be a non-empty tuple of positive ints, got {ch_mult}")
+    if num_res_blocks < 1:
+        problems.append(f"num_res_blocks must be >= 1, got {num_res_blocks}")
+    if not 0.0 <= dropout < 1.0:
+        problems.append(f"dropout must lie in [0, 1), got {dropout}")
+    if ch_mult and image_size % 2 ** (len(ch_mult) - 1):
+        problems.append(f"image_size={image_size} must be divisible by 2^{len(ch_mult) - 1} for {len(ch_mult)} levels")
+    if problems:
+        raise ValueError("bad UNet arguments: " + "; ".join(problems))
+
+
+PRESETS: dict[str, dict] = {
+    # Ho et al. 2020, CIFAR10 model: 35,746,307 parameters.
+    "cifar10": dict(in_ch=3, ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
+                    dropout=0.1, image_size=32),
+    # A quarter of the paper's width for a free Colab T4 in fp16.
+    "cifar10-small": dict(in_ch=3, ch=64, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
+                          dropout=0.1, image_size=32),
+    # 8x8 grey digits (scikit-learn), trainable on 2 CPU cores in minutes.
+    "digits": dict(in_ch=1, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,),
+                   dropout=0.0, image_size=8),
+}
+
+
+def unet_from_preset(name: str, **overrides) -> UNet:
+    """Build the U-Net of a preset in :data:`PRESETS`, with any keyword overridden."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown UNet preset {name!r}; valid names: {', '.join(PRESETS)}")
+    return UNet(**{**PRESETS[name], **overrides})
+
+
+def count_params(model: nn.Module) -> int:
+    """The number of scalar parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def unet_param_count(
+    *,
+    in_ch: int = 3,
+    out_ch: int | None = None,
+    ch: int = 128,
+    ch_mult: tuple[int, ...] = (1, 2, 2, 2),
+    num_res_blocks: int = 2,
+    attn_resolutions: tuple[int, ...] = (16,),
+    dropout: float = 0.1,
+    image_size: int = 32,
+    num_heads: int = 1,
+) -> int:
+    """The parameter count of ``UNet(**kwargs)``, by arithmetic on the architecture (nothing is built).
+
+    A k x k conv from a to b channels has k^2 a b + b parameters, a Linear a b + b, a GroupNorm 2 c.
+    """
+    out_ch = in_ch if out_ch is None else out_ch
+    tc = 4 * ch
+
+    def res(a: int, b: int) -> int:  # norm1, conv1, temb_proj, norm2, conv2, 1x1 skip
+        return 2 * a + (9 * a * b + b) + (tc * b + b) + 2 * b + (9 * b * b + b) + ((a * b + b) if a != b else 0)
+
+    def attn(c: int) -> int:  # norm, q, k, v, proj
+        return 2 * c + 4 * (c * c + c)
+
+    n = (ch * tc + tc) + (tc * tc + tc) + (9 * in_ch * ch + ch)  # temb MLP, conv_in
+    skips, c, r = [ch], ch, image_size
+    for level, mult in enumerate(ch_mult):
+        for _ in range(num_res_blocks):
+            n += res(c, ch * mult) + (attn(ch * mult) if r in attn_resolutions else 0)
+            c = ch * mult
+            skips.append(c)
+        if level != len(ch_mult) - 1:
+            n += 9 * c * c + c  # Downsample
+            r //= 2
+            skips.append(c)
+    n += 2 * res(c, c) + attn(c)  # middle
+    for level, mult in reversed(list(enumerate(ch_mult))):
+        for _ in range(num_res_blocks + 1):
+            n += res(c + skips.pop(), ch * mult) + (attn(ch * mult) if r in attn_resolutions else 0)
+            c = ch * mult
+        if level != 0:
+            n += 9 * c * c + c  # Upsample
+            r *= 2
+    return n + 2 * c + (9 * c * out_ch + out_ch)  # norm_out, conv_out

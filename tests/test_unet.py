@@ -1,0 +1,166 @@
+"""The DDPM U-Net (Ho et al. 2020, appendix B; chapter 9)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ddpm_edu.unet import (
+    PRESETS,
+    AttnBlock,
+    UNet,
+    count_params,
+    num_groups,
+    timestep_embedding,
+    unet_from_preset,
+    unet_param_count,
+)
+
+# Small configurations that still exercise every code path.
+WITH_ATTN = dict(in_ch=2, out_ch=4, ch=48, ch_mult=(1, 3, 2), num_res_blocks=1, attn_resolutions=(8, 4),
+                 dropout=0.2, image_size=16, num_heads=2)
+NO_ATTN = dict(in_ch=3, ch=32, ch_mult=(2, 1), num_res_blocks=3, attn_resolutions=(), dropout=0.0, image_size=8)
+CONFIGS = {**PRESETS, "with_attn": WITH_ATTN, "no_attn": NO_ATTN}
+
+
+def _t(b: int, seed: int = 0) -> torch.Tensor:
+    return torch.randint(1, 1001, (b,), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_param_count_matches_closed_form(name):
+    model = UNet(**CONFIGS[name])
+    assert count_params(model) == unet_param_count(**CONFIGS[name])
+
+
+def test_cifar10_preset_is_the_paper_model():
+    """The official DDPM CIFAR10 model (diffusion_tf) has 35,746,307 parameters; the paper says 35.7M."""
+    n = count_params(unet_from_preset("cifar10"))
+    assert n == unet_param_count(**PRESETS["cifar10"])
+    assert abs(n - 35.7e6) <= 0.005 * 35.7e6
+    assert n == 35_746_307
+
+
+def test_closed_form_counts_every_change():
+    base = unet_param_count(**NO_ATTN)
+    assert unet_param_count(**{**NO_ATTN, "attn_resolutions": (8,)}) > base
+    assert unet_param_count(**{**NO_ATTN, "num_res_blocks": 4}) > base
+    assert unet_param_count(**{**NO_ATTN, "out_ch": 6}) == base + 3 * (9 * 32 * 2 + 1)  # 3 more conv_out filters
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_forward_backward_shapes_and_gradients_reach_every_parameter(name):
+    kw = CONFIGS[name]
+    torch.manual_seed(0)  # test-local: the model's init uses the global RNG
+    model = UNet(**kw)
+    with torch.no_grad():  # move the zero-initialised layers off zero so every path carries gradient
+        for p in model.parameters():
+            p.add_(1e-2 * torch.randn_like(p))
+    s = kw["image_size"]
+    x = torch.randn(2, kw["in_ch"], s, s, generator=torch.Generator().manual_seed(1))
+    out = model(x, _t(2))
+    assert out.shape == (2, kw.get("out_ch") or kw["in_ch"], s, s)
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_untrained_model_predicts_zero():
+    """conv_out starts at zero (Ho et al.'s init), so eps_hat = 0 and L_simple = 1 before training."""
+    model = UNet(**NO_ATTN)
+    assert torch.equal(model(torch.randn(2, 3, 8, 8), _t(2)), torch.zeros(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("name", ["with_attn", "digits"])
+def test_channels_last_matches_contiguous_and_eval_is_deterministic(name):
+    kw = CONFIGS[name]
+    torch.manual_seed(0)
+    model = UNet(**kw)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1e-2 * torch.randn_like(p))
+    model.eval()
+    s = kw["image_size"]
+    x, t = torch.randn(3, kw["in_ch"], s, s, generator=torch.Generator().manual_seed(2)), _t(3)
+    with torch.no_grad():
+        ref = model(x, t)
+        assert torch.equal(ref, model(x, t))  # eval mode: no dropout, same output
+        model_cl = model.to(memory_format=torch.channels_last)
+        out = model_cl(x.contiguous(memory_format=torch.channels_last), t)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_dropout_is_active_in_training_mode():
+    torch.manual_seed(0)
+    model = UNet(**WITH_ATTN)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1e-2 * torch.randn_like(p))
+    x, t = torch.randn(2, 2, 16, 16), _t(2)
+    with torch.no_grad():
+        assert not torch.equal(model(x, t), model(x, t))
+
+
+def test_autocast_bf16_forward_backward():
+    torch.manual_seed(0)
+    model = UNet(in_ch=1, out_ch=2, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), image_size=8)
+    x = torch.randn(2, 1, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, _t(2))
+    assert out.shape == (2, 2, 8, 8) and out.dtype == torch.bfloat16
+    out.float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_attention_block_matches_softmax_formula():
+    """AttnBlock(x) = x + proj(softmax(q k^T / sqrt(d)) v) per head, over the H*W positions."""
+    torch.manual_seed(0)
+    blk = AttnBlock(8, num_heads=2)
+    with torch.no_grad():
+        blk.proj.weight.normal_()
+    x = torch.randn(2, 8, 3, 5)
+    hn = blk.norm(x)
+    q, k, v = (lin(hn).reshape(2, 2, 4, 15) for lin in (blk.q, blk.k, blk.v))  # (B, heads, d, HW)
+    w = torch.softmax(torch.einsum("bhdi,bhdj->bhij", q, k) / math.sqrt(4), dim=-1)  # (B, heads, HW, HW)
+    h = torch.einsum("bhij,bhdj->bhdi", w, v).reshape(2, 8, 3, 5)
+    torch.testing.assert_close(blk(x), x + blk.proj(h))
+
+
+def test_timestep_embedding_formula():
+    t, dim = torch.tensor([0, 1, 7, 250, 1000]), 16
+    emb = timestep_embedding(t, dim)
+    assert emb.shape == (5, dim) and emb.dtype == torch.float32
+    h = dim // 2
+    w = torch.tensor([10000.0 ** (-i / (h - 1)) for i in range(h)], dtype=torch.float64)
+    arg = t.double()[:, None] * w
+    torch.testing.assert_close(emb.double(), torch.cat([arg.sin(), arg.cos()], 1), atol=1e-4, rtol=0)
+    torch.testing.assert_close(emb[0], torch.cat([torch.zeros(h), torch.ones(h)]))  # t = 0
+    assert torch.equal(timestep_embedding(t.float(), dim), emb)  # float t works the same
+    odd = timestep_embedding(t, 9)
+    assert odd.shape == (5, 9) and torch.equal(odd[:, 8], torch.zeros(5))
+
+
+def test_timestep_embeddings_are_distinct():
+    emb = timestep_embedding(torch.arange(1, 1001), 128).double()
+    d = torch.cdist(emb, emb) + torch.eye(1000) * 1e9
+    assert d.min() > 1e-3
+
+
+def test_num_groups_rule():
+    assert [num_groups(c) for c in (32, 64, 128, 256, 48, 24, 3, 100)] == [32, 32, 32, 32, 24, 24, 3, 25]
+    for c in range(1, 300):
+        g = num_groups(c)
+        assert c % g == 0 and g <= 32 and not any(c % h == 0 for h in range(g + 1, 33))
+
+
+def test_presets_and_errors():
+    m = unet_from_preset("digits", dropout=0.3)
+    assert m.down[0].res.dropout == 0.3 and m.conv_in.in_channels == 1
+    with pytest.raises(ValueError, match="cifar10.*cifar10-small.*digits"):
+        unet_from_preset("imagenet")
+    with pytest.raises(ValueError, match="image_size"):
+        UNet(ch_mult=(1, 2, 2, 2), image_size=12)
+    with pytest.raises(ValueError, match="num_heads"):
+        UNet(**{**WITH_ATTN, "num_heads": 5})
