@@ -1,0 +1,169 @@
+"""The ``ddpm-edu`` command: train, sample and regenerate figures.
+
+The seed's ``scripts/train.sh``/``test.sh``, done properly. ``python -m ddpm_edu`` is the same
+command. Usage errors (a bad config, a missing checkpoint or data set) print one paragraph and
+exit with status 2, without a traceback and without creating a run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+EPILOG_TRAIN = """\
+examples:
+  ddpm-edu train --config digits                          # 8x8 digits, a few minutes on a CPU
+  ddpm-edu train --config toy2d                           # 2-D points, seconds
+  ddpm-edu train --config cifar10-small --set train.run_root=/content/drive/MyDrive/ddpm-runs
+  ddpm-edu train --config cifar10 --set train.steps=2000 --set model.ch=64
+  ddpm-edu train --config my.yml --run-dir /tmp/run1
+
+Run the same command again to resume: train.resume=auto (the default) continues from the
+newest checkpoint in the run folder. SIGTERM or Ctrl-C write a checkpoint before exiting.
+"""
+
+EPILOG_SAMPLE = """\
+examples:
+  ddpm-edu sample --checkpoint runs/digits/checkpoints/step_00003000.pt
+  ddpm-edu sample --config digits --checkpoint runs/digits/ema.safetensors --out out/
+  ddpm-edu sample --config cifar10 --checkpoint ckpt.pt --sampler ddim --steps 50 --eta 0 --num-samples 16
+
+Writes <out>/samples.png (the final samples) and <out>/trajectory.gif (x_t from noise to data).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import preset_names
+
+    presets = ", ".join(preset_names())
+    p = argparse.ArgumentParser(
+        prog="ddpm-edu",
+        description="Denoising diffusion (DDPM, Ho et al. 2020): train models, draw samples, make the book's figures.",
+        epilog="Run 'ddpm-edu COMMAND --help' for a command's options and examples.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser("train", help="train a model from a preset or YAML config",
+                       epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a DDPM. The run folder gets config.yml, metrics.jsonl, loss.png, "
+                                   "checkpoints/, samples/ and ema.safetensors.")
+    t.add_argument("--config", "-c", required=True, metavar="PRESET_OR_PATH", help=f"a preset ({presets}) or a YAML file")
+    t.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a config value, e.g. --set train.steps=2000 (repeatable; values are YAML)")
+    t.add_argument("--run-dir", metavar="DIR", help="the run folder (default: <train.run_root>/<name>)")
+
+    s = sub.add_parser("sample", help="draw samples and a trajectory GIF from a trained model",
+                       epilog=EPILOG_SAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Sample from the EMA weights of a checkpoint (.pt) or an ema.safetensors file.")
+    s.add_argument("--config", "-c", metavar="PRESET_OR_PATH",
+                   help="the model's config (default: the config stored in the checkpoint)")
+    s.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a config value (repeatable)")
+    s.add_argument("--checkpoint", required=True, metavar="PATH", help="a step_*.pt checkpoint or ema.safetensors")
+    s.add_argument("--sampler", choices=("ddpm", "ddim"), help="ddpm: Algorithm 2 with T steps; ddim: --steps model calls")
+    s.add_argument("--steps", type=int, help="DDIM steps")
+    s.add_argument("--eta", type=float, help="DDIM stochasticity (0: deterministic)")
+    s.add_argument("--num-samples", "-n", type=int, help="how many samples")
+    s.add_argument("--frames", type=int, help="frames in trajectory.gif (default 30)")
+    s.add_argument("--fps", type=float, help="GIF frames per second (default 10)")
+    s.add_argument("--seed", type=int, help="seed of the sampling noise (default: the config's seed + 3)")
+    s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to sample (default: train.device)")
+    s.add_argument("--out", "-o", metavar="DIR", help="output folder (default: the run's samples/ folder)")
+
+    f = sub.add_parser("figs", help="regenerate the book's and README's figures",
+                       description="Regenerate every figure made by ddpm_edu.figs.make_all.")
+    f.add_argument("--out", "-o", default="figs", metavar="DIR", help="output folder (default: figs)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ddpm-edu`` and ``python -m ddpm_edu``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+
+    try:
+        return {"train": _train, "sample": _sample, "figs": _figs}[args.command](args)
+    except (ConfigError, CheckpointError, DataError) as e:
+        print(f"ddpm-edu {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .train import NonFiniteError, train
+
+    cfg = load_config(args.config, args.overrides)
+    try:
+        r = train(cfg, args.run_dir)
+    except NonFiniteError as e:
+        print(f"ddpm-edu train: stopped: {e}", file=sys.stderr)
+        return 1
+    if r.interrupted:
+        import signal
+
+        name = signal.Signals(r.interrupted).name
+        print(f"ddpm-edu train: stopped by {name} at step {r.step}; checkpoint {r.checkpoint}. "
+              f"Run the same command again to resume.", file=sys.stderr)
+        return 128 + r.interrupted
+    print(f"trained {r.step} steps; run folder {r.run_dir}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .checkpoint import CheckpointError
+    from .config import config_from_dict, config_to_dict, load_config
+    from .train import generate, load_ema_model, resolve_device, write_samples
+
+    ck = Path(args.checkpoint).expanduser()
+    if not ck.is_file():
+        raise CheckpointError(f"Checkpoint {ck} does not exist. Pass a step_*.pt file from a run's checkpoints/ "
+                              f"folder or its ema.safetensors.")
+    cfg = load_config(args.config, args.overrides) if args.config else None
+    model, cfg = load_ema_model(cfg, ck)
+    if not args.config and args.overrides:
+        cfg = _with_overrides(cfg, args.overrides)
+    over = {k: v for k, v in dict(sampler=args.sampler, steps=args.steps, eta=args.eta, num_samples=args.num_samples,
+                                  frames=args.frames, fps=args.fps).items() if v is not None}
+    raw = config_to_dict(cfg)
+    raw["sample"].update(over)
+    cfg = config_from_dict(raw, source=cfg.source + " with sample options")  # validates the options
+    device = resolve_device(args.device or cfg.train.device)
+    x, rec = generate(model.to(device), cfg, seed=args.seed, device=device, progress=True)
+    out = Path(args.out).expanduser() if args.out else _default_out(ck)
+    png, gif = write_samples(x, rec, out / "samples.png", out / "trajectory.gif", cfg.sample.fps)
+    print(f"wrote {png} and {gif} ({len(rec.frames)} frames)")
+    return 0
+
+
+def _with_overrides(cfg, overrides):
+    from .config import apply_overrides, config_from_dict, config_to_dict
+
+    problems: list[str] = []
+    raw = apply_overrides(config_to_dict(cfg), overrides, problems)
+    return config_from_dict(raw, source=cfg.source, _problems=problems)
+
+
+def _default_out(ck: Path) -> Path:
+    run = ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent
+    return run / "samples" / "sampled"
+
+
+def _figs(args: argparse.Namespace) -> int:
+    from .figs import make_all
+
+    paths = make_all(args.out)
+    for p in paths:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

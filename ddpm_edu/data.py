@@ -1,0 +1,280 @@
+"""Training data: CIFAR-10, scikit-learn's 8x8 digits and the 2-D toys, as reproducible batch streams.
+
+Chapter 10 (training) and the command line. Every data set is small enough to hold in memory
+(CIFAR-10's training set is 150 MB of uint8), so there is one loader, :class:`BatchIterator`,
+and no DataLoader workers:
+
+* images are kept as uint8 (CIFAR-10) or float (digits, points) and turned into floats in
+  [-1, 1] one batch at a time; CIFAR-10 gets random horizontal flips;
+* on CUDA the whole set lives on the GPU by default (``data.device_resident: auto``), so a
+  batch is one gather and one flip on the device, with no host-to-device copy of images;
+* the order (one permutation per epoch) and the flips come from one explicit CPU
+  ``torch.Generator`` seeded by the config, so the stream is the same on every device, and
+  its state (epoch, position, permutation, generator) goes into checkpoints: a resumed run
+  sees exactly the batches the uninterrupted run would have seen.
+
+Offline, a request for CIFAR-10 fails within seconds with a message that says where to put
+the files (``<root>/cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta``) or which
+preset to use instead. It never fakes data.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import Config
+
+__all__ = [
+    "DataError",
+    "BatchIterator",
+    "load_cifar10",
+    "load_digits",
+    "load_toy",
+    "load_dataset",
+    "make_batches",
+    "data_shape",
+    "CIFAR10_URL",
+    "CIFAR10_FILES",
+]
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
+PROBE_TIMEOUT_S = 5.0  # how long to wait for the CIFAR-10 server to answer before giving up
+DOWNLOAD_TIMEOUT_S = 30.0  # socket timeout while downloading: a stalled transfer fails instead of hanging
+
+
+class DataError(RuntimeError):
+    """A data set that cannot be loaded; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+def load_cifar10(
+    root: str | os.PathLike,
+    *,
+    train: bool = True,
+    download: bool = True,
+    verify_md5: bool = True,
+) -> Tensor:
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10``, as uint8 images (N, 3, 32, 32).
+
+    ``root`` holds (or receives) ``cifar-10-batches-py/``. With ``verify_md5=False`` the files
+    must exist but their md5 sums are not compared to the published ones (for re-packed
+    copies and the test fixture; torchvision's loading code runs unchanged).
+    Raises :class:`DataError` with instructions when the files are missing and cannot be downloaded.
+    """
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root).expanduser().resolve()
+    folder = root / CIFAR10_FOLDER
+    cls = CIFAR10 if verify_md5 else _unchecked_cifar10()
+    present = all((folder / f).is_file() for f in CIFAR10_FILES)
+    if not present:
+        if not download:
+            raise DataError(_missing_message(root, "data.download is false"))
+        _download_cifar10(cls, root)
+    try:
+        ds = cls(str(root), train=train, download=False)
+    except RuntimeError as e:
+        raise DataError(
+            f"The CIFAR-10 files in {folder} fail torchvision's integrity check ({e}). They are "
+            f"incomplete or not the published files. Delete the folder and run again to re-download, "
+            f"or, if you know they are a valid copy, set data.verify_md5=false."
+        ) from None
+    return torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))  # (N, H, W, C) -> (N, C, H, W)
+
+
+@functools.lru_cache(maxsize=None)
+def _unchecked_cifar10() -> type:
+    """torchvision's CIFAR10 with every md5 set to None: ``check_integrity`` then only checks that
+    the files exist. Nothing else changes: the real torchvision code unpickles and reshapes them."""
+    from torchvision.datasets import CIFAR10
+
+    class UncheckedCIFAR10(CIFAR10):
+        train_list = [[name, None] for name, _ in CIFAR10.train_list]
+        test_list = [[name, None] for name, _ in CIFAR10.test_list]
+        meta = {**CIFAR10.meta, "md5": None}
+
+    return UncheckedCIFAR10
+
+
+def _download_cifar10(cls, root: Path) -> None:
+    """Download with a bounded wait: probe the server first, then download under a socket timeout."""
+    from urllib.parse import urlparse
+
+    host = urlparse(CIFAR10_URL).hostname
+    if not _reachable(host, 443, PROBE_TIMEOUT_S):
+        raise DataError(_missing_message(root, f"{host} cannot be reached: no internet?"))
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        cls(str(root), train=True, download=True)
+    except Exception as e:  # URLError, timeouts, a bad archive...
+        raise DataError(_missing_message(root, f"the download failed: {type(e).__name__}: {e}")) from None
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _reachable(host: str | None, port: int, timeout: float) -> bool:
+    """True if a TCP connection to host:port opens within ``timeout`` s (DNS included, in a thread)."""
+    if not host:
+        return False
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    th = threading.Thread(target=probe, daemon=True)
+    th.start()
+    th.join(timeout + 0.5)
+    return bool(ok)
+
+
+def _missing_message(root: Path, reason: str) -> str:
+    folder = root / CIFAR10_FOLDER
+    return (
+        f"CIFAR-10 was not found in {folder} and could not be downloaded ({reason}). "
+        f"To use CIFAR-10, download {CIFAR10_URL} on a machine with internet and unpack it into {root}, "
+        f"so that these files exist: {folder}/data_batch_1 ... data_batch_5, {folder}/test_batch and "
+        f"{folder}/batches.meta; or point data.root at the folder that holds cifar-10-batches-py "
+        f"(e.g. --set data.root=/path/to/data). To train without CIFAR-10, use a preset that needs no "
+        f"download: --config digits (8x8 handwritten digits, minutes on a CPU) or --config toy2d "
+        f"(2-D points, seconds)."
+    )
+
+
+# --------------------------------------------------------------------------- digits and toys
+def load_digits() -> Tensor:
+    """scikit-learn's 1797 handwritten digits (shipped offline) as floats in [-1, 1], shape (1797, 1, 8, 8).
+
+    The raw pixel values are 0..16, so x = v / 8 - 1.
+    """
+    from sklearn.datasets import load_digits as _sk_digits
+
+    images = _sk_digits().images  # (1797, 8, 8) float64, values 0..16
+    return torch.from_numpy(images).float().div(8.0).sub(1.0).unsqueeze(1)
+
+
+def load_toy(name: str, n: int, seed: int = 0) -> Tensor:
+    """A fixed set of ``n`` 2-D points from :func:`ddpm_edu.toy.sample_toy`, shape (n, 2)."""
+    from .toy import sample_toy
+
+    return sample_toy(name, n, generator=torch.Generator().manual_seed(seed)).float()
+
+
+def load_dataset(cfg: "Config") -> Tensor:
+    """The whole training set of ``cfg.data``: uint8 (N, 3, 32, 32), or float (N, 1, 8, 8) / (N, 2)."""
+    d = cfg.data
+    if d.dataset == "cifar10":
+        return load_cifar10(d.root, download=d.download, verify_md5=d.verify_md5)
+    if d.dataset == "digits":
+        return load_digits()
+    if d.dataset == "toy2d":
+        return load_toy(d.toy, d.toy_n, seed=cfg.seed)
+    raise DataError(f"unknown data.dataset {d.dataset!r}")
+
+
+def data_shape(cfg: "Config") -> tuple[int, ...]:
+    """The shape of one example: (3, 32, 32), (1, 8, 8) or (2,)."""
+    return {"cifar10": (3, 32, 32), "digits": (1, 8, 8), "toy2d": (2,)}[cfg.data.dataset]
+
+
+# --------------------------------------------------------------------------- the batch stream
+class BatchIterator:
+    """An endless, reproducible stream of training batches in [-1, 1] from an in-memory data set.
+
+    data: (N, ...) uint8 (scaled by x / 127.5 - 1) or float (already in [-1, 1]); it may already
+    live on ``device``. Each epoch is a fresh permutation from ``generator``; the last partial
+    batch of an epoch is dropped. ``hflip`` flips each image left-right with probability 1/2
+    (the flip mask comes from the same generator, the flip itself runs on the device).
+    """
+
+    def __init__(
+        self,
+        data: Tensor,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        hflip: bool = False,
+        channels_last: bool = False,
+    ):
+        if batch_size > data.shape[0]:
+            raise DataError(f"data.batch_size = {batch_size} is larger than the data set ({data.shape[0]} examples)")
+        self.data, self.batch_size, self.hflip = data, batch_size, hflip
+        self.device = torch.device(device)
+        self.channels_last = channels_last and data.dim() == 4
+        self.generator = torch.Generator().manual_seed(seed)  # order and flips; CPU, so device-independent
+        self.epoch, self.pos = 0, 0
+        self.perm = torch.randperm(data.shape[0], generator=self.generator)
+
+    def __iter__(self) -> "BatchIterator":
+        return self
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return self.data.shape[0] // self.batch_size
+
+    def __next__(self) -> Tensor:
+        if self.pos + self.batch_size > self.data.shape[0]:  # start the next epoch
+            self.epoch, self.pos = self.epoch + 1, 0
+            self.perm = torch.randperm(self.data.shape[0], generator=self.generator)
+        idx = self.perm[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        flip = torch.rand(self.batch_size, generator=self.generator) < 0.5 if self.hflip else None
+        x = self.data[idx.to(self.data.device)].to(self.device, non_blocking=True)  # (B, ...)
+        x = x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x.float()
+        if flip is not None:
+            flip = flip.to(self.device, non_blocking=True).view(-1, *([1] * (x.dim() - 1)))
+            x = torch.where(flip, x.flip(-1), x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def state_dict(self) -> dict:
+        """Epoch, position, this epoch's permutation and the generator state (tensors and ints only)."""
+        return {"epoch": self.epoch, "pos": self.pos, "perm": self.perm.clone(),
+                "generator": self.generator.get_state(), "n": int(self.data.shape[0]),
+                "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where :meth:`state_dict` was taken."""
+        if int(state["n"]) != self.data.shape[0]:
+            raise DataError(f"the checkpoint's data set had {int(state['n'])} examples, this one has {self.data.shape[0]}")
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self.perm = state["perm"].clone().long()
+        self.generator.set_state(state["generator"].clone())
+
+
+def make_batches(cfg: "Config", device: torch.device | str = "cpu") -> BatchIterator:
+    """The training stream for ``cfg``: loads the data set and, when resident, moves it to ``device``."""
+    device = torch.device(device)
+    data = load_dataset(cfg)
+    resident = cfg.data.device_resident
+    if resident == "auto":
+        resident = device.type == "cuda"
+    if resident:
+        data = data.to(device)
+    return BatchIterator(
+        data,
+        cfg.data.batch_size,
+        seed=cfg.seed + 1,
+        device=device,
+        hflip=cfg.data.hflip and cfg.data.dataset == "cifar10",
+        channels_last=cfg.train.channels_last,
+    )

@@ -1,0 +1,127 @@
+"""The ddpm-edu command end to end: train on the CIFAR-10 fixture, sample, usage errors, figs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+
+import pytest
+from PIL import Image
+
+from conftest import cli_command, subprocess_env, tiny_unet_overrides
+from ddpm_edu import checkpoint as ck
+from ddpm_edu.cli import main
+
+
+def run(args, tmp_path, timeout=600):
+    return subprocess.run(cli_command() + args, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=timeout)
+
+
+def sets(overrides):
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def test_train_then_sample_on_cifar_fixture(fake_cifar, tmp_path):
+    root, _ = fake_cifar
+    overrides = tiny_unet_overrides() + [
+        f"data.root={root}", "data.verify_md5=false", "data.batch_size=8", "model.attn_resolutions=[16]",
+        "train.steps=24", "train.log_every=4", "train.ckpt_every=12", "train.sample_every=12", "train.keep_last=5",
+        f"train.run_root={tmp_path / 'runs'}", "name=tiny-cifar"]
+    r = run(["train", "--config", "cifar10", *sets(overrides)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    rd = tmp_path / "runs" / "tiny-cifar"
+    for name in ("config.yml", "metrics.jsonl", "loss.png", "ema.safetensors"):
+        assert (rd / name).is_file(), name
+    assert [p.name for p in ck.list_checkpoints(rd / "checkpoints")] == ["step_00000012.pt", "step_00000024.pt"]
+    assert sorted(p.name for p in (rd / "samples").iterdir()) == [
+        "step_00000012.gif", "step_00000012.png", "step_00000024.gif", "step_00000024.png"]
+    steps = [json.loads(line)["step"] for line in (rd / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [4, 8, 12, 16, 20, 24]
+    grid = Image.open(rd / "samples" / "step_00000024.png")
+    assert grid.mode == "RGB"
+
+    out = tmp_path / "out"
+    r = run(["sample", "--config", str(rd / "config.yml"), "--checkpoint", str(rd / "checkpoints" / "step_00000024.pt"),
+             "--sampler", "ddim", "--steps", "10", "--eta", "0.5", "--num-samples", "4", "--frames", "7", "--fps", "4",
+             "--seed", "1", "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out / "samples.png").size[0] > 32
+    gif = Image.open(out / "trajectory.gif")
+    assert gif.n_frames == 7
+    assert gif.info["duration"] == 250 and gif.info.get("loop") == 0  # a real frame delay, and it loops
+
+    # The stored config is enough on its own, and safetensors weights work too.
+    r = run(["sample", "--checkpoint", str(rd / "ema.safetensors"), "--num-samples", "2", "--sampler", "ddpm",
+             "--out", str(tmp_path / "out2")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "out2" / "trajectory.gif").n_frames == 5  # sample.frames from the stored config
+
+
+def _usage_error(args, tmp_path, *needles):
+    r = run(args, tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    for n in needles:
+        assert n in r.stderr, n
+    return r
+
+
+@pytest.mark.parametrize(
+    "override, needles",
+    [
+        ("train.stepz=3", ["train.stepz", "did you mean 'train.steps'"]),
+        ("train.lr=-0.1", ["train.lr", "positive"]),
+        ("diffusion.beta_T=3", ["diffusion.beta_T", "(0, 1)"]),
+        ("diffusion.T=0", ["diffusion.T", ">= 1"]),
+        ("data.batch_size=big", ["data.batch_size", "integer"]),
+    ],
+)
+def test_bad_config_exits_2_and_creates_nothing(tmp_path, override, needles):
+    runs = tmp_path / "runs"
+    _usage_error(["train", "-c", "digits", "--set", override, "--set", f"train.run_root={runs}"], tmp_path,
+                 "digits.yml", *needles)
+    assert not runs.exists()
+
+
+def test_several_problems_in_one_message(tmp_path):
+    r = _usage_error(["train", "-c", "digits", "--set", "train.lr=-1", "--set", "diffusion.T=0",
+                      "--run-dir", str(tmp_path / "r")], tmp_path, "2 problems", "train.lr", "diffusion.T")
+    assert not (tmp_path / "r").exists()
+    assert r.stdout == ""
+
+
+def test_missing_cifar_exits_2_with_instructions(tmp_path):
+    _usage_error(["train", "-c", "cifar10", "--set", f"data.root={tmp_path / 'nodata'}", "--set", "data.download=false",
+                  "--run-dir", str(tmp_path / "r")], tmp_path, "cifar-10-batches-py", "data_batch_1", "--config digits")
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_checkpoint_exits_2(tmp_path):
+    _usage_error(["sample", "-c", "digits", "--checkpoint", str(tmp_path / "nope.pt")], tmp_path, "does not exist")
+
+
+def test_unknown_preset_exits_2(tmp_path):
+    _usage_error(["train", "-c", "cifar100"], tmp_path, "neither a file nor a preset", "cifar10")
+
+
+def test_python_dash_m_is_the_same_command(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ddpm_edu", "train", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "examples:" in r.stdout and "--set" in r.stdout and "digits" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "ddpm_edu", "sample", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "trajectory.gif" in r.stdout
+
+
+def test_figs_calls_make_all(tmp_path, monkeypatch, capsys):
+    made = []
+    fake = types.ModuleType("ddpm_edu.figs")
+    fake.make_all = lambda out: made.append(out) or [tmp_path / "a.png"]
+    monkeypatch.setitem(sys.modules, "ddpm_edu.figs", fake)
+    assert main(["figs", "--out", str(tmp_path)]) == 0
+    assert made == [str(tmp_path)] and "a.png" in capsys.readouterr().out
+
+
+def test_in_process_errors_return_2(tmp_path, capsys):
+    assert main(["train", "-c", "digits", "--set", "train.lr=-1", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "train.lr" in capsys.readouterr().err

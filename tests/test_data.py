@@ -1,0 +1,165 @@
+"""Data: the real torchvision CIFAR-10 loader on a fixture in the genuine format, offline errors,
+digits, and a batch stream whose order is reproducible and resumable."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+
+import pytest
+import torch
+
+from ddpm_edu import data as D
+from ddpm_edu.config import load_config
+
+
+def test_cifar10_goes_through_torchvision(fake_cifar, monkeypatch):
+    import torchvision.datasets.cifar as tv_cifar
+
+    root, arrays = fake_cifar
+    calls = []
+    real_load = tv_cifar.pickle.load
+    monkeypatch.setattr(tv_cifar.pickle, "load", lambda f, **kw: calls.append(f.name) or real_load(f, **kw))
+    x = D.load_cifar10(root, download=False, verify_md5=False)
+    assert x.dtype == torch.uint8 and x.shape == (80, 3, 32, 32)
+    expected = torch.cat([torch.from_numpy(arrays[f"data_batch_{i}"]) for i in range(1, 6)])
+    assert torch.equal(x, expected)  # channel order and image order survive torchvision's HWC round trip
+    assert len(calls) == 6  # five training batches and batches.meta, unpickled by torchvision itself
+
+
+def test_cifar10_checks_md5_by_default(fake_cifar):
+    root, _ = fake_cifar
+    with pytest.raises(D.DataError, match="integrity check.*verify_md5=false"):
+        D.load_cifar10(root, download=False)
+
+
+def _assert_actionable(msg: str, root) -> None:
+    folder = f"{root.resolve()}/cifar-10-batches-py"
+    for needle in (folder, "data_batch_1", "data_batch_5", "test_batch", "batches.meta", "data.root",
+                   "--config digits", "--config toy2d", D.CIFAR10_URL):
+        assert needle in msg, needle
+
+
+def test_offline_without_network_is_quick_and_actionable(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "_reachable", lambda host, port, timeout: False)  # no route to the server
+    t0 = time.perf_counter()
+    with pytest.raises(D.DataError) as e:
+        D.load_cifar10(tmp_path / "data")
+    assert time.perf_counter() - t0 < 10
+    _assert_actionable(str(e.value), tmp_path / "data")
+    assert "cannot be reached" in str(e.value)
+
+
+def test_failed_download_is_quick_and_actionable(tmp_path, monkeypatch):
+    import torchvision.datasets.cifar as tv_cifar
+
+    def fail(*args, **kwargs):
+        assert socket.getdefaulttimeout() == D.DOWNLOAD_TIMEOUT_S  # the download runs under a socket timeout
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(D, "_reachable", lambda host, port, timeout: True)
+    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", fail)
+    before = socket.getdefaulttimeout()
+    t0 = time.perf_counter()
+    with pytest.raises(D.DataError) as e:
+        D.load_cifar10(tmp_path / "data")
+    assert time.perf_counter() - t0 < 10
+    assert socket.getdefaulttimeout() == before
+    _assert_actionable(str(e.value), tmp_path / "data")
+    assert "download failed" in str(e.value) and "URLError" in str(e.value)
+
+
+def test_download_false_is_actionable(tmp_path):
+    with pytest.raises(D.DataError) as e:
+        D.load_cifar10(tmp_path, download=False)
+    _assert_actionable(str(e.value), tmp_path)
+
+
+def test_reachable_gives_up_on_a_closed_port():
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert D._reachable("127.0.0.1", port, timeout=1.0) is False
+
+
+def test_digits():
+    x = D.load_digits()
+    assert x.shape == (1797, 1, 8, 8) and x.dtype == torch.float32
+    assert x.min() == -1.0 and x.max() == 1.0  # raw values 0..16 -> v / 8 - 1
+
+
+def test_stream_is_reproducible_and_scaled():
+    data = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
+    a = [next(it) for it in [D.BatchIterator(data, 4, seed=7)] for _ in range(6)]
+    b = [next(it) for it in [D.BatchIterator(data, 4, seed=7)] for _ in range(6)]
+    c = [next(it) for it in [D.BatchIterator(data, 4, seed=8)] for _ in range(6)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+    allowed = data.float() / 127.5 - 1
+    for x in a:  # each row is one of the images, scaled to [-1, 1]
+        assert x.shape == (4, 3, 4, 4) and x.min() >= -1 and x.max() <= 1
+        assert all(any(torch.allclose(row, img) for img in allowed) for row in x)
+
+
+def test_each_epoch_is_a_permutation_without_repeats():
+    data = torch.arange(12, dtype=torch.float32).view(12, 1)
+    it = D.BatchIterator(data, 5, seed=0)  # 2 batches per epoch, 2 examples dropped
+    epoch0 = torch.cat([next(it), next(it)]).flatten().tolist()
+    assert len(set(epoch0)) == 10 and it.epoch == 0
+    next(it)
+    assert it.epoch == 1
+
+
+def test_state_restores_the_exact_order_across_epochs():
+    data = torch.randint(0, 256, (9, 3, 4, 4), dtype=torch.uint8)
+    it = D.BatchIterator(data, 4, seed=3, hflip=True)
+    for _ in range(3):
+        next(it)
+    state = it.state_dict()
+    rest = [next(it) for _ in range(7)]
+    fresh = D.BatchIterator(data, 4, seed=99, hflip=True)  # another seed: the state must override it
+    fresh.load_state_dict(state)
+    assert all(torch.equal(x, y) for x, y in zip(rest, [next(fresh) for _ in range(7)]))
+
+
+def test_flips_happen_and_are_only_flips():
+    data = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, 3, 4, 4)  # left-right asymmetric
+    it = D.BatchIterator(data, 2, seed=0, hflip=True)
+    seen_flipped = seen_plain = False
+    for _ in range(20):
+        for row in next(it):
+            imgs = data.float() / 127.5 - 1
+            plain = any(torch.equal(row, im) for im in imgs)
+            flipped = any(torch.equal(row, im.flip(-1)) for im in imgs)
+            assert plain or flipped
+            seen_plain |= plain
+            seen_flipped |= flipped
+    assert seen_plain and seen_flipped
+
+
+def test_batch_larger_than_data_is_an_error():
+    with pytest.raises(D.DataError, match="larger than the data set"):
+        D.BatchIterator(torch.zeros(3, 2), 4)
+
+
+def test_make_batches_for_cifar_fixture(fake_cifar):
+    root, _ = fake_cifar
+    cfg = load_config("cifar10", [f"data.root={root}", "data.verify_md5=false", "data.batch_size=8"])
+    it = D.make_batches(cfg, "cpu")
+    x = next(it)
+    assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and -1 <= x.min() and x.max() <= 1
+    assert it.hflip
+
+
+def test_make_batches_digits_are_never_flipped():
+    it = D.make_batches(load_config("digits"), "cpu")
+    assert not it.hflip and next(it).shape == (128, 1, 8, 8)
+
+
+def test_toy_points():
+    pytest.importorskip("ddpm_edu.toy")
+    cfg = load_config("toy2d")
+    x = D.load_toy(cfg.data.toy, 100, seed=1)
+    assert x.shape == (100, 2) and torch.equal(x, D.load_toy(cfg.data.toy, 100, seed=1))
+    assert next(D.make_batches(cfg)).shape == (cfg.data.batch_size, 2)

@@ -1,0 +1,303 @@
+"""The trainer: warmup, EMA, exact resume in a new process, NaN stops, signals, W&B isolation, the book cache."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+import types
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from ddpm_edu import checkpoint as ck
+from ddpm_edu import train as T
+from ddpm_edu.config import ConfigError, load_config
+from conftest import cli_command, subprocess_env, tiny_unet_overrides
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny(*extra: str, steps: int = 6):
+    """A digits config with a tiny U-Net: a few milliseconds per step."""
+    return load_config("digits", tiny_unet_overrides() + [
+        f"train.steps={steps}", "data.batch_size=16", "train.log_every=1", "train.ckpt_every=0",
+        "train.sample_every=0", "train.keep_last=100", *extra])
+
+
+def test_lr_warmup_is_linear():
+    assert [T.lr_at(s, 1e-3, 4) for s in (1, 2, 4, 9)] == [2.5e-4, 5e-4, 1e-3, 1e-3]
+    assert T.lr_at(1, 1e-3, 0) == 1e-3
+
+
+def test_ema_update_matches_the_formula():
+    m = torch.nn.Linear(3, 2)
+    ema = T.EMA(m, decay=0.9)
+    old = [p.detach().clone() for p in ema.model.parameters()]
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(1.0)
+    ema.update(m)
+    for e, o, p in zip(ema.model.parameters(), old, m.parameters()):
+        torch.testing.assert_close(e, 0.9 * o + 0.1 * p)
+    assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_precision_on_cpu():
+    cpu = torch.device("cpu")
+    assert T.resolve_precision("auto", cpu) == (None, False)
+    assert T.resolve_precision("bf16", cpu) == (torch.bfloat16, False)
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        T.resolve_precision("fp16", cpu)
+
+
+def test_run_writes_everything_and_stops_exactly(tmp_path):
+    cfg = tiny("train.ckpt_every=4", "train.sample_every=5", "train.log_every=2", "train.keep_last=2", steps=10)
+    r = T.train(cfg, tmp_path / "run")
+    run = tmp_path / "run"
+    assert r.step == 10 and r.interrupted == 0 and math.isfinite(r.last_loss)
+    assert [p.name for p in ck.list_checkpoints(run / "checkpoints")] == ["step_00000008.pt", "step_00000010.pt"]
+    assert ck.load_checkpoint(r.checkpoint)["step"] == 10
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in recs] == [2, 4, 6, 8, 10]
+    assert set(recs[0]) >= {"loss", "lr", "grad_norm", "steps_per_s"}
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step_00000005.gif", "step_00000005.png", "step_00000010.gif", "step_00000010.png"]
+    for name in ("config.yml", "loss.png", "ema.safetensors"):
+        assert (run / name).is_file(), name
+    assert load_config(str(run / "config.yml")) == cfg
+    tensors, meta = ck.load_safetensors(run / "ema.safetensors")
+    assert meta["step"] == "10"
+    final = ck.load_checkpoint(r.checkpoint)
+    assert all(torch.equal(tensors[k], final["ema"][k]) for k in tensors)
+
+
+def test_training_restores_the_callers_rng(tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    T.train(tiny(steps=2), tmp_path / "run")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def _run_cli(args: list[str], tmp_path: Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_command() + args, env=subprocess_env(tmp_path), capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def _sets(cfg_overrides: list[str]) -> list[str]:
+    out = []
+    for o in cfg_overrides:
+        out += ["--set", o]
+    return out
+
+
+def test_exact_resume_in_a_new_process(tmp_path):
+    N, K = 10, 4
+    base = tiny_unet_overrides() + ["data.batch_size=16", "train.log_every=1", "train.ckpt_every=0",
+                                    "train.sample_every=0", "train.warmup=6"]
+    straight = _run_cli(["train", "-c", "digits", *_sets(base + [f"train.steps={N}"]), "--run-dir", str(tmp_path / "a")], tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    first = _run_cli(["train", "-c", "digits", *_sets(base + [f"train.steps={K}"]), "--run-dir", str(tmp_path / "b")], tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = _run_cli(["train", "-c", "digits", *_sets(base + [f"train.steps={N}"]), "--run-dir", str(tmp_path / "b")], tmp_path)
+    assert second.returncode == 0, second.stderr
+
+    a = ck.load_checkpoint(tmp_path / "a" / "checkpoints" / f"step_{N:08d}.pt")
+    b = ck.load_checkpoint(tmp_path / "b" / "checkpoints" / f"step_{N:08d}.pt")
+    losses = [[json.loads(line)["loss"] for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in "ab"]
+    assert len(losses[0]) == N and losses[0] == losses[1]  # identical loss history, step by step
+    for key in ("model", "ema"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), f"{key}.{k} differs"
+    for p, sa in a["optimizer"]["state"].items():
+        for k, v in sa.items():
+            assert torch.equal(torch.as_tensor(v), torch.as_tensor(b["optimizer"]["state"][p][k])), f"optimizer {p}.{k}"
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    assert a["data"]["epoch"] == b["data"]["epoch"] and a["data"]["pos"] == b["data"]["pos"]
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_nan_loss_stops_without_a_nan_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = T.l_simple
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(T, "l_simple", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(T.NonFiniteError, match="loss became nan at step 5.*step_00000004.pt"):
+        T.train(tiny("train.ckpt_every=2", steps=8), run)
+    assert [p.name for p in ck.list_checkpoints(run / "checkpoints")] == ["step_00000002.pt", "step_00000004.pt"]
+    for p in ck.list_checkpoints(run / "checkpoints"):
+        s = ck.load_checkpoint(p)
+        assert all(torch.isfinite(v).all() for part in ("model", "ema") for v in s[part].values())
+    ema, meta = ck.load_safetensors(run / "ema.safetensors")
+    assert meta["step"] == "4" and all(torch.isfinite(v).all() for v in ema.values())
+
+
+def test_resume_never_refuses_a_used_folder(tmp_path):
+    T.train(tiny(steps=2), tmp_path / "run")
+    with pytest.raises(ck.CheckpointError, match="resume=never"):
+        T.train(tiny("train.resume=never", steps=4), tmp_path / "run")
+
+
+def test_incomplete_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
+    run = tmp_path / "run"
+    r = T.train(tiny(steps=2), run)
+    s = torch.load(r.checkpoint, weights_only=True)
+    del s["rng"]["generator"]  # a piece deep inside is missing
+    torch.save(s, r.checkpoint)
+    with pytest.raises(ck.CheckpointError, match="cannot be resumed exactly"):
+        T.train(tiny(steps=4), run)
+    del s["optimizer"]
+    torch.save(s, r.checkpoint)
+    with pytest.raises(ck.CheckpointError, match="lacks optimizer"):
+        T.train(tiny(steps=4), run)
+    assert [p.name for p in ck.list_checkpoints(run / "checkpoints")] == ["step_00000002.pt"]
+
+
+def test_resume_with_another_model_is_refused(tmp_path):
+    T.train(tiny(steps=2), tmp_path / "run")
+    with pytest.raises(ck.CheckpointError, match="model.ch"):
+        T.train(tiny("model.ch=8", steps=4), tmp_path / "run")
+
+
+def test_explicit_resume_path(tmp_path):
+    r = T.train(tiny(steps=3), tmp_path / "a")
+    r2 = T.train(tiny(f"train.resume={r.checkpoint}", steps=5), tmp_path / "b")
+    assert r2.step == 5
+    with pytest.raises(ck.CheckpointError, match="no such checkpoint"):
+        T.train(tiny(f"train.resume={tmp_path / 'missing.pt'}", steps=5), tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+
+
+def test_sigterm_writes_a_checkpoint_that_resumes(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "-c", "digits", *_sets(tiny_unet_overrides() + ["data.batch_size=16", "train.log_every=1",
+                                                                    "train.steps=100000", "train.sample_every=0"]),
+            "--run-dir", str(run)]
+    proc = subprocess.Popen(cli_command() + args, env=subprocess_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 3):  # wait until it is really training
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "SIGTERM" in err
+    latest = ck.latest_checkpoint(run / "checkpoints")
+    step = ck.load_checkpoint(latest)["step"]
+    assert 3 <= step < 100000
+    r = T.train(tiny(steps=step + 2), run)  # same model config; resume=auto picks the SIGTERM checkpoint up
+    assert r.step == step + 2
+
+
+class FakeWandb(types.ModuleType):
+    """A stand-in for the wandb package whose log() fails on the second call."""
+
+    def __init__(self):
+        super().__init__("wandb")
+        self.logged, self.inits = [], []
+        fake = self
+
+        class Run:
+            def log(self, data, step=None):
+                fake.logged.append((step, data))
+                if len(fake.logged) == 2:
+                    raise ConnectionError("wandb server unreachable")
+
+            def finish(self):
+                pass
+
+        self._run = Run
+
+    def init(self, **kw):
+        self.inits.append(kw)
+        return self._run()
+
+    Image = Video = staticmethod(lambda *a, **k: object())
+
+
+def test_wandb_logs_and_never_breaks_training(tmp_path, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_PROJECT", "from-env")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        r = T.train(tiny("wandb.enabled=true", steps=4), tmp_path / "run")
+    assert r.step == 4
+    assert fake.inits[0]["project"] == "from-env" and fake.inits[0]["resume"] == "allow"
+    assert len(fake.logged) == 2 and "loss" in fake.logged[0][1]  # switched off after the failure
+    assert any("Weights & Biases logging failed" in str(x.message) for x in w)
+
+
+def test_wandb_disabled_by_env(tmp_path, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    T.train(tiny("wandb.enabled=true", steps=2), tmp_path / "run")
+    assert fake.inits == []
+
+
+def test_load_or_train_caches(tmp_path, cache_dir, monkeypatch):
+    cfg = tiny(steps=3)
+    m1 = T.load_or_train(cfg)
+    assert not m1.training and not any(p.requires_grad for p in m1.parameters())
+    runs = list(cache_dir.iterdir())
+    assert len(runs) == 1 and (runs[0] / "ema.safetensors").is_file()
+    monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("a cached model was retrained"))
+    m2 = T.load_or_train(load_config("digits", tiny_unet_overrides() + [
+        "train.steps=3", "data.batch_size=16", "train.run_root=/nowhere", "train.log_every=50"]))  # bookkeeping differs only
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_fast_mode_shrinks_load_or_train(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setenv("DDPM_EDU_FAST", "1")
+    seen = {}
+    real = T.train
+
+    def spy(cfg, *a, **k):
+        seen["steps"] = cfg.train.steps
+        return real(cfg, *a, **k)
+
+    monkeypatch.setattr(T, "train", spy)
+    T.load_or_train(tiny(steps=10_000))
+    assert seen["steps"] == 30
+
+
+def test_toy2d_trains(tmp_path):
+    pytest.importorskip("ddpm_edu.toy")
+    cfg = load_config("toy2d", ["train.steps=20", "train.progress=false", "sample.num_samples=50", "sample.frames=4"])
+    r = T.train(cfg, tmp_path / "run")
+    assert r.step == 20
+    assert (tmp_path / "run" / "samples" / "step_00000020.png").is_file()
+    from PIL import Image
+
+    assert Image.open(tmp_path / "run" / "samples" / "step_00000020.gif").n_frames == 4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["auto", "fp16", "bf16"])
+def test_cuda_paths(tmp_path, precision):
+    """On a GPU: device-resident data, autocast (bf16, or fp16 with a GradScaler), channels_last, resume."""
+    cfg = tiny("train.device=cuda", f"train.precision={precision}", "train.channels_last=true", steps=6)
+    r = T.train(cfg, tmp_path / "run")
+    assert r.step == 6 and math.isfinite(r.last_loss)
+    s = ck.load_checkpoint(r.checkpoint)
+    assert (s["scaler"] != {}) == (T.resolve_precision(precision, torch.device("cuda"))[1])
+    assert T.train(tiny("train.device=cuda", f"train.precision={precision}", "train.channels_last=true", steps=8),
+                   tmp_path / "run").step == 8
