@@ -167,5 +167,7 @@ def extract(a: Tensor, t: Tensor | int, x: Tensor) -> Tensor:
     """
     if isinstance(t, int):
         return a[t].to(device=x.device, dtype=x.dtype)
+    if t.device.type == "mps":  # MPS has no float64: index a float32 copy there
+        a = a.float()
     out = a.to(t.device)[t].to(device=x.device, dtype=x.dtype)
     return out.reshape(out.shape + (1,) * (x.dim() - out.dim()))

@@ -84,20 +84,40 @@ def save_image_grid(x: Tensor, path: str | os.PathLike, nrow: int | None = None)
     return _atomic_write(Path(path), lambda p: iio.imwrite(p, grid))
 
 
-def save_gif(frames: Sequence[np.ndarray] | np.ndarray, path: str | os.PathLike, fps: float = 10.0, loop: int = 0) -> Path:
+def save_gif(
+    frames: Sequence[np.ndarray] | np.ndarray,
+    path: str | os.PathLike,
+    fps: float = 10.0,
+    loop: int = 0,
+    progress_bar: bool = True,
+) -> Path:
     """Write uint8 frames (N, H, W[, C]) as a GIF with a real frame delay of 1000 / fps ms that loops.
 
     (The seed passed ``duration=0.1`` to imageio, which reads milliseconds: no delay was stored.)
+    With ``progress_bar`` a 3-pixel strip under each frame fills up as the animation advances. Besides
+    showing where the loop is, it keeps consecutive frames distinct: GIF writers merge identical
+    neighbours (e.g. the last steps of a converged trajectory), which would lose frames. That holds
+    whenever the frames are at least N pixels wide.
     """
     import imageio.v3 as iio
 
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps!r}")
-    frames = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])
-    if frames.shape[0] < 1:
+    frames = [np.asarray(f, dtype=np.uint8) for f in frames]
+    if not frames:
         raise ValueError("save_gif needs at least one frame")
+    if progress_bar:
+        frames = [_with_progress(f, k, len(frames)) for k, f in enumerate(frames)]
     delay_ms = max(20, int(round(1000.0 / fps)))  # GIF delays are stored in 10 ms units; browsers clamp < 20 ms
-    return _atomic_write(Path(path), lambda p: iio.imwrite(p, frames, extension=".gif", duration=delay_ms, loop=loop))
+    stack = np.stack(frames)
+    return _atomic_write(Path(path), lambda p: iio.imwrite(p, stack, extension=".gif", duration=delay_ms, loop=loop))
+
+
+def _with_progress(frame: np.ndarray, k: int, n: int) -> np.ndarray:
+    """frame (H, W[, C]) with a 3-px strip below it, filled for the first (k + 1) / n of its width."""
+    strip = np.full((3,) + frame.shape[1:], 255, dtype=np.uint8)
+    strip[:, : max(1, round((k + 1) * frame.shape[1] / n))] = 80
+    return np.concatenate([frame, strip], axis=0)
 
 
 class TrajectoryRecorder:

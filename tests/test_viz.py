@@ -172,3 +172,35 @@ def test_figure_bytes_formats():
     assert viz.figure_bytes(fig, "png", 30).startswith(b"\x89PNG")
     small, large = viz.figure_bytes(fig, "jpeg", 30, jpeg_quality=30), viz.figure_bytes(fig, "jpeg", 30, jpeg_quality=95)
     assert small.startswith(b"\xff\xd8\xff") and len(small) < len(large)
+
+
+# ----------------------------------------------------------------------------- GIFs and grids
+def test_save_gif_keeps_every_frame_with_a_real_delay(tmp_path):
+    from PIL import Image
+
+    from ddpm_edu.viz import save_gif
+
+    still = np.zeros((16, 40, 3), dtype=np.uint8)
+    path = save_gif([still] * 6, tmp_path / "a.gif", fps=5)  # identical frames: writers would merge them
+    im = Image.open(path)
+    assert im.n_frames == 6
+    assert im.info["duration"] == 200 and im.info["loop"] == 0
+    with pytest.raises(ValueError, match="fps"):
+        save_gif([still], tmp_path / "b.gif", fps=0)
+    with pytest.raises(ValueError, match="frame"):
+        save_gif([], tmp_path / "c.gif")
+
+
+def test_trajectory_recorder_keeps_requested_frames_in_order():
+    from ddpm_edu.analytic import GaussianEps
+    from ddpm_edu.sampling import sample
+    from ddpm_edu.viz import TrajectoryRecorder
+
+    s = Schedule.linear(100, 1e-3, 0.1)
+    rec = TrajectoryRecorder(s.T, frames=12)
+    model = GaussianEps(0.0, 0.5, s)
+    sample(lambda x, t: model(x.flatten(1), t).view_as(x), (2, 1, 4, 4), s, callback=rec,
+           generator=torch.Generator().manual_seed(0))
+    ts = [t for t, _ in rec.frames]
+    assert len(ts) == 12 and ts[0] == s.T and ts[-1] == 0 and ts == sorted(ts, reverse=True)
+    assert all(f.dtype == np.uint8 for f in rec.gif_frames())
