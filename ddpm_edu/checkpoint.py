@@ -1,6 +1,6 @@
 """Saving and loading training checkpoints safely.
 
-Chapter 10. A checkpoint is one ``torch.save`` dict of tensors and plain data only, so it loads
+Chapters 7 and 9. A checkpoint is one ``torch.save`` dict of tensors and plain data only, so it loads
 with ``torch.load(..., weights_only=True)``: a file that smuggles a pickled object (one whose
 ``__reduce__`` would run code) is refused, never executed. It holds everything an exact resume
 needs, under :data:`REQUIRED_KEYS`:

@@ -1,6 +1,6 @@
 """Training configs: YAML presets read into frozen, validated dataclasses.
 
-The seed's ``configs/train.yml``/``test.yml``, done properly (chapter 10 and the command line).
+The seed's ``configs/train.yml``/``test.yml``, done properly (chapter 9 and the command line).
 A config file has the sections below; every field has a default, so a file only lists what it
 changes. :func:`load_config` reads a preset name (``cifar10``, ``cifar10-small``, ``digits``,
 ``toy2d``, shipped in ``ddpm_edu/configs/``) or a path, applies ``--set``-style overrides such as

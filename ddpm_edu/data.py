@@ -1,6 +1,6 @@
 """Training data: CIFAR-10, scikit-learn's 8x8 digits and the 2-D toys, as reproducible batch streams.
 
-Chapter 10 (training) and the command line. Every data set is small enough to hold in memory
+Chapters 7 and 9 (training) and the command line. Every data set is small enough to hold in memory
 (CIFAR-10's training set is 150 MB of uint8), so there is one loader, :class:`BatchIterator`,
 and no DataLoader workers:
 

@@ -1,6 +1,6 @@
 """The trainer: Algorithm 1 of Ho et al. 2020 with the engineering a long run needs.
 
-Chapter 10. One optimiser step is Algorithm 1 (``losses.l_simple``) plus: Adam/AdamW with a
+Chapters 7 and 9. One optimiser step is Algorithm 1 (``losses.l_simple``) plus: Adam/AdamW with a
 linear learning-rate warmup, clipping of the global gradient norm (the pre-clip norm is
 logged), an exponential moving average (EMA) of the weights, automatic mixed precision (bf16
 where the GPU supports it, fp16 with a GradScaler on older GPUs such as the T4, fp32 on the
