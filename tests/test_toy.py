@@ -68,15 +68,6 @@ def test_mlp_denoiser_shapes_and_gradients():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matmuls gain nothing from threads and slow down badly when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_mlp_denoiser_learns_the_mixture(one_thread):
     """A few hundred Adam steps of L_simple drop the loss far below 1 (the loss of eps_hat = 0),
     towards the loss of the exact eps* of the mixture, the smallest possible."""
