@@ -38,6 +38,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -662,12 +663,16 @@ def load_or_train(cfg: Config, *, cache_dir: str | os.PathLike | None = None, pr
     run = Path(cache_dir).expanduser() if cache_dir else cache_root()
     run = run / config_hash(cfg)
     ema_file = run / "ema.safetensors"
-    if not _trained(ema_file, cfg.train.steps):
-        result = train(cfg, run, samples=False, progress=progress)
-        if result.interrupted:
-            raise KeyboardInterrupt(f"training interrupted at step {result.step}; run again to resume")
-    model, _ = load_ema_model(cfg, ema_file)
-    return model
+    if _trained(ema_file, cfg.train.steps):
+        try:
+            return load_ema_model(cfg, ema_file)[0]
+        except ckpt.CheckpointError as e:  # cached by older code whose model no longer fits: retrain
+            warnings.warn(f"retraining the cached model in {run}: {_brief(e, 200)}", stacklevel=2)
+            shutil.rmtree(run)
+    result = train(cfg, run, samples=False, progress=progress)
+    if result.interrupted:
+        raise KeyboardInterrupt(f"training interrupted at step {result.step}; run again to resume")
+    return load_ema_model(cfg, ema_file)[0]
 
 
 def _brief(e: BaseException, limit: int = 400) -> str:

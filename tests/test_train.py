@@ -265,6 +265,20 @@ def test_load_or_train_caches(tmp_path, cache_dir, monkeypatch):
         assert torch.equal(a, b)
 
 
+def test_load_or_train_retrains_a_stale_cache_entry(tmp_path, cache_dir):
+    """A cached model whose weights no longer fit the code's model (e.g. after a rename) is retrained."""
+    cfg = tiny(steps=3)
+    T.load_or_train(cfg)
+    (run,) = list(cache_dir.iterdir())
+    tensors, meta = ck.load_safetensors(run / "ema.safetensors")
+    stale = {f"old.{k}": v for k, v in tensors.items()}  # the same weights under names the model lacks
+    ck.save_safetensors(stale, run / "ema.safetensors", meta)
+    with pytest.warns(UserWarning, match="retraining"):
+        model = T.load_or_train(cfg)
+    assert set(model.state_dict()) == set(tensors)
+    assert set(ck.load_safetensors(run / "ema.safetensors")[0]) == set(tensors)
+
+
 def test_fast_mode_shrinks_load_or_train(tmp_path, cache_dir, monkeypatch):
     monkeypatch.setenv("DDPM_EDU_FAST", "1")
     seen = {}
