@@ -116,8 +116,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from .checkpoint import CheckpointError
     from .config import config_from_dict, config_to_dict, load_config
     from .train import generate, load_ema_model, resolve_device, write_samples

@@ -77,7 +77,6 @@ __all__ = [
     "load_ema_model",
     "load_or_train",
     "fast_config",
-    "plot_loss_curve",
     "run_dir_for",
 ]
 
@@ -239,7 +238,7 @@ def write_samples(x: Tensor, rec, png: str | os.PathLike, gif: str | os.PathLike
 
     Images smaller than 32 px are enlarged by an integer factor (nearest neighbour) so they can be seen.
     """
-    from .viz import save_gif, save_image_grid
+    from .viz import save_gif, save_image_grid, scatter_rgb
 
     if x.dim() == 4:
         k = max(1, 32 // x.shape[-1])  # show 8x8 digits 4x larger (nearest neighbour); CIFAR-10 as it is
@@ -249,44 +248,9 @@ def write_samples(x: Tensor, rec, png: str | os.PathLike, gif: str | os.PathLike
     import imageio.v3 as iio
 
     lim = max(1.0, 1.4 * float(x.detach().float().abs().flatten().quantile(0.99)))  # frame the data, not the noise
-    frames = [_scatter_rgb(xt, f"t = {t}", lim) for t, xt in rec.frames]
-    final = _scatter_rgb(x, "samples", lim)
+    frames = [scatter_rgb(xt, f"t = {t}", lim) for t, xt in rec.frames]
+    final = scatter_rgb(x, "samples", lim)
     return ckpt.atomic_write(png, lambda f: iio.imwrite(f, final, extension=".png")), save_gif(frames, gif, fps=fps)
-
-
-def _scatter_rgb(points: Tensor, title: str, lim: float = 3.0) -> np.ndarray:
-    """A 2-D point cloud as a (H, W, 3) uint8 image (matplotlib Agg, no global state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(3, 3), dpi=80)
-    canvas = FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    p = points.detach().float().cpu().numpy()
-    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title, xticks=[], yticks=[])
-    fig.tight_layout()
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def plot_loss_curve(metrics: list[dict], path: str | os.PathLike):
-    """Plot loss against step from metrics.jsonl records and save it as a PNG; returns the Figure."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 3.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    steps = [m["step"] for m in metrics]
-    ax.plot(steps, [m["loss"] for m in metrics], lw=1)
-    ax.set(xlabel="step", ylabel="L_simple (mean over log window)", title="training loss")
-    if metrics and min(m["loss"] for m in metrics) > 0:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    ckpt.atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    return fig
 
 
 # --------------------------------------------------------------------------- optional W&B
@@ -500,7 +464,7 @@ class Trainer:
         if not self._stop and self.samples and not sampled and (self.step > first or not self._has_samples()):
             self._sample()
         if self.metrics:
-            plot_loss_curve(self.metrics, self.run_dir / "loss.png")
+            self._plot_loss()
         return TrainResult(self.run_dir, self.step, last_ckpt, self._stop, last_loss)
 
     def _train_step(self, step: int) -> tuple[float, float, float]:
@@ -560,7 +524,12 @@ class Trainer:
         png, gif = write_samples(x, rec, stem.with_suffix(".png"), stem.with_suffix(".gif"), sc.fps)
         self.wandb.log_media(png, gif, self.step)
         if self.metrics:
-            plot_loss_curve(self.metrics, self.run_dir / "loss.png")
+            self._plot_loss()
+
+    def _plot_loss(self) -> None:
+        from .viz import plot_loss_curve, save_figure
+
+        save_figure(plot_loss_curve(self.metrics), self.run_dir / "loss.png")
 
     # ---------------------------------------------------------------- signals
     @contextlib.contextmanager

@@ -17,7 +17,6 @@ from html import escape as html_escape
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-import matplotlib
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -25,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from .checkpoint import atomic_write
 from .forward import naive_step, q_sample, trajectory, vp_step
 from .schedules import Schedule
 
@@ -33,7 +33,7 @@ __all__ = [
     "photo", "BookFigure", "new_figure", "figure_png", "figure_bytes", "save_figure", "animation_html", "message_html",
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms",
-    "plot_forward_explorer",
+    "plot_forward_explorer", "plot_loss_curve", "scatter_rgb",
 ]
 
 
@@ -63,25 +63,12 @@ def image_grid(x: Tensor, nrow: int | None = None, padding: int = 1) -> np.ndarr
     return to_uint8(grid)
 
 
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def save_image_grid(x: Tensor, path: str | os.PathLike, nrow: int | None = None) -> Path:
     """Write a batch of images in [-1, 1], (B, C, H, W), as one PNG grid."""
     import imageio.v3 as iio
 
     grid = image_grid(x, nrow)
-    return _atomic_write(Path(path), lambda p: iio.imwrite(p, grid))
+    return atomic_write(path, lambda f: iio.imwrite(f, grid, extension=".png"))
 
 
 def save_gif(
@@ -110,7 +97,7 @@ def save_gif(
         frames = [_with_progress(f, k, len(frames)) for k, f in enumerate(frames)]
     delay_ms = max(20, int(round(1000.0 / fps)))  # GIF delays are stored in 10 ms units; browsers clamp < 20 ms
     stack = np.stack(frames)
-    return _atomic_write(Path(path), lambda p: iio.imwrite(p, stack, extension=".gif", duration=delay_ms, loop=loop))
+    return atomic_write(path, lambda f: iio.imwrite(f, stack, extension=".gif", duration=delay_ms, loop=loop))
 
 
 def _with_progress(frame: np.ndarray, k: int, n: int) -> np.ndarray:
@@ -249,7 +236,32 @@ def figure_bytes(fig: Figure, fmt: str = "png", dpi: float | None = None, jpeg_q
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: float = 100) -> Path:
     """Write a figure as a PNG, atomically."""
-    return _atomic_write(Path(path), lambda p: fig.savefig(p, format="png", dpi=dpi))
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+
+
+# =====================================================================================
+# Training figures: the loss curve and 2-D sample clouds (the trainer and the command line).
+# =====================================================================================
+def plot_loss_curve(metrics: Sequence[Mapping[str, float]], ax: Axes | None = None) -> Figure:
+    """Loss against step from metrics.jsonl records (keys ``step`` and ``loss``); log scale when all > 0."""
+    fig, ax = _fig_ax(ax, (6.0, 3.5))
+    ax.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], lw=1)
+    ax.set(xlabel="step", ylabel="L_simple (mean over log window)", title="training loss")
+    if metrics and min(m["loss"] for m in metrics) > 0:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def scatter_rgb(points: Tensor, title: str, lim: float = 3.0) -> np.ndarray:
+    """A 2-D point cloud (N, 2) as a (H, W, 3) uint8 image, e.g. one frame of a toy trajectory GIF."""
+    fig = new_figure((3.0, 3.0), dpi=80)
+    ax = fig.add_subplot()
+    p = points.detach().float().cpu().numpy()
+    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title, xticks=[], yticks=[])
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 # =====================================================================================

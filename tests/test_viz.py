@@ -41,12 +41,14 @@ def small_plots(x0, eps):
         "plot_forward_steps": lambda: viz.plot_forward_steps(x0, s, [0, 25, 50], eps),
         "plot_pixel_histograms": lambda: viz.plot_pixel_histograms({"a": torch.stack([x0, eps]), "b": torch.stack([eps, x0])}, [1, 2]),
         "plot_forward_explorer": lambda: viz.plot_forward_explorer(s, x0, eps, 20),
+        "plot_loss_curve": lambda: viz.plot_loss_curve([{"step": 10, "loss": 1.0}, {"step": 20, "loss": 0.4}]),
     }
 
 
 PLOT_NAMES = [
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_explorer",
+    "plot_loss_curve",
 ]
 
 
@@ -204,3 +206,10 @@ def test_trajectory_recorder_keeps_requested_frames_in_order():
     ts = [t for t, _ in rec.frames]
     assert len(ts) == 12 and ts[0] == s.T and ts[-1] == 0 and ts == sorted(ts, reverse=True)
     assert all(f.dtype == np.uint8 for f in rec.gif_frames())
+
+
+def test_scatter_rgb_draws_points_inside_the_frame():
+    img = viz.scatter_rgb(torch.zeros(50, 2), "t = 0", lim=2.0)
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    far = viz.scatter_rgb(torch.full((50, 2), 10.0), "t = 0", lim=2.0)  # every point outside the axes
+    assert (img != far).any()  # the points at the origin are drawn; the far ones are not
