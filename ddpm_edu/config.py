@@ -258,12 +258,7 @@ def config_from_dict(raw: dict, source: str = "<dict>", _problems: list[str] | N
                 continue
             top[key] = _build_section(SECTIONS[key], value, key, problems)
         elif key in TOP_LEVEL:
-            hints = typing.get_type_hints(Config)
-            ok, v = _coerce(value, hints[key])
-            if ok:
-                top[key] = v
-            else:
-                problems.append(f"{key}: expected {_describe(hints[key])}, got {value!r}")
+            _set_field(top, key, key, value, typing.get_type_hints(Config)[key], problems)
         else:
             problems.append(f"{key}: unknown key{_suggest(key, list(SECTIONS) + list(TOP_LEVEL))}")
     cfg = Config(**top, source=source)  # fields with problems keep their defaults here
@@ -283,16 +278,21 @@ def _build_section(cls: type, values: dict, prefix: str, problems: list[str]):
         if key not in hints:
             problems.append(f"{prefix}.{key}: unknown key{_suggest(str(key), list(hints), prefix)}")
             continue
-        ok, v = _coerce(value, hints[key])
-        if ok:
-            kwargs[key] = v
-        else:
-            problems.append(f"{prefix}.{key}: expected {_describe(hints[key])}, got {value!r}")
+        _set_field(kwargs, key, f"{prefix}.{key}", value, hints[key], problems)
     try:
         return cls(**kwargs)
     except TypeError as e:  # pragma: no cover - every key was checked above
         problems.append(f"{prefix}: {e}")
         return cls()
+
+
+def _set_field(out: dict, key: str, where: str, value: Any, tp: Any, problems: list[str]) -> None:
+    """out[key] = value coerced to tp, or a problem naming ``where`` (the dotted key) and the expected type."""
+    ok, v = _coerce(value, tp)
+    if ok:
+        out[key] = v
+    else:
+        problems.append(f"{where}: expected {_describe(tp)}, got {value!r}")
 
 
 def _suggest(key: str, valid: list[str], prefix: str = "") -> str:
