@@ -265,7 +265,7 @@ PRESETS: dict[str, dict] = {
     # Ho et al. 2020, CIFAR10 model: 35,746,307 parameters.
     "cifar10": dict(in_ch=3, ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
                     dropout=0.1, image_size=32),
-    # A quarter of the paper's width for a free Colab T4 in fp16.
+    # Half the paper's width (a quarter of its parameters) for a free Colab T4 in fp16.
     "cifar10-small": dict(in_ch=3, ch=64, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
                           dropout=0.1, image_size=32),
     # 8x8 grey digits (scikit-learn), trainable on 2 CPU cores in minutes.
