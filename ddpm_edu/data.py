@@ -200,8 +200,11 @@ class BatchIterator:
 
     data: (N, ...) uint8 (scaled by x / 127.5 - 1) or float (already in [-1, 1]); it may already
     live on ``device``. Each epoch is a fresh permutation from ``generator``; the last partial
-    batch of an epoch is dropped. ``hflip`` flips each image left-right with probability 1/2
-    (the flip mask comes from the same generator, the flip itself runs on the device).
+    batch of an epoch is dropped. ``hflip`` flips each image left-right with probability 1/2.
+
+    The permutation and the epoch's flip coins are drawn on the CPU (so the order does not depend
+    on the device) once per epoch and copied to the data's device then. A batch is a slice of them,
+    so a GPU-resident data set costs no host-device transfer, and no wait for the GPU, per batch.
     """
 
     def __init__(
@@ -221,7 +224,17 @@ class BatchIterator:
         self.channels_last = channels_last and data.dim() == 4
         self.generator = torch.Generator().manual_seed(seed)  # order and flips; CPU, so device-independent
         self.epoch, self.pos = 0, 0
-        self.perm = torch.randperm(data.shape[0], generator=self.generator)
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        n = self.data.shape[0]
+        self.perm = torch.randperm(n, generator=self.generator)
+        self.flips = torch.rand(n, generator=self.generator) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool)
+        self._to_device()
+
+    def _to_device(self) -> None:
+        self._perm_dev = self.perm.to(self.data.device)
+        self._flips_dev = self.flips.to(self.device)
 
     def __iter__(self) -> "BatchIterator":
         return self
@@ -233,22 +246,20 @@ class BatchIterator:
     def __next__(self) -> Tensor:
         if self.pos + self.batch_size > self.data.shape[0]:  # start the next epoch
             self.epoch, self.pos = self.epoch + 1, 0
-            self.perm = torch.randperm(self.data.shape[0], generator=self.generator)
-        idx = self.perm[self.pos : self.pos + self.batch_size]
+            self._new_epoch()
+        sl = slice(self.pos, self.pos + self.batch_size)
         self.pos += self.batch_size
-        flip = torch.rand(self.batch_size, generator=self.generator) < 0.5 if self.hflip else None
-        x = self.data[idx.to(self.data.device)].to(self.device, non_blocking=True)  # (B, ...)
+        x = self.data[self._perm_dev[sl]].to(self.device, non_blocking=True)  # (B, ...)
         x = x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x.float()
-        if flip is not None:
-            flip = flip.to(self.device, non_blocking=True).view(-1, *([1] * (x.dim() - 1)))
-            x = torch.where(flip, x.flip(-1), x)
+        if self.hflip:
+            x = torch.where(self._flips_dev[sl].view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def state_dict(self) -> dict:
-        """Epoch, position, this epoch's permutation and the generator state (tensors and ints only)."""
-        return {"epoch": self.epoch, "pos": self.pos, "perm": self.perm.clone(),
+        """Epoch, position, this epoch's permutation and flips, and the generator state (tensors and ints only)."""
+        return {"epoch": self.epoch, "pos": self.pos, "perm": self.perm.clone(), "flips": self.flips.clone(),
                 "generator": self.generator.get_state(), "n": int(self.data.shape[0]),
                 "batch_size": self.batch_size}
 
@@ -258,7 +269,9 @@ class BatchIterator:
             raise DataError(f"the checkpoint's data set had {int(state['n'])} examples, this one has {self.data.shape[0]}")
         self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
         self.perm = state["perm"].clone().long()
+        self.flips = state["flips"].clone().bool()
         self.generator.set_state(state["generator"].clone())
+        self._to_device()
 
 
 def make_batches(cfg: "Config", device: torch.device | str = "cpu") -> BatchIterator:

@@ -163,3 +163,18 @@ def test_toy_points():
     x = D.load_toy(cfg.data.toy, 100, seed=1)
     assert x.shape == (100, 2) and torch.equal(x, D.load_toy(cfg.data.toy, 100, seed=1))
     assert next(D.make_batches(cfg)).shape == (cfg.data.batch_size, 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_resident_batches_never_wait_for_the_gpu():
+    """Within an epoch a batch of a GPU-resident data set is sliced, gathered and flipped on the GPU;
+    torch's sync debug mode turns any wait (a blocking copy, a value read back) into an error."""
+    data = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, device="cuda")
+    it = D.BatchIterator(data, 4, seed=0, device="cuda", hflip=True, channels_last=True)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        batches = [next(it) for _ in range(len(it))]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert it.epoch == 0 and all(b.is_cuda and b.shape == (4, 3, 8, 8) for b in batches)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ddpm_edu import checkpoint as ck
+from ddpm_edu import forward as F
 from ddpm_edu import train as T
 from ddpm_edu.config import ConfigError, load_config
 from conftest import cli_command, subprocess_env, tiny_unet_overrides
@@ -124,16 +125,25 @@ def test_exact_resume_in_a_new_process(tmp_path):
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
 
 
-def test_nan_loss_stops_without_a_nan_checkpoint(tmp_path, monkeypatch):
+def _poison_step(monkeypatch, bad_call: int, where: str) -> None:
+    """Make training step ``bad_call`` non-finite: its loss (``where="loss"``), or only its gradients."""
     calls = {"n": 0}
     real = T.l_simple
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         loss = real(*args, **kwargs)
-        return loss * float("nan") if calls["n"] == 5 else loss
+        if calls["n"] != bad_call:
+            return loss
+        if where == "loss":
+            return loss * float("nan")
+        return loss + torch.sqrt(loss * 0)  # the same finite loss; its gradient is 1 + 0 / (2 sqrt 0) = NaN
 
     monkeypatch.setattr(T, "l_simple", poisoned)
+
+
+def test_nan_loss_stops_without_a_nan_checkpoint(tmp_path, monkeypatch):
+    _poison_step(monkeypatch, 5, "loss")
     run = tmp_path / "run"
     with pytest.raises(T.NonFiniteError, match="loss became nan at step 5.*step_00000004.pt"):
         T.train(tiny("train.ckpt_every=2", steps=8), run)
@@ -143,6 +153,82 @@ def test_nan_loss_stops_without_a_nan_checkpoint(tmp_path, monkeypatch):
         assert all(torch.isfinite(v).all() for part in ("model", "ema") for v in s[part].values())
     ema, meta = ck.load_safetensors(run / "ema.safetensors")
     assert meta["step"] == "4" and all(torch.isfinite(v).all() for v in ema.values())
+
+
+@pytest.mark.parametrize("where,what", [("loss", "loss became nan"), ("grad", "gradient norm became nan")])
+def test_a_non_finite_step_is_skipped_on_the_device_and_stops_the_run(tmp_path, monkeypatch, where, what):
+    """log_every is larger than the run: the bad step 5 is only read back before the checkpoint at step 6.
+    It must not have been applied (the fused optimiser counts 5 steps after 6), and no checkpoint follows."""
+    _poison_step(monkeypatch, 5, where)
+    trainer = T.Trainer(tiny("train.ckpt_every=2", "train.log_every=100", steps=8), tmp_path / "run")
+    assert trainer.cfg.train.log_every > trainer.cfg.train.steps
+    with pytest.raises(T.NonFiniteError, match=f"{what} at step 5.*stopped at step 6.*step_00000004.pt"):
+        trainer.fit()
+    assert trainer._skip_on_device
+    assert [p.name for p in ck.list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_00000002.pt", "step_00000004.pt"]
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert all(torch.isfinite(p).all() for p in trainer.ema.model.parameters())
+    steps = {int(st["step"]) for st in trainer.opt.state.values()}
+    assert steps == {5}  # six steps taken, the fifth skipped
+
+
+def _no_host_reads(monkeypatch) -> list[str]:
+    """Make every read of a tensor's value on the host (item, tolist, bool, float, int) fail, and
+    record it: on a GPU each of those waits for the device."""
+    reads: list[str] = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        def fail(self, *a, _name=name, **k):
+            reads.append(_name)
+            raise AssertionError(f"Tensor.{_name}() read a value back inside the step loop")
+        monkeypatch.setattr(torch.Tensor, name, fail)
+    return reads
+
+
+def test_training_steps_do_not_read_values_back(tmp_path, monkeypatch):
+    """On CPU, the stand-in for the CUDA test below: a step of the loop reads nothing back to the host,
+    so on a GPU it queues work without waiting; values come back at log and checkpoint boundaries only."""
+    tr = T.Trainer(tiny("train.log_every=1000", steps=20), tmp_path / "run")
+    tr._setup()
+    tr._train_step(1)
+    with monkeypatch.context() as m:
+        # check_t validates CPU time steps on the host (no device to wait for there); use its GPU branch
+        m.setattr(F, "check_t", lambda t, T_: torch._assert_async(((t >= 1) & (t <= T_)).all()))
+        reads = _no_host_reads(m)
+        for k in range(2, 6):
+            tr._train_step(k)
+            next(tr.data)
+    assert reads == []
+    tr._check_finite()  # and the boundary does read (this would raise had the patch leaked)
+    assert tr._stats.tolist()[3] == 5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path, precision):
+    """Between boundaries the loop must not synchronise with the GPU: torch's sync debug mode turns
+    any wait (a value read back, a blocking copy) into an error."""
+    tr = T.Trainer(tiny("train.device=cuda", f"train.precision={precision}", "train.channels_last=true",
+                        "train.log_every=1000", steps=50), tmp_path / "run")
+    tr._setup()
+    for k in (1, 2):  # lazy set-up (optimizer state, library handles) may wait once
+        tr._train_step(k)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for k in range(3, 13):
+            tr._train_step(k)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    tr._check_finite()
+    assert tr._stats.tolist()[3] == 12
+
+
+def test_optimizer_is_fused_on_cpu():
+    cfg = tiny()
+    for name, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)):
+        c = cfg.replace(train=__import__("dataclasses").replace(cfg.train, optimizer=name))
+        opt = T.make_optimizer(c, torch.nn.Linear(2, 2).parameters(), torch.device("cpu"))
+        assert type(opt) is cls and opt.defaults["fused"] and opt.defaults["lr"] == cfg.train.lr
 
 
 def test_resume_never_refuses_a_used_folder(tmp_path):
