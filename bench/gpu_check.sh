@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The GPU checks of the trainer, as one script for a lent GPU machine (bench/RESULTS.md says why).
+#
+# Run it from the repository root with a python3 that has torch with CUDA (the device machine's own
+# has; nothing is installed and no network is needed). Results go to $OUT (default /tmp/gpu_check):
+#   bash bench/gpu_check.sh                  # on the GPU machine: about 5 minutes, compile included
+#   DRY_RUN=1 bash bench/gpu_check.sh        # here, on a CPU: the same steps, tiny, to check the script
+# diffusers is optional: where it imports, the model-only comparison runs too.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+status=0
+step() { echo; echo "== $*"; }
+run() { "$@" || { echo "FAILED ($?): $*"; status=1; }; }
+
+if [[ -n "${DRY_RUN:-}" ]]; then
+    dev=cpu; prec=fp32; preset=digits; batch=16; steps=10; tests="cuda or gpu"; compile=""
+else
+    dev=cuda; prec=bf16; preset=cifar10; batch=128; steps=300; tests="cuda or gpu"; compile="--compile"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+fi
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
+
+step "1. CUDA tests: device-resident data, bf16 and fp16 + GradScaler, channels_last, resume, no waits in the loop"
+run timeout 300 $PY -m pytest -q -p no:cacheprovider -rs tests/test_train.py tests/test_data.py -k "$tests" 2>&1 | tee "$OUT/pytest.txt"
+
+bench() { run timeout 300 $PY bench/train_throughput.py --device $dev --preset $preset --batch $batch "$@" 2>&1 | grep -v Warning | tee -a "$OUT/bench.txt"; }
+step "2. the Trainer step, $preset, batch $batch, $prec, channels_last $compile"
+bench --trainer --precision $prec --channels-last $compile --steps $steps --warmup 20
+step "3. the same, eager (no compile)"
+bench --trainer --precision $prec --channels-last --steps $((steps / 3)) --warmup 10
+step "4. the model alone against diffusers' UNet2DModel (if diffusers imports)"
+if $PY -c "import diffusers" 2>/dev/null; then
+    bench --compare-diffusers --precision $prec --channels-last $compile --steps 50 --warmup 10
+    bench --compare-diffusers --precision $prec --channels-last --steps 30 --warmup 5
+else
+    echo "diffusers is not installed: skipped"
+fi
+exit $status
