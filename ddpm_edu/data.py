@@ -269,8 +269,12 @@ class BatchIterator:
             raise DataError(f"the checkpoint's data set had {int(state['n'])} examples, this one has {self.data.shape[0]}")
         self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
         self.perm = state["perm"].clone().long()
-        self.flips = state["flips"].clone().bool()
         self.generator.set_state(state["generator"].clone())
+        if "flips" in state:
+            self.flips = state["flips"].clone().bool()
+        else:  # written before 2026-11-29, when coins were drawn per batch: fresh coins for the rest of the epoch
+            n = self.data.shape[0]
+            self.flips = torch.rand(n, generator=self.generator) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool)
         self._to_device()
 
 

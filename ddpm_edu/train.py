@@ -525,8 +525,8 @@ class Trainer:
         # so with a scaler only a non-finite loss is an error.
         g_bad = torch.zeros_like(g_ok) if self.use_scaler else ~g_ok
         bad = ~loss_ok | g_bad
-        first = self._bad[0::2] == 0  # (loss, grad norm) have not been non-finite before
-        hit = torch.stack([~loss_ok, g_bad]) & first
+        unseen = self._bad[0::2] == 0  # (loss, grad norm) have not been non-finite before
+        hit = torch.stack([~loss_ok, g_bad]) & unseen
         self._bad = torch.where(hit.repeat_interleave(2), torch.stack([
             torch.full_like(loss32, step), loss32, torch.full_like(g32, step), g32]).to(self._bad.dtype), self._bad)
         if not self._skip_on_device:
@@ -575,7 +575,7 @@ class Trainer:
         self.metrics.append(rec)
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
-        self.wandb.log({k: rec[k] for k in ("loss", "lr", "grad_norm", "steps_per_s")}, self.step)
+        self.wandb.log({k: rec[k] for k in ("loss", "lr", "grad_norm", "steps_per_s") if rec[k] is not None}, self.step)
         return rec
 
     def _save(self) -> Path:
