@@ -169,7 +169,7 @@ def time_trainer(args: argparse.Namespace, device: torch.device, precision: str)
     """Seconds per step of ``ddpm_edu.train.Trainer`` over one window of ``args.steps`` steps (one entry)."""
     from ddpm_edu.config import load_config
     from ddpm_edu.data import BatchIterator
-    from ddpm_edu.train import Trainer
+    from ddpm_edu.train import Trainer, _cudnn_autotune
 
     kw = PRESETS[args.preset]
     cfg = load_config("cifar10" if kw["in_ch"] == 3 else "digits", [
@@ -182,7 +182,7 @@ def time_trainer(args: argparse.Namespace, device: torch.device, precision: str)
     images = torch.randint(0, 256, (n, kw["in_ch"], kw["image_size"], kw["image_size"]), generator=g,
                            dtype=torch.uint8).to(device)
     data = BatchIterator(images, args.batch, device=device, hflip=True, channels_last=args.channels_last)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _cudnn_autotune(device):  # as Trainer.fit sets it
         tr = Trainer(cfg, tmp, samples=False, progress=False, data=data)
         tr._setup()  # noqa: SLF001 - the benchmark drives the step loop itself
         print(f"ours: Trainer on {args.preset}, {count_params(tr.model):,} parameters, "
@@ -223,12 +223,12 @@ def main(argv: list[str] | None = None) -> str:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     precision = pick_precision(args.precision, device)
+    if args.trainer:  # with the Trainer's own settings (cuDNN autotuning on CUDA, torch's TF32 defaults)
+        return report(args, device, precision, [("ours (Trainer)", time_trainer(args, device, precision))])
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    if args.trainer:
-        return report(args, device, precision, [("ours (Trainer)", time_trainer(args, device, precision))])
     trainers = build(args, device, precision)
     for _ in range(args.warmup):
         for tr in trainers:

@@ -4,7 +4,7 @@ Chapters 7 and 9. One optimiser step is Algorithm 1 (``losses.l_simple``) plus: 
 linear learning-rate warmup, clipping of the global gradient norm (the pre-clip norm is
 logged), an exponential moving average (EMA) of the weights, automatic mixed precision (bf16
 where the GPU supports it, fp16 with a GradScaler on older GPUs such as the T4, fp32 on the
-CPU), optional ``torch.compile`` and ``channels_last``.
+CPU), optional ``torch.compile`` and ``channels_last``, and cuDNN autotuning while training on CUDA.
 
 Run folder (``<train.run_root>/<name>/`` or ``--run-dir``)::
 
@@ -350,6 +350,21 @@ def _forked_rng() -> Iterator[None]:
         ckpt.set_rng_state(saved)
 
 
+@contextlib.contextmanager
+def _cudnn_autotune(device: torch.device) -> Iterator[None]:
+    """On CUDA, let cuDNN time its convolution algorithms once per shape and keep the fastest (training
+    shapes never change, so this pays for itself within a few steps); the caller's setting comes back."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
 class Trainer:
     """Trains ``cfg`` in ``run_dir``; :meth:`fit` runs it. Nothing is written until :meth:`fit` has
     loaded the data and any checkpoint, so a bad config or a missing data set leaves no run folder.
@@ -459,7 +474,7 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
     def fit(self) -> TrainResult:
         """Train from scratch or resume, up to exactly ``train.steps`` steps (or until a signal)."""
-        with _forked_rng(), self._signals():
+        with _forked_rng(), _cudnn_autotune(self.device), self._signals():
             self._setup()
             self.wandb = WandbLogger(self.cfg, self.run_dir)
             try:

@@ -223,6 +223,19 @@ def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path, precision):
     assert tr._stats.tolist()[3] == 12
 
 
+def test_cudnn_autotuning_is_on_for_cuda_only_and_restored():
+    before = torch.backends.cudnn.benchmark
+    with T._cudnn_autotune(torch.device("cuda")):  # only flips a flag, so it needs no GPU
+        assert torch.backends.cudnn.benchmark
+    assert torch.backends.cudnn.benchmark == before
+    torch.backends.cudnn.benchmark = False
+    try:
+        with T._cudnn_autotune(torch.device("cpu")):
+            assert not torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def test_optimizer_is_fused_on_cpu():
     cfg = tiny()
     for name, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)):
