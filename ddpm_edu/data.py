@@ -227,10 +227,14 @@ class BatchIterator:
         self._new_epoch()
 
     def _new_epoch(self) -> None:
-        n = self.data.shape[0]
-        self.perm = torch.randperm(n, generator=self.generator)
-        self.flips = torch.rand(n, generator=self.generator) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool)
+        self.perm = torch.randperm(self.data.shape[0], generator=self.generator)
+        self.flips = self._draw_flips()
         self._to_device()
+
+    def _draw_flips(self) -> Tensor:
+        """One coin per example of the epoch (all False without ``hflip``)."""
+        n = self.data.shape[0]
+        return torch.rand(n, generator=self.generator) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool)
 
     def _to_device(self) -> None:
         self._perm_dev = self.perm.to(self.data.device)
@@ -270,11 +274,8 @@ class BatchIterator:
         self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
         self.perm = state["perm"].clone().long()
         self.generator.set_state(state["generator"].clone())
-        if "flips" in state:
-            self.flips = state["flips"].clone().bool()
-        else:  # written before 2026-11-29, when coins were drawn per batch: fresh coins for the rest of the epoch
-            n = self.data.shape[0]
-            self.flips = torch.rand(n, generator=self.generator) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool)
+        # a state written before 2026-11-29 (coins drawn per batch) gets fresh coins for the rest of its epoch
+        self.flips = state["flips"].clone().bool() if "flips" in state else self._draw_flips()
         self._to_device()
 
 

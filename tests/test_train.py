@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -239,7 +240,7 @@ def test_cudnn_autotuning_is_on_for_cuda_only_and_restored():
 def test_optimizer_is_fused_on_cpu():
     cfg = tiny()
     for name, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)):
-        c = cfg.replace(train=__import__("dataclasses").replace(cfg.train, optimizer=name))
+        c = cfg.replace(train=dataclasses.replace(cfg.train, optimizer=name))
         opt = T.make_optimizer(c, torch.nn.Linear(2, 2).parameters(), torch.device("cpu"))
         assert type(opt) is cls and opt.defaults["fused"] and opt.defaults["lr"] == cfg.train.lr
 
