@@ -534,42 +534,41 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.opt)
         gnorm = nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip else math.inf)
-        loss32, g32 = loss.detach().float(), gnorm.detach().float()
-        loss_ok, g_ok = torch.isfinite(loss32), torch.isfinite(g32)
+        vals = torch.stack([loss.detach().float(), gnorm.detach().float()]).to(self._stats.dtype)  # (loss, norm)
+        finite = torch.isfinite(vals)
         # fp16 gradients overflow now and then: the GradScaler skips those steps and lowers its scale,
-        # so with a scaler only a non-finite loss is an error.
-        g_bad = torch.zeros_like(g_ok) if self.use_scaler else ~g_ok
-        bad = ~loss_ok | g_bad
-        unseen = self._bad[0::2] == 0  # (loss, grad norm) have not been non-finite before
-        hit = torch.stack([~loss_ok, g_bad]) & unseen
-        self._bad = torch.where(hit.repeat_interleave(2), torch.stack([
-            torch.full_like(loss32, step), loss32, torch.full_like(g32, step), g32]).to(self._bad.dtype), self._bad)
+        # so with a scaler only a non-finite loss is an error (self._errors masks the norm out).
+        hit = ~finite & self._errors & (self._bad_step == 0)  # the first non-finite loss / norm
+        self._bad_step = torch.where(hit, step, self._bad_step)
+        self._bad_value = torch.where(hit, vals, self._bad_value)
         if not self._skip_on_device:
             self._check_finite()  # waits for the device
         elif not self.use_scaler:
-            self.opt.found_inf = bad.float()  # the fused kernel leaves parameters and moments alone
+            self.opt.found_inf = (~finite).any().float()  # the fused kernel leaves parameters and moments alone
         self.scaler.step(self.opt)  # with a scaler, it sets found_inf itself (overflow or a NaN loss)
         self.scaler.update()
         self.ema.update(self.model)
-        self._stats += torch.stack([loss32, torch.where(g_ok, g32, 0.0), g_ok.float(), torch.ones_like(g32)]
-                                   ).to(self._stats.dtype)
-        self._last_loss = loss32
+        self._stats += torch.cat([torch.where(finite, vals, 0.0)[:2], finite[1:].to(vals.dtype), self._one])
+        self._last_loss = vals[0]
         return lr
 
     # ---------------------------------------------------------------- device-side statistics
     def _new_stats(self) -> None:
         """Zeroed device accumulators: ``_stats`` = (sum of losses, sum of finite grad norms, number of
         finite grad norms, steps) of the current log window, float64 (float32 on MPS) so that the sums are
-        the same whether or not the run was resumed; ``_bad`` = (step, value) of the first non-finite
-        loss and of the first non-finite gradient norm, step 0 for none."""
+        the same whether or not the run was resumed; ``_bad_step`` and ``_bad_value`` = the step and the
+        value of the first non-finite (loss, gradient norm), step 0 for none."""
         dtype = torch.float32 if self.device.type == "mps" else torch.float64
         self._stats = torch.zeros(4, dtype=dtype, device=self.device)
-        self._bad = torch.zeros(4, dtype=dtype, device=self.device)
+        self._one = torch.ones(1, dtype=dtype, device=self.device)
+        self._errors = torch.tensor([True, not self.use_scaler], device=self.device)
+        self._bad_step = torch.zeros(2, dtype=torch.long, device=self.device)
+        self._bad_value = torch.zeros(2, dtype=dtype, device=self.device)
         self._last_loss = torch.full((), math.nan, device=self.device)
 
     def _check_finite(self) -> None:
         """Raise :class:`NonFiniteError` if a step since the start had a non-finite loss or gradient norm."""
-        loss_step, loss_v, g_step, g_v = self._bad.tolist()
+        (loss_step, g_step), (loss_v, g_v) = self._bad_step.tolist(), self._bad_value.tolist()
         if not (loss_step or g_step):
             return
         what, step, value = ("loss", loss_step, loss_v) if loss_step and (not g_step or loss_step <= g_step) else (
