@@ -169,7 +169,8 @@ def time_trainer(args: argparse.Namespace, device: torch.device, precision: str)
     """Seconds per step of ``ddpm_edu.train.Trainer`` over one window of ``args.steps`` steps (one entry)."""
     from ddpm_edu.config import load_config
     from ddpm_edu.data import BatchIterator
-    from ddpm_edu.train import Trainer, _cudnn_autotune
+    from ddpm_edu.build import cudnn_autotune
+    from ddpm_edu.train import Trainer
 
     kw = PRESETS[args.preset]
     cfg = load_config("cifar10" if kw["in_ch"] == 3 else "digits", [
@@ -182,18 +183,18 @@ def time_trainer(args: argparse.Namespace, device: torch.device, precision: str)
     images = torch.randint(0, 256, (n, kw["in_ch"], kw["image_size"], kw["image_size"]), generator=g,
                            dtype=torch.uint8).to(device)
     data = BatchIterator(images, args.batch, device=device, hflip=True, channels_last=args.channels_last)
-    with tempfile.TemporaryDirectory() as tmp, _cudnn_autotune(device):  # as Trainer.fit sets it
+    with tempfile.TemporaryDirectory() as tmp, cudnn_autotune(device):  # as Trainer.fit sets it
         tr = Trainer(cfg, tmp, samples=False, progress=False, data=data)
-        tr._setup()  # noqa: SLF001 - the benchmark drives the step loop itself
+        tr.setup()  # the benchmark drives the step loop itself
         print(f"ours: Trainer on {args.preset}, {count_params(tr.model):,} parameters, "
-              f"optimizer fused={tr.opt.defaults.get('fused')}, device-side skip={tr._skip_on_device}")
+              f"optimizer fused={tr.opt.defaults.get('fused')}")
         for k in range(1, args.warmup + 1):
-            tr._train_step(k)
+            tr.train_step(k)
         sync(device)
         t0 = time.perf_counter()
         for k in range(args.warmup + 1, args.warmup + args.steps + 1):
-            tr._train_step(k)
-        tr._check_finite()  # reads the device: the window ends when the last step has finished
+            tr.train_step(k)
+        tr.check_finite()  # reads the device: the window ends when the last step has finished
         sync(device)
         return [(time.perf_counter() - t0) / args.steps]
 

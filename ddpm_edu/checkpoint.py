@@ -47,6 +47,7 @@ __all__ = [
     "set_rng_state",
     "save_safetensors",
     "load_safetensors",
+    "one_line",
 ]
 
 FORMAT_VERSION = 1
@@ -92,6 +93,12 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def one_line(e: BaseException, limit: int = 400) -> str:
+    """An exception's message on one line, cut to ``limit`` characters (for messages about a file)."""
+    text = " ".join(str(e).split()) or repr(e)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .train import NonFiniteError, train
+    from .guard import NonFiniteError
+    from .train import train
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -118,7 +119,9 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
     from .config import config_from_dict, config_to_dict, load_config
-    from .train import generate, load_ema_model, resolve_device, write_samples
+    from .build import resolve_device
+    from .cache import load_ema_model
+    from .generate import generate, write_samples
 
     ck = Path(args.checkpoint).expanduser()
     if not ck.is_file():

@@ -107,3 +107,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def no_host_reads(monkeypatch) -> list[str]:
+    """Make every read of a tensor's value on the host (item, tolist, bool, float, int) fail, and record it:
+    on a GPU each of those waits for the device. Use inside ``monkeypatch.context()``."""
+    import torch
+
+    reads: list[str] = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        def fail(self, *a, _name=name, **k):
+            reads.append(_name)
+            raise AssertionError(f"Tensor.{_name}() read a value back inside the step loop")
+        monkeypatch.setattr(torch.Tensor, name, fail)
+    return reads
+
+
+def tiny_config(*extra: str, steps: int = 6):
+    """A digits config with a tiny U-Net: a few milliseconds per step; ``extra`` are more overrides."""
+    from ddpm_edu.config import load_config
+
+    return load_config("digits", tiny_unet_overrides() + [
+        f"train.steps={steps}", "data.batch_size=16", "train.log_every=1", "train.ckpt_every=0",
+        "train.sample_every=0", "train.keep_last=100", *extra])

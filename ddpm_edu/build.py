@@ -1,0 +1,120 @@
+"""A run's parts, built from its config: device, precision, schedule, model and optimiser.
+
+Chapters 7 and 9. Each function reads one section of a :class:`~ddpm_edu.config.Config` and returns
+one plain torch object; the trainer, the command line and the book's model cache all build their
+parts here, so a model trained by one is loaded the same way by the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, Iterator
+
+import torch
+from torch import nn
+
+from .config import Config, ConfigError
+from .data import data_shape
+from .schedules import Schedule
+
+__all__ = ["resolve_device", "resolve_precision", "autocast", "cudnn_autotune", "build_schedule", "build_model",
+           "make_optimizer"]
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device that is missing is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda, but no CUDA GPU is available. Use train.device=auto or cpu.")
+    if name == "mps" and not _mps_available():
+        raise ConfigError("train.device=mps, but MPS is not available. Use train.device=auto or cpu.")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype, or None for fp32; whether the loss needs dynamic scaling, i.e. fp16).
+
+    auto: bf16 on CUDA GPUs with native bf16 (compute capability >= 8.0: A100, H100, ...), fp16 with
+    dynamic loss scaling on older CUDA GPUs (T4, V100), fp32 elsewhere.
+    """
+    if name == "auto":
+        if device.type == "cuda":
+            name = "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
+        else:
+            name = "fp32"
+    if name == "fp32":
+        return None, False
+    if name == "bf16":
+        return torch.bfloat16, False
+    if device.type not in ("cuda", "mps"):
+        raise ConfigError(f"train.precision=fp16 needs a GPU; this run is on {device.type}. Use auto, fp32 or bf16.")
+    return torch.float16, True
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Mixed precision for the forward pass: ``torch.autocast`` to ``dtype``, or a no-op for fp32 (None)."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+@contextlib.contextmanager
+def cudnn_autotune(device: torch.device) -> Iterator[None]:
+    """On CUDA, let cuDNN time its convolution algorithms once per shape and keep the fastest (training
+    shapes never change, so this pays for itself within a few steps); the caller's setting comes back."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
+def build_schedule(cfg: Config, device: torch.device | str = "cpu") -> Schedule:
+    """The beta schedule of ``cfg.diffusion``, on ``device`` (on the CPU for MPS, which has no float64)."""
+    d = cfg.diffusion
+    s = Schedule.make(d.schedule, d.T, d.beta_1, d.beta_T)
+    return s if torch.device(device).type == "mps" else s.to(device)
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """The network of ``cfg.model`` for ``cfg.data``: a U-Net for images, an MLP for 2-D points."""
+    m = cfg.model
+    if m.kind == "mlp":
+        from .toy import MLPDenoiser
+
+        return MLPDenoiser(dim=data_shape(cfg)[0], hidden=m.hidden, layers=m.layers, t_dim=m.t_dim)
+    from .unet import PRESETS, UNet
+
+    c, h, _ = data_shape(cfg)
+    kwargs = dict(PRESETS[m.preset]) if m.preset else {}
+    for key in ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "num_heads"):
+        if getattr(m, key) is not None:
+            kwargs[key] = getattr(m, key)
+    kwargs.update(in_ch=c, image_size=h)
+    return UNet(**kwargs)
+
+
+def make_optimizer(cfg: Config, params: Iterable[nn.Parameter], device: torch.device) -> torch.optim.Optimizer:
+    """Adam or AdamW per ``cfg.train``, with the fused kernel on CUDA and the CPU.
+
+    The fused kernel updates every tensor in one pass (bench/RESULTS.md has the CPU timing) and
+    skips a step on the device when a grad scaler finds a non-finite gradient, without waiting for
+    it. Elsewhere, or where this torch has no fused kernel for the device, the multi-tensor
+    (foreach) version is used.
+    """
+    t = cfg.train
+    cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+    params = list(params)
+    if device.type in ("cuda", "cpu"):
+        try:
+            return cls(params, lr=t.lr, weight_decay=t.weight_decay, fused=True)
+        except RuntimeError:  # no fused kernel for this device in this torch
+            pass
+    return cls(params, lr=t.lr, weight_decay=t.weight_decay, foreach=device.type != "cpu")

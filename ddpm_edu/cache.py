@@ -1,0 +1,95 @@
+"""Trained models: the EMA network from a checkpoint or ``ema.safetensors``, and the book's cache of them.
+
+Chapters 6-9 call :func:`load_or_train` for the models they show (the ``toy2d`` and ``digits``
+presets): it trains a model once, in a cache folder keyed by the config, and loads it afterwards.
+``ddpm-edu sample`` loads its model with :func:`load_ema_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from torch import nn
+
+from . import checkpoint as ckpt
+from .build import build_model
+from .config import Config, cache_root, config_from_dict, config_hash
+from .fastmode import fast
+from .train import train
+
+__all__ = ["load_ema_model", "load_or_train", "fast_config"]
+
+
+def load_ema_model(cfg: Config | None, weights: str | os.PathLike) -> tuple[nn.Module, Config]:
+    """The EMA network from a checkpoint (``.pt``) or ``ema.safetensors``, in eval mode on the CPU.
+
+    With ``cfg=None`` the config stored in the file is used. Returns (model, config).
+    """
+    weights = Path(weights)
+    if weights.suffix == ".safetensors":
+        tensors, meta = ckpt.load_safetensors(weights)
+        saved = json.loads(meta["config"]) if "config" in meta else None
+    else:
+        state = ckpt.load_checkpoint(weights)
+        tensors, saved = state["ema"], state["config"]
+    if cfg is None:
+        if saved is None:
+            raise ckpt.CheckpointError(f"{weights} carries no config; pass --config.")
+        cfg = config_from_dict(saved, source=f"{weights} (stored config)")
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise ckpt.CheckpointError(
+            f"The weights in {weights} do not fit the model of config {cfg.source}: "
+            f"{ckpt.one_line(e)}. Use the config the model was trained with."
+        ) from None
+    return model.eval().requires_grad_(False), cfg
+
+
+def fast_config(cfg: Config) -> Config:
+    """The test-sized version of ``cfg`` used in fast mode (``DDPM_EDU_FAST=1``): a few dozen steps."""
+    t = cfg.train
+    return cfg.replace(train=dataclasses.replace(t, steps=min(t.steps, 30), warmup=min(t.warmup, 5),
+                                                 sample_every=0, ckpt_every=0, log_every=min(t.log_every, 10)))
+
+
+def load_or_train(cfg: Config, *, cache_dir: str | os.PathLike | None = None, progress: bool | None = None) -> nn.Module:
+    """The trained EMA model of ``cfg``, for the book's chapters: loaded from the cache if it was
+    trained before, else trained now (and cached). Returns the model in eval mode on the CPU.
+
+    The cache is ``<cache_dir or $DDPM_EDU_CACHE or ~/.cache/ddpm_edu>/<config_hash(cfg)>/``, an
+    ordinary run folder, so an interrupted training resumes. In fast mode (``DDPM_EDU_FAST=1``) the
+    config is first shrunk by :func:`fast_config`.
+    """
+    if fast():
+        cfg = fast_config(cfg)
+    cfg = cfg.replace(train=dataclasses.replace(cfg.train, resume="auto"))
+    run = (Path(cache_dir).expanduser() if cache_dir else cache_root()) / config_hash(cfg)
+    ema_file = run / "ema.safetensors"
+    if _trained(ema_file, cfg.train.steps):
+        try:
+            return load_ema_model(cfg, ema_file)[0]
+        except ckpt.CheckpointError as e:  # cached by older code whose model no longer fits: retrain
+            warnings.warn(f"retraining the cached model in {run}: {ckpt.one_line(e, 200)}", stacklevel=2)
+            shutil.rmtree(run)
+    result = train(cfg, run, samples=False, progress=progress)
+    if result.interrupted:
+        raise KeyboardInterrupt(f"training interrupted at step {result.step}; run again to resume")
+    return load_ema_model(cfg, ema_file)[0]
+
+
+def _trained(ema_file: Path, steps: int) -> bool:
+    """Whether ``ema_file`` holds the EMA weights of a run that reached ``steps``."""
+    if not ema_file.is_file():
+        return False
+    try:
+        _, meta = ckpt.load_safetensors(ema_file)
+    except Exception:  # noqa: BLE001 - a damaged cache entry is simply retrained
+        return False
+    return int(meta.get("step", -1)) >= steps

@@ -1,0 +1,54 @@
+"""The book's model cache: trained once, loaded afterwards, retrained when stale; fast mode shrinks it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddpm_edu import cache as C
+from ddpm_edu import checkpoint as ck
+from ddpm_edu.config import load_config
+from conftest import tiny_config, tiny_unet_overrides
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_load_or_train_caches(tmp_path, cache_dir, monkeypatch):
+    cfg = tiny_config(steps=3)
+    m1 = C.load_or_train(cfg)
+    assert not m1.training and not any(p.requires_grad for p in m1.parameters())
+    runs = list(cache_dir.iterdir())
+    assert len(runs) == 1 and (runs[0] / "ema.safetensors").is_file()
+    monkeypatch.setattr(C, "train", lambda *a, **k: pytest.fail("a cached model was retrained"))
+    m2 = C.load_or_train(load_config("digits", tiny_unet_overrides() + [
+        "train.steps=3", "data.batch_size=16", "train.run_root=/nowhere", "train.log_every=50"]))  # bookkeeping differs only
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_load_or_train_retrains_a_stale_cache_entry(tmp_path, cache_dir):
+    """A cached model whose weights no longer fit the code's model (e.g. after a rename) is retrained."""
+    cfg = tiny_config(steps=3)
+    C.load_or_train(cfg)
+    (run,) = list(cache_dir.iterdir())
+    tensors, meta = ck.load_safetensors(run / "ema.safetensors")
+    stale = {f"old.{k}": v for k, v in tensors.items()}  # the same weights under names the model lacks
+    ck.save_safetensors(stale, run / "ema.safetensors", meta)
+    with pytest.warns(UserWarning, match="retraining"):
+        model = C.load_or_train(cfg)
+    assert set(model.state_dict()) == set(tensors)
+    assert set(ck.load_safetensors(run / "ema.safetensors")[0]) == set(tensors)
+
+
+def test_fast_mode_shrinks_load_or_train(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setenv("DDPM_EDU_FAST", "1")
+    seen = {}
+    real = C.train
+
+    def spy(cfg, *a, **k):
+        seen["steps"] = cfg.train.steps
+        return real(cfg, *a, **k)
+
+    monkeypatch.setattr(C, "train", spy)
+    C.load_or_train(tiny_config(steps=10_000))
+    assert seen["steps"] == 30
