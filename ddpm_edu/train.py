@@ -235,7 +235,7 @@ def generate(
     progress: bool = False,
 ):
     """Draw ``num_samples`` with the sampler of ``cfg.sample``. Returns (x0, TrajectoryRecorder)."""
-    from .viz import TrajectoryRecorder
+    from .sampling import TrajectoryRecorder
 
     sc, s = cfg.sample, build_schedule(cfg)
     device = torch.device(device)
@@ -264,12 +264,13 @@ def write_samples(x: Tensor, rec, png: str | os.PathLike, gif: str | os.PathLike
 
     Images smaller than 32 px are enlarged by an integer factor (nearest neighbour) so they can be seen.
     """
-    from .viz import save_gif, save_image_grid, scatter_rgb
+    from .images import save_gif, save_image_grid, trajectory_frames
+    from .viz import scatter_rgb
 
     if x.dim() == 4:
         k = max(1, 32 // x.shape[-1])  # show 8x8 digits 4x larger (nearest neighbour); CIFAR-10 as it is
         big = x.repeat_interleave(k, -1).repeat_interleave(k, -2)
-        frames = [f.repeat(k, 0).repeat(k, 1) for f in rec.gif_frames()]
+        frames = [f.repeat(k, 0).repeat(k, 1) for f in trajectory_frames(rec.frames)]
         return save_image_grid(big, png), save_gif(frames, gif, fps=fps)
     import imageio.v3 as iio
 
