@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,7 +20,7 @@ from .forward import _as_t
 from .posterior import mean_from_eps, q_posterior, x0_from_eps
 from .schedules import Schedule, extract
 
-__all__ = ["ddpm_step", "sample", "ddim_timesteps", "ddim_step", "ddim_sample", "VARIANCES"]
+__all__ = ["ddpm_step", "sample", "ddim_timesteps", "ddim_step", "ddim_sample", "TrajectoryRecorder", "VARIANCES"]
 
 Model = Callable[[Tensor, Tensor], Tensor]
 Callback = Callable[[int, Tensor, Tensor], None]
@@ -144,6 +145,32 @@ def ddim_sample(
     if callback is not None:
         callback(0, x, x)
     return x
+
+
+class TrajectoryRecorder:
+    """A sampler ``callback`` that keeps about ``frames`` evenly spaced states of one sampling run.
+
+    Pass ``T``, the number of model calls (s.T for DDPM, the step count for DDIM). After sampling,
+    ``.frames`` is a list of (t, x_t) and ``.x0_frames`` a list of (t, x0_hat), both on the CPU,
+    in sampling order (t = T first, t = 0 last); :func:`ddpm_edu.images.trajectory_frames` turns
+    either into GIF frames.
+    """
+
+    def __init__(self, T: int, frames: int = 30):
+        if frames < 2:
+            raise ValueError(f"frames must be >= 2, got {frames!r}")
+        self.T, self.n = T, min(frames, T + 1)
+        # The callback is called T + 1 times (t = T, ..., 1 and the final t = 0); keep n of those calls.
+        self._keep = set(np.round(np.linspace(0, T, self.n)).astype(int).tolist())
+        self.frames: list[tuple[int, Tensor]] = []
+        self.x0_frames: list[tuple[int, Tensor]] = []
+        self._calls = 0
+
+    def __call__(self, t: int, xt: Tensor, x0_hat: Tensor) -> None:
+        i, self._calls = self._calls, self._calls + 1
+        if i in self._keep:
+            self.frames.append((t, xt.detach().cpu()))
+            self.x0_frames.append((t, x0_hat.detach().cpu()))
 
 
 def _x0_hat(x: Tensor, t: int, eps_hat: Tensor, s: Schedule, clip_x0: float | None) -> Tensor:

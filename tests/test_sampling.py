@@ -7,7 +7,7 @@ import torch
 
 from ddpm_edu.analytic import GaussianEps, MixtureEps
 from ddpm_edu.posterior import mean_from_eps
-from ddpm_edu.sampling import ddim_sample, ddim_timesteps, ddpm_step, sample
+from ddpm_edu.sampling import TrajectoryRecorder, ddim_sample, ddim_timesteps, ddpm_step, sample
 from ddpm_edu.schedules import Schedule
 
 S = Schedule.linear(1000)
@@ -127,3 +127,25 @@ def test_bad_sampler_arguments():
         sample(model, (2, 1), S, x_T=torch.zeros(3, 1))
     assert ddim_timesteps(1000, 1000) == list(range(1, 1001))
     assert ddim_timesteps(1000, 10)[-1] == 1000 and len(ddim_timesteps(1000, 10)) == 10
+
+
+def test_trajectory_recorder_keeps_requested_frames_in_order():
+    s = Schedule.linear(100, 1e-3, 0.1)
+    rec = TrajectoryRecorder(s.T, frames=12)
+    model = GaussianEps(0.0, 0.5, s)
+    out = sample(lambda x, t: model(x.flatten(1), t).view_as(x), (2, 1, 4, 4), s, callback=rec,
+                 generator=torch.Generator().manual_seed(0))
+    ts = [t for t, _ in rec.frames]
+    assert len(ts) == 12 and ts[0] == s.T and ts[-1] == 0 and ts == sorted(ts, reverse=True)
+    assert [t for t, _ in rec.x0_frames] == ts
+    assert all(x.shape == (2, 1, 4, 4) and x.device.type == "cpu" for _, x in rec.frames + rec.x0_frames)
+    assert torch.equal(rec.frames[-1][1], out) and torch.equal(rec.x0_frames[-1][1], out)  # t = 0: x_0 itself
+
+
+def test_trajectory_recorder_keeps_every_state_when_asked_for_more_than_there_are():
+    small = Schedule.linear(5, 1e-3, 0.2)
+    rec = TrajectoryRecorder(3, frames=30)  # DDIM with 3 model calls: 4 callback calls
+    ddim_sample(GaussianEps(0.0, 1.0, small), (2, 1), small, steps=3, callback=rec)
+    assert [t for t, _ in rec.frames] == ddim_timesteps(5, 3)[::-1] + [0]
+    with pytest.raises(ValueError, match="frames"):
+        TrajectoryRecorder(10, frames=1)
