@@ -274,8 +274,7 @@ class BatchIterator:
         self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
         self.perm = state["perm"].clone().long()
         self.generator.set_state(state["generator"].clone())
-        # a state written before 2026-11-29 (coins drawn per batch) gets fresh coins for the rest of its epoch
-        self.flips = state["flips"].clone().bool() if "flips" in state else self._draw_flips()
+        self.flips = state["flips"].clone().bool()
         self._to_device()
 
 

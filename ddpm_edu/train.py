@@ -84,6 +84,13 @@ def lr_at(step: int, lr: float, warmup: int) -> float:
     return lr if warmup <= 0 else lr * min(1.0, step / warmup)
 
 
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> float:
+    """Set the learning rate of every parameter group of ``opt``; returns ``lr``."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 def run_dir_for(cfg: Config, run_dir: str | os.PathLike | None = None) -> Path:
     """``run_dir`` if given, else ``<train.run_root>/<name>``."""
     return Path(run_dir).expanduser() if run_dir else Path(cfg.train.run_root).expanduser() / cfg.name
@@ -101,6 +108,7 @@ class Trainer:
                  progress: bool | None = None, data: BatchIterator | None = None):
         self.cfg, self.run_dir, self.samples, self.data = cfg, run_dir_for(cfg, run_dir), samples, data
         self.ckpt_dir, self.sample_dir = self.run_dir / "checkpoints", self.run_dir / "samples"
+        self.ema_file = self.run_dir / "ema.safetensors"
         self.progress = cfg.train.progress if progress is None else progress
         self.device = resolve_device(cfg.train.device)
         self.amp_dtype, self.fp16 = resolve_precision(cfg.train.precision, self.device)
@@ -143,9 +151,7 @@ class Trainer:
         Nothing here waits for the device: with a fused optimiser a bad step is skipped on the device.
         """
         t = self.cfg.train
-        lr = lr_at(step, t.lr, t.warmup)  # warmup
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        lr = set_lr(self.opt, lr_at(step, t.lr, t.warmup))  # warmup
         x0 = next(self.data)  # Alg. 1, line 2: x0 ~ q(x0), (B, C, H, W) in [-1, 1], on the device
         with autocast(self.device, self.amp_dtype):  # mixed precision
             loss = l_simple(self.fwd, x0, self.schedule, target=self.cfg.diffusion.target, generator=self.gen)  # lines 3-5
@@ -175,9 +181,9 @@ class Trainer:
                     self._save()
                 if self.samples and t.sample_every and self.step % t.sample_every == 0:
                     self._sample()
-        if not (ckpt.checkpoint_path(self.ckpt_dir, self.step).is_file() and (self.run_dir / "ema.safetensors").is_file()):
+        if not (ckpt.checkpoint_path(self.ckpt_dir, self.step).is_file() and self.ema_file.is_file()):
             self._save()
-        if self.samples and not self.stop.signum and not self._sample_stem().with_suffix(".png").is_file():
+        if self.samples and not self.stop.signum and not self._sample_files()[0].is_file():
             self._sample()
         self.log.plot_loss()
         last_loss = self.window.last_loss.item() if self.step > first else math.nan
@@ -200,16 +206,16 @@ class Trainer:
         ckpt.save_checkpoint(self._state(), ckpt.checkpoint_path(self.ckpt_dir, self.step))
         ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_last)
         meta = {"step": str(self.step), "config": json.dumps(config_to_dict(self.cfg))}
-        ckpt.save_safetensors(self.ema.model.state_dict(), self.run_dir / "ema.safetensors", metadata=meta)
+        ckpt.save_safetensors(self.ema.model.state_dict(), self.ema_file, metadata=meta)
 
-    def _sample_stem(self) -> Path:
-        return self.sample_dir / f"step_{self.step:08d}"
+    def _sample_files(self) -> tuple[Path, Path]:
+        stem = self.sample_dir / f"step_{self.step:08d}"
+        return stem.with_suffix(".png"), stem.with_suffix(".gif")
 
     def _sample(self) -> None:
         self.check_finite()
         x, rec = generate(self.ema.model, self.cfg, device=self.device)
-        png, gif = write_samples(x, rec, self._sample_stem().with_suffix(".png"), self._sample_stem().with_suffix(".gif"),
-                                 self.cfg.sample.fps)
+        png, gif = write_samples(x, rec, *self._sample_files(), fps=self.cfg.sample.fps)
         self.log.media(png, gif, self.step)
         self.log.plot_loss()
 
