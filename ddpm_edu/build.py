@@ -90,15 +90,10 @@ def build_model(cfg: Config) -> nn.Module:
         from .toy import MLPDenoiser
 
         return MLPDenoiser(dim=data_shape(cfg)[0], hidden=m.hidden, layers=m.layers, t_dim=m.t_dim)
-    from .unet import PRESETS, UNet
+    from .unet import UNet, unet_kwargs
 
     c, h, _ = data_shape(cfg)
-    kwargs = dict(PRESETS[m.preset]) if m.preset else {}
-    for key in ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "num_heads"):
-        if getattr(m, key) is not None:
-            kwargs[key] = getattr(m, key)
-    kwargs.update(in_ch=c, image_size=h)
-    return UNet(**kwargs)
+    return UNet(**unet_kwargs(m.preset, **m.unet_overrides(), in_ch=c, image_size=h))
 
 
 def make_optimizer(cfg: Config, params: Iterable[nn.Parameter], device: torch.device) -> torch.optim.Optimizer:

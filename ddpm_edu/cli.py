@@ -8,6 +8,7 @@ exit with status 2, without a traceback and without creating a run folder.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -118,9 +119,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
-    from .config import config_from_dict, config_to_dict, load_config
     from .build import resolve_device
     from .cache import load_ema_model
+    from .config import ConfigError, apply_overrides, load_config
     from .generate import generate, write_samples
 
     ck = Path(args.checkpoint).expanduser()
@@ -130,26 +131,19 @@ def _sample(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides) if args.config else None
     model, cfg = load_ema_model(cfg, ck)
     if not args.config and args.overrides:
-        cfg = _with_overrides(cfg, args.overrides)
+        cfg = apply_overrides(cfg, args.overrides)
     over = {k: v for k, v in dict(sampler=args.sampler, steps=args.steps, eta=args.eta, num_samples=args.num_samples,
                                   frames=args.frames, fps=args.fps).items() if v is not None}
-    raw = config_to_dict(cfg)
-    raw["sample"].update(over)
-    cfg = config_from_dict(raw, source=cfg.source + " with sample options")  # validates the options
+    try:
+        cfg = cfg.replace(sample=dataclasses.replace(cfg.sample, **over))  # validates the options
+    except ConfigError as e:
+        raise ConfigError.listing(f"{cfg.source} with sample options", e.problems) from None
     device = resolve_device(args.device or cfg.train.device)
     x, rec = generate(model.to(device), cfg, seed=args.seed, device=device, progress=True)
     out = Path(args.out).expanduser() if args.out else _default_out(ck)
     png, gif = write_samples(x, rec, out / "samples.png", out / "trajectory.gif", cfg.sample.fps)
     print(f"wrote {png} and {gif} ({len(rec.frames)} frames)")
     return 0
-
-
-def _with_overrides(cfg, overrides):
-    from .config import apply_overrides, config_from_dict, config_to_dict
-
-    problems: list[str] = []
-    raw = apply_overrides(config_to_dict(cfg), overrides, problems)
-    return config_from_dict(raw, source=cfg.source, _problems=problems)
 
 
 def _default_out(ck: Path) -> Path:

@@ -8,26 +8,36 @@ changes. :func:`load_config` reads a preset name (``cifar10``, ``cifar10-small``
 key suggested), wrong types and out-of-range values all end up in ONE :class:`ConfigError` that
 names the file and every offending key.
 
-YAML is read with a ``yaml.SafeLoader`` subclass that also reads ``1e-4`` as a float (plain
-YAML 1.1 reads an exponent without a dot as a string).
+The dataclasses are pydantic dataclasses, so every way of making one validates it: the
+constructor, :meth:`Config.replace` and ``dataclasses.replace``. Schedule and U-Net arguments are
+checked by :func:`ddpm_edu.schedules.schedule_problems` and :func:`ddpm_edu.unet.unet_problems`,
+and the valid names come from the modules that use them. Checks that relate several fields
+(beta_1 <= beta_T, the model kind and U-Net depth for the data set, DDIM steps <= T) run once
+those fields are valid themselves. YAML 1.1 reads ``1e-4`` as a string; float fields parse it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
-import math
 import os
-import re
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Union
+from typing import Annotated, Any, Callable, Iterable, Literal, Sequence
 
+import pydantic
 import yaml
+from pydantic import AfterValidator, Field, ValidationError
+
+from .data import data_shape
+from .losses import TARGETS
+from .sampling import VARIANCES, ddim_timesteps
+from .schedules import KINDS, schedule_problems
+from .toy import TOY_DATASETS
+from .unet import PRESETS, unet_problems
 
 __all__ = [
     "ConfigError",
@@ -40,13 +50,13 @@ __all__ = [
     "Config",
     "load_config",
     "config_from_dict",
+    "apply_overrides",
     "config_to_dict",
     "config_hash",
     "dump_config",
     "preset_names",
     "preset_path",
     "cache_root",
-    "YamlLoader",
 ]
 
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -55,109 +65,174 @@ CONFIG_DIR = Path(__file__).with_name("configs")
 class ConfigError(ValueError):
     """A config that cannot be used. The message lists every problem, one per line."""
 
+    def __init__(self, message: str, problems: Sequence[str] = ()):
+        super().__init__(message)
+        self.problems = list(problems)  # "dotted.key: what is wrong" lines, when the message lists them
 
-# --------------------------------------------------------------------------- YAML loading
-class YamlLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-4``, ``2E5`` and ``.5`` as floats (YAML 1.2 style)."""
+    @classmethod
+    def listing(cls, source: str, problems: Sequence[str]) -> ConfigError:
+        """The error for ``problems`` found in the config from ``source`` (a file, or how it was made)."""
+        n = len(problems)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        return cls(f"Invalid config {source}: {n} problem{'s' if n > 1 else ''}:\n{lines}", problems)
 
 
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
+# --------------------------------------------------------------------------- value types
+def _checked_by(problems: Callable[..., dict[str, str]], arg: str) -> AfterValidator:
+    """A field check that asks the library's own ``*_problems`` function about argument ``arg``."""
+
+    def check(value: Any) -> Any:
+        bad = None if value is None else problems(**{arg: value}).get(arg)
+        if bad:
+            raise ValueError(bad)
+        return value
+
+    return AfterValidator(check)
+
+
+def _folder_name(name: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"must be a non-empty folder name without '/', got {name!r}")
+    return name
+
+
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+FolderName = Annotated[str, AfterValidator(_folder_name)]
+_unet_arg = functools.partial(_checked_by, unet_problems)  # checked as UNet checks it
+_schedule_arg = functools.partial(_checked_by, schedule_problems)  # checked as Schedule checks it
+
+
+def _validated(where: str) -> Callable[[type], type]:
+    """Make a class a frozen pydantic dataclass whose constructor raises :class:`ConfigError`.
+
+    ``where`` is the section's key ("" for :class:`Config`); problems are named ``where.field``.
+    Nested sections built from plain data are validated by pydantic without this constructor;
+    their problems reach the caller inside the outer ValidationError.
+    """
+    settings = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    def wrap(cls: type) -> type:
+        cls = pydantic.dataclasses.dataclass(frozen=True, config=settings)(cls)
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                init(self, *args, **kwargs)
+            except ValidationError as e:
+                source = kwargs.get("source", f"<{cls.__name__}>")
+                raise ConfigError.listing(source, _problems(e, where)) from None
+
+        cls.__init__ = __init__
+        return cls
+
+    return wrap
+
+
+def _fail_if(problems: list[str]) -> None:
+    """Raise the problems found by a ``__post_init__`` check (keys relative to the section)."""
+    if problems:
+        raise ConfigError("; ".join(problems), problems)
 
 
 # --------------------------------------------------------------------------- the dataclasses
-@dataclass(frozen=True)
+@_validated("data")
 class DataConfig:
     dataset: Literal["cifar10", "digits", "toy2d"] = "cifar10"  # which data set to train on
     root: str = "~/.cache/ddpm_edu/data"  # CIFAR-10 lives in <root>/cifar-10-batches-py/
     download: bool = True  # try to download CIFAR-10 when it is missing (needs internet)
     verify_md5: bool = True  # check CIFAR-10's published md5 sums; false only for re-packed copies or test fixtures
     hflip: bool = True  # random horizontal flips (CIFAR-10 only; digits and 2-D points are never flipped)
-    toy: str = "moons"  # the 2-D data set when dataset = toy2d (see ddpm_edu.toy.TOY_DATASETS)
-    toy_n: int = 8192  # how many 2-D points make up the toy training set
-    batch_size: int = 128  # images (or points) per optimiser step
-    device_resident: Union[Literal["auto"], bool] = "auto"  # keep the whole set on the device; auto: on CUDA only
+    toy: Literal[TOY_DATASETS] = "moons"  # the 2-D data set when dataset = toy2d
+    toy_n: PosInt = 8192  # how many 2-D points make up the toy training set
+    batch_size: PosInt = 128  # images (or points) per optimiser step
+    device_resident: Literal["auto", True, False] = "auto"  # keep the whole set on the device; auto: on CUDA only
 
 
-@dataclass(frozen=True)
+UNET_FIELDS = ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "num_heads")
+
+
+@_validated("model")
 class ModelConfig:
     kind: Literal["unet", "mlp"] = "unet"  # U-Net for images, MLP for 2-D points
-    preset: Union[str, None] = None  # a name from ddpm_edu.unet.PRESETS; the fields below override it
-    ch: Union[int, None] = None  # U-Net base channel count (None: the preset's, else 128)
-    ch_mult: Union[tuple[int, ...], None] = None  # channel multiplier per resolution level
-    num_res_blocks: Union[int, None] = None  # residual blocks per level
-    attn_resolutions: Union[tuple[int, ...], None] = None  # feature-map sizes with self-attention
-    dropout: Union[float, None] = None  # dropout in residual blocks (the paper: 0.1 on CIFAR-10)
-    num_heads: Union[int, None] = None  # attention heads
-    hidden: int = 128  # MLP width (kind = mlp)
-    layers: int = 3  # MLP hidden layers (kind = mlp)
-    t_dim: int = 64  # MLP time-embedding size (kind = mlp)
+    preset: Literal[tuple(PRESETS)] | None = None  # a name from ddpm_edu.unet.PRESETS; the fields below override it
+    ch: Annotated[int | None, _unet_arg("ch")] = None  # U-Net base channel count (None: the preset's, else 128)
+    ch_mult: Annotated[tuple[int, ...] | None, _unet_arg("ch_mult")] = None  # channel multiplier per resolution level
+    num_res_blocks: Annotated[int | None, _unet_arg("num_res_blocks")] = None  # residual blocks per level
+    attn_resolutions: tuple[int, ...] | None = None  # feature-map sizes with self-attention
+    dropout: Annotated[float | None, _unet_arg("dropout")] = None  # dropout in residual blocks (the paper: 0.1 on CIFAR-10)
+    num_heads: Annotated[int | None, _unet_arg("num_heads")] = None  # attention heads
+    hidden: PosInt = 128  # MLP width (kind = mlp)
+    layers: PosInt = 3  # MLP hidden layers (kind = mlp)
+    t_dim: PosInt = 64  # MLP time-embedding size (kind = mlp)
+
+    def unet_overrides(self) -> dict[str, Any]:
+        """The U-Net fields as keyword arguments for :func:`ddpm_edu.unet.unet_kwargs` (None: the preset's)."""
+        return {k: getattr(self, k) for k in UNET_FIELDS}
 
 
-@dataclass(frozen=True)
+@_validated("diffusion")
 class DiffusionConfig:
-    schedule: Literal["linear", "cosine", "quadratic", "sigmoid"] = "linear"  # beta_t schedule (cosine ignores beta_1, beta_T)
-    T: int = 1000  # number of diffusion steps
-    beta_1: float = 1e-4  # first variance
-    beta_T: float = 0.02  # last variance
-    target: Literal["eps", "v"] = "eps"  # what the network predicts (Ho et al.: eps)
+    schedule: Literal[KINDS] = "linear"  # beta_t schedule (cosine ignores beta_1, beta_T)
+    T: Annotated[int, _schedule_arg("T")] = 1000  # number of diffusion steps
+    beta_1: Annotated[float, _schedule_arg("beta_1")] = 1e-4  # first variance
+    beta_T: Annotated[float, _schedule_arg("beta_T")] = 0.02  # last variance
+    target: Literal[TARGETS] = "eps"  # what the network predicts (Ho et al.: eps)
+
+    def __post_init__(self) -> None:
+        bad = schedule_problems(self.T, self.beta_1, self.beta_T)  # each is fine: this is beta_1 <= beta_T
+        _fail_if([f"{k}: {msg}" for k, msg in bad.items()])
 
 
-@dataclass(frozen=True)
+@_validated("train")
 class TrainConfig:
-    steps: int = 800_000  # optimiser steps; training stops exactly here
-    lr: float = 2e-4  # peak learning rate
+    steps: PosInt = 800_000  # optimiser steps; training stops exactly here
+    lr: PosFloat = 2e-4  # peak learning rate
     optimizer: Literal["adam", "adamw"] = "adam"  # Ho et al. use Adam
-    weight_decay: float = 0.0  # (decoupled for adamw)
-    warmup: int = 5000  # linear learning-rate warmup over this many steps
-    grad_clip: Union[float, None] = 1.0  # clip the global grad norm to this (None: no clipping)
-    ema_decay: float = 0.9999  # EMA of the weights, used for sampling
+    weight_decay: NonNegFloat = 0.0  # (decoupled for adamw)
+    warmup: NonNegInt = 5000  # linear learning-rate warmup over this many steps
+    grad_clip: PosFloat | None = 1.0  # clip the global grad norm to this (None: no clipping)
+    ema_decay: Annotated[float, Field(ge=0, le=1)] = 0.9999  # EMA of the weights, used for sampling
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 / fp16+GradScaler on GPUs, fp32 on CPU
     compile: bool = False  # torch.compile the model
     channels_last: bool = False  # channels_last memory format (faster convs on recent GPUs)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda, then mps, then cpu
-    log_every: int = 100  # steps between lines of metrics.jsonl
-    sample_every: int = 10_000  # steps between sample grids + trajectory GIFs (0: only at the end)
-    ckpt_every: int = 5000  # steps between checkpoints (0: only at the end)
-    keep_last: int = 3  # checkpoints kept on disk
-    resume: str = "auto"  # auto: latest checkpoint of the run dir if any; never; or a checkpoint path
-    run_root: str = "runs"  # runs go to <run_root>/<name>/ (on Colab: a Google Drive folder)
+    log_every: PosInt = 100  # steps between lines of metrics.jsonl
+    sample_every: NonNegInt = 10_000  # steps between sample grids + trajectory GIFs (0: only at the end)
+    ckpt_every: NonNegInt = 5000  # steps between checkpoints (0: only at the end)
+    keep_last: PosInt = 3  # checkpoints kept on disk
+    resume: NonEmptyStr = "auto"  # auto: latest checkpoint of the run dir if any; never; or a checkpoint path
+    run_root: NonEmptyStr = "runs"  # runs go to <run_root>/<name>/ (on Colab: a Google Drive folder)
     progress: bool = True  # show a tqdm progress bar
 
 
-@dataclass(frozen=True)
+@_validated("sample")
 class SampleConfig:
     sampler: Literal["ddpm", "ddim"] = "ddpm"  # Algorithm 2, or DDIM
-    steps: int = 100  # DDIM model calls (ignored by ddpm, which takes T)
-    eta: float = 0.0  # DDIM stochasticity (0: deterministic)
-    variance: Literal["beta_tilde", "beta"] = "beta_tilde"  # DDPM sigma_t^2
-    clip_x0: Union[float, None] = 1.0  # clamp x0_hat to [-c, c] while sampling (None: off)
-    num_samples: int = 64  # images (or points) per sample grid
-    frames: int = 30  # frames in a trajectory GIF
-    fps: float = 10.0  # GIF frames per second
+    steps: PosInt = 100  # DDIM model calls, at most diffusion.T (ignored by ddpm, which takes T)
+    eta: NonNegFloat = 0.0  # DDIM stochasticity (0: deterministic)
+    variance: Literal[VARIANCES] = "beta_tilde"  # DDPM sigma_t^2
+    clip_x0: PosFloat | None = 1.0  # clamp x0_hat to [-c, c] while sampling (None: off)
+    num_samples: PosInt = 64  # images (or points) per sample grid
+    frames: Annotated[int, Field(ge=2)] = 30  # frames in a trajectory GIF
+    fps: PosFloat = 10.0  # GIF frames per second
 
 
-@dataclass(frozen=True)
+@_validated("wandb")
 class WandbConfig:
     enabled: bool = False  # log to Weights & Biases (a no-op when wandb is missing or WANDB_MODE=disabled)
-    project: Union[str, None] = None  # None: $WANDB_PROJECT, else "ddpm-edu"
-    entity: Union[str, None] = None  # None: $WANDB_ENTITY, else your default entity
+    project: str | None = None  # None: $WANDB_PROJECT, else "ddpm-edu"
+    entity: str | None = None  # None: $WANDB_ENTITY, else your default entity
 
 
-@dataclass(frozen=True)
+@_validated("")
 class Config:
-    name: str = "run"  # the run's name: its folder is <train.run_root>/<name>/
-    seed: int = 0  # seeds the model init, data order, t and eps draws, dropout
+    name: FolderName = "run"  # the run's name: its folder is <train.run_root>/<name>/
+    seed: NonNegInt = 0  # seeds the model init, data order, t and eps draws, dropout
     data: DataConfig = field(default_factory=DataConfig)  # what to train on
     model: ModelConfig = field(default_factory=ModelConfig)  # the network
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)  # the forward process
@@ -166,14 +241,75 @@ class Config:
     wandb: WandbConfig = field(default_factory=WandbConfig)  # optional experiment tracking
     source: str = field(default="<dict>", compare=False)  # where the config came from (not a YAML key)
 
-    def replace(self, **sections: Any) -> "Config":
+    def replace(self, **sections: Any) -> Config:
         """A copy with whole fields replaced, e.g. ``cfg.replace(train=dataclasses.replace(cfg.train, steps=10))``."""
         return dataclasses.replace(self, **sections)
+
+    def __post_init__(self) -> None:
+        d, m = self.data, self.model
+        problems = []
+        want = "mlp" if d.dataset == "toy2d" else "unet"
+        if m.kind != want:
+            problems.append(f"model.kind: data.dataset={d.dataset} needs model.kind={want}, got {m.kind!r}")
+        elif m.kind == "unet":
+            _, h, _ = data_shape(self)
+            bad = unet_problems(m.preset, **m.unet_overrides(), image_size=h).get("image_size")
+            if bad:
+                problems.append(f"model.ch_mult: {bad} (the size of data.dataset={d.dataset})")
+        if self.sample.sampler == "ddim":
+            try:
+                ddim_timesteps(self.diffusion.T, self.sample.steps)  # the sampler's own check
+            except ValueError as e:
+                problems.append(f"sample.steps: {e}")
+        _fail_if(problems)
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "diffusion": DiffusionConfig,
             "train": TrainConfig, "sample": SampleConfig, "wandb": WandbConfig}
-TOP_LEVEL = ("name", "seed")
+_FROM_DATA = pydantic.TypeAdapter(Config)  # validates nested plain data as a Config
+
+
+# --------------------------------------------------------------------------- problems as dotted keys
+def _problems(e: ValidationError, where: str = "") -> list[str]:
+    """Pydantic's errors as "dotted.key: message" lines, with a suggestion for each unknown key."""
+    out = []
+    for err in e.errors():
+        key = _dotted(where, err["loc"])
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, ConfigError):  # a __post_init__ check: its keys are relative to ``key``
+            out += [f"{key}.{p}" if key else p for p in cause.problems]
+        elif err["type"] in ("unexpected_keyword_argument", "extra_forbidden", "invalid_key"):
+            parent, _, name = key.rpartition(".")
+            out.append(f"{key}: unknown key{_suggest(name, _keys(parent), parent)}")
+        elif isinstance(cause, ValueError):  # a field's own check, e.g. name
+            out.append(f"{key}: {cause}")
+        else:
+            out.append(f"{key}: {err['msg']}, got {err['input']!r}")
+    return out
+
+
+def _dotted(where: str, loc: tuple) -> str:
+    """``where`` and pydantic's ``loc`` as one key, e.g. ``train.lr`` or ``model.ch_mult[1]``."""
+    key = where
+    for part in loc:
+        if isinstance(part, int) and key:
+            key += f"[{part}]"
+        else:
+            key = f"{key}.{part}" if key else str(part)
+    return key
+
+
+def _keys(section: str) -> list[str]:
+    """The valid keys of a section ("" for the top level)."""
+    cls = SECTIONS.get(section, Config)
+    return [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+
+
+def _suggest(key: str, valid: list[str], prefix: str = "") -> str:
+    """"; did you mean 'prefix.nearest'?", or the list of valid keys when none is near."""
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    full = f"{prefix}.{near[0]}" if (near and prefix) else (near[0] if near else "")
+    return f"; did you mean '{full}'?" if near else f"; valid keys: {', '.join(valid)}"
 
 
 # --------------------------------------------------------------------------- presets and paths
@@ -211,19 +347,39 @@ def load_config(preset_or_path: str | os.PathLike, overrides: Iterable[str] = ()
     """
     path = preset_path(preset_or_path)
     try:
-        raw = yaml.load(path.read_text(), Loader=YamlLoader)
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"Config file {path} is not valid YAML: {e}") from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of sections, got {type(raw).__name__}.")
+    return config_from_dict(raw, source=str(path), overrides=overrides)
+
+
+def config_from_dict(raw: dict, source: str = "<dict>", overrides: Iterable[str] = ()) -> Config:
+    """Validate nested plain data (as YAML gives), after applying ``key.sub=value`` overrides, as a :class:`Config`."""
     problems: list[str] = []
-    raw = apply_overrides(raw, overrides, problems)
-    return config_from_dict(raw, source=str(path), _problems=problems)
+    raw = _set(raw, overrides, problems)
+    if "source" in raw:
+        problems.append(f"source: unknown key; valid keys: {', '.join(_keys(''))}")
+    raw = {k: ({} if v is None and k in SECTIONS else v) for k, v in raw.items()}  # an empty YAML section
+    raw["source"] = source
+    try:
+        cfg = _FROM_DATA.validate_python(raw)
+    except ValidationError as e:
+        problems += _problems(e)
+    if problems:
+        raise ConfigError.listing(source, problems)
+    return cfg
 
 
-def apply_overrides(raw: dict, overrides: Iterable[str], problems: list[str]) -> dict:
-    """Apply ``a.b=value`` strings to a nested dict (a copy); malformed ones are added to ``problems``."""
+def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
+    """``cfg`` with ``key.sub=value`` overrides applied and validated, just as :func:`load_config` applies them."""
+    return config_from_dict(config_to_dict(cfg), source=cfg.source, overrides=overrides)
+
+
+def _set(raw: dict, overrides: Iterable[str], problems: list[str]) -> dict:
+    """A copy of ``raw`` with ``a.b=value`` strings applied; malformed ones are added to ``problems``."""
     raw = json.loads(json.dumps(raw, default=list))  # deep copy of plain data
     for item in overrides:
         key, sep, text = str(item).partition("=")
@@ -232,7 +388,7 @@ def apply_overrides(raw: dict, overrides: Iterable[str], problems: list[str]) ->
             problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. train.steps=2000")
             continue
         try:
-            value = yaml.load(text, Loader=YamlLoader) if text.strip() else None
+            value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
         parts = key.split(".")
@@ -243,189 +399,6 @@ def apply_overrides(raw: dict, overrides: Iterable[str], problems: list[str]) ->
             node = node[p]
         node[parts[-1]] = value
     return raw
-
-
-def config_from_dict(raw: dict, source: str = "<dict>", _problems: list[str] | None = None) -> Config:
-    """Build and validate a :class:`Config` from nested plain data (as YAML gives)."""
-    problems = list(_problems or [])
-    top: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in SECTIONS:
-            if value is None:
-                value = {}
-            if not isinstance(value, dict):
-                problems.append(f"{key}: must be a mapping of {SECTIONS[key].__name__} fields, got {value!r}")
-                continue
-            top[key] = _build_section(SECTIONS[key], value, key, problems)
-        elif key in TOP_LEVEL:
-            _set_field(top, key, key, value, typing.get_type_hints(Config)[key], problems)
-        else:
-            problems.append(f"{key}: unknown key{_suggest(key, list(SECTIONS) + list(TOP_LEVEL))}")
-    cfg = Config(**top, source=source)  # fields with problems keep their defaults here
-    problems += _check_ranges(cfg)
-    if problems:
-        raise ConfigError(
-            f"Invalid config {source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n"
-            + "\n".join(f"  - {p}" for p in problems)
-        )
-    return cfg
-
-
-def _build_section(cls: type, values: dict, prefix: str, problems: list[str]):
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in values.items():
-        if key not in hints:
-            problems.append(f"{prefix}.{key}: unknown key{_suggest(str(key), list(hints), prefix)}")
-            continue
-        _set_field(kwargs, key, f"{prefix}.{key}", value, hints[key], problems)
-    try:
-        return cls(**kwargs)
-    except TypeError as e:  # pragma: no cover - every key was checked above
-        problems.append(f"{prefix}: {e}")
-        return cls()
-
-
-def _set_field(out: dict, key: str, where: str, value: Any, tp: Any, problems: list[str]) -> None:
-    """out[key] = value coerced to tp, or a problem naming ``where`` (the dotted key) and the expected type."""
-    ok, v = _coerce(value, tp)
-    if ok:
-        out[key] = v
-    else:
-        problems.append(f"{where}: expected {_describe(tp)}, got {value!r}")
-
-
-def _suggest(key: str, valid: list[str], prefix: str = "") -> str:
-    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    full = f"{prefix}.{near[0]}" if (near and prefix) else (near[0] if near else "")
-    return f"; did you mean '{full}'?" if near else f"; valid keys: {', '.join(valid)}"
-
-
-def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
-    """(True, value converted to ``tp``) or (False, None). Integral floats count as ints."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            ok, v = _coerce(value, arg)
-            if ok:
-                return True, v
-        return False, None
-    if origin is Literal:
-        return (value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}), value
-    if tp is type(None):
-        return value is None, None
-    if tp is bool:
-        return isinstance(value, bool), value
-    if tp is int:
-        if isinstance(value, bool):
-            return False, None
-        if isinstance(value, int):
-            return True, value
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return True, int(value)
-        return False, None
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
-        return False, None
-    if tp is str:
-        return isinstance(value, str), value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            return False, None
-        out = []
-        for v in value:
-            ok, c = _coerce(v, typing.get_args(tp)[0])
-            if not ok:
-                return False, None
-            out.append(c)
-        return True, tuple(out)
-    raise TypeError(f"unsupported config type {tp!r}")  # pragma: no cover
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return "null"
-    if origin is tuple:
-        return f"a list of {_describe(typing.get_args(tp)[0])}s"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
-
-
-def _check_ranges(c: Config) -> list[str]:
-    """Every out-of-range value and inconsistent combination, as 'key: message' strings."""
-    p: list[str] = []
-
-    def need(cond: bool, key: str, msg: str, value: Any) -> None:
-        if not cond:
-            p.append(f"{key}: {msg}, got {value!r}")
-
-    need(bool(c.name) and "/" not in c.name and c.name not in (".", ".."), "name", "must be a non-empty folder name without '/'", c.name)
-    need(c.seed >= 0, "seed", "must be >= 0", c.seed)
-    d, m, f, t, s = c.data, c.model, c.diffusion, c.train, c.sample
-    need(d.batch_size >= 1, "data.batch_size", "must be >= 1", d.batch_size)
-    need(d.toy_n >= 1, "data.toy_n", "must be >= 1", d.toy_n)
-    if d.dataset == "toy2d":
-        names = _toy_names()
-        need(names is None or d.toy in names, "data.toy", f"must be one of {names}", d.toy)
-    want = "mlp" if d.dataset == "toy2d" else "unet"
-    need(m.kind == want, "model.kind", f"data.dataset={d.dataset} needs model.kind={want}", m.kind)
-    if m.kind == "unet":
-        presets = _unet_presets()
-        need(m.preset is None or presets is None or m.preset in presets, "model.preset",
-             f"must be one of {sorted(presets or [])} or null", m.preset)
-    for key in ("ch", "num_res_blocks", "num_heads"):
-        v = getattr(m, key)
-        need(v is None or v >= 1, f"model.{key}", "must be >= 1", v)
-    need(m.ch_mult is None or (len(m.ch_mult) > 0 and min(m.ch_mult) >= 1), "model.ch_mult", "must be a non-empty list of integers >= 1", m.ch_mult)
-    need(m.dropout is None or 0.0 <= m.dropout < 1.0, "model.dropout", "must lie in [0, 1)", m.dropout)
-    for key in ("hidden", "layers", "t_dim"):
-        need(getattr(m, key) >= 1, f"model.{key}", "must be >= 1", getattr(m, key))
-    need(f.T >= 1, "diffusion.T", "must be >= 1 (the number of diffusion steps)", f.T)
-    for key in ("beta_1", "beta_T"):
-        v = getattr(f, key)
-        need(math.isfinite(v) and 0.0 < v < 1.0, f"diffusion.{key}", "must lie in the open interval (0, 1)", v)
-    if f.beta_1 > f.beta_T:
-        p.append(f"diffusion.beta_1: must be <= diffusion.beta_T (noise grows with t), got beta_1={f.beta_1!r} > beta_T={f.beta_T!r}")
-    need(t.steps >= 1, "train.steps", "must be >= 1", t.steps)
-    need(math.isfinite(t.lr) and t.lr > 0, "train.lr", "must be a positive number", t.lr)
-    need(math.isfinite(t.weight_decay) and t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
-    need(t.warmup >= 0, "train.warmup", "must be >= 0", t.warmup)
-    need(t.grad_clip is None or (math.isfinite(t.grad_clip) and t.grad_clip > 0), "train.grad_clip", "must be > 0 or null", t.grad_clip)
-    need(0.0 <= t.ema_decay <= 1.0, "train.ema_decay", "must lie in [0, 1]", t.ema_decay)
-    need(t.log_every >= 1, "train.log_every", "must be >= 1", t.log_every)
-    for key in ("sample_every", "ckpt_every"):
-        need(getattr(t, key) >= 0, f"train.{key}", "must be >= 0 (0: only at the end)", getattr(t, key))
-    need(t.keep_last >= 1, "train.keep_last", "must be >= 1", t.keep_last)
-    need(bool(t.resume), "train.resume", "must be auto, never or a checkpoint path", t.resume)
-    need(bool(t.run_root), "train.run_root", "must be a folder", t.run_root)
-    need(s.steps >= 1 and (s.sampler != "ddim" or s.steps <= f.T), "sample.steps", f"must lie in 1..T (T = {f.T})", s.steps)
-    need(math.isfinite(s.eta) and s.eta >= 0, "sample.eta", "must be >= 0", s.eta)
-    need(s.clip_x0 is None or s.clip_x0 > 0, "sample.clip_x0", "must be > 0 or null", s.clip_x0)
-    need(s.num_samples >= 1, "sample.num_samples", "must be >= 1", s.num_samples)
-    need(s.frames >= 2, "sample.frames", "must be >= 2", s.frames)
-    need(math.isfinite(s.fps) and s.fps > 0, "sample.fps", "must be > 0", s.fps)
-    return p
-
-
-def _toy_names() -> list[str] | None:
-    try:
-        from .toy import TOY_DATASETS
-    except ImportError:  # pragma: no cover - toy.py not present yet
-        return None
-    return list(TOY_DATASETS)
-
-
-def _unet_presets() -> list[str] | None:
-    try:
-        from .unet import PRESETS
-    except ImportError:  # pragma: no cover
-        return None
-    return list(PRESETS)
 
 
 # --------------------------------------------------------------------------- writing and hashing

@@ -18,27 +18,38 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-__all__ = ["Schedule", "extract", "check_t"]
+__all__ = ["Schedule", "extract", "check_t", "schedule_problems", "KINDS"]
 
 KINDS = ("linear", "cosine", "quadratic", "sigmoid")
 
 
-def _check_T(T: int) -> None:
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be an integer >= 1 (the number of diffusion steps), got {T!r}")
+def schedule_problems(T: int | None = None, beta_1: float | None = None, beta_T: float | None = None) -> dict[str, str]:
+    """What is wrong with schedule arguments, by argument name ({} when nothing is); only given ones are checked.
 
-
-def _check_beta_range(beta_1: float, beta_T: float, kind: str) -> None:
+    :meth:`Schedule.cosine` and :meth:`Schedule.from_betas` take no beta_1, beta_T.
+    ``ddpm_edu.config`` reports these problems under ``diffusion.*``.
+    """
+    p = {}
+    if T is not None and (isinstance(T, bool) or not isinstance(T, int) or T < 1):
+        p["T"] = f"T must be an integer >= 1 (the number of diffusion steps), got {T!r}"
     for name, v in (("beta_1", beta_1), ("beta_T", beta_T)):
+        if v is None:
+            continue
         if not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} must be a finite number in (0, 1), got {v!r}")
-        if not 0.0 < v < 1.0:
-            raise ValueError(f"{name} must lie in the open interval (0, 1), got {v!r}")
-    if beta_1 > beta_T:
-        raise ValueError(
-            f"{kind} schedule needs beta_1 <= beta_T (noise grows with t), "
-            f"got beta_1={beta_1!r} > beta_T={beta_T!r}"
-        )
+            p[name] = f"{name} must be a finite number in (0, 1), got {v!r}"
+        elif not 0.0 < v < 1.0:
+            p[name] = f"{name} must lie in the open interval (0, 1), got {v!r}"
+    if None not in (beta_1, beta_T) and not p.keys() & {"beta_1", "beta_T"} and beta_1 > beta_T:
+        p["beta_1"] = (f"the schedule needs beta_1 <= beta_T (noise grows with t), "
+                       f"got beta_1={beta_1!r} > beta_T={beta_T!r}")
+    return p
+
+
+def _check(T: int, beta_1: float | None = None, beta_T: float | None = None) -> None:
+    """Raise ValueError naming every problem :func:`schedule_problems` finds."""
+    problems = schedule_problems(T, beta_1, beta_T)
+    if problems:
+        raise ValueError("; ".join(problems.values()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +87,7 @@ class Schedule:
     def from_betas(cls, betas: Tensor | list[float]) -> "Schedule":
         """Build a schedule from beta_1..beta_T (length T, each in (0, 1))."""
         b = torch.as_tensor(betas, dtype=torch.float64).flatten().cpu()
-        _check_T(int(b.numel()) if b.numel() else 0)
+        _check(b.numel())
         if not torch.isfinite(b).all():
             bad = int((~torch.isfinite(b)).nonzero()[0]) + 1
             raise ValueError(f"betas must be finite; beta_{bad} = {b[bad - 1].item()!r}")
@@ -100,22 +111,19 @@ class Schedule:
     @classmethod
     def linear(cls, T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> "Schedule":
         """Ho et al. 2020: beta_t rises linearly from beta_1 to beta_T."""
-        _check_T(T)
-        _check_beta_range(beta_1, beta_T, "linear")
+        _check(T, beta_1, beta_T)
         return cls.from_betas(torch.linspace(beta_1, beta_T, T, dtype=torch.float64))
 
     @classmethod
     def quadratic(cls, T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> "Schedule":
         """sqrt(beta_t) rises linearly from sqrt(beta_1) to sqrt(beta_T)."""
-        _check_T(T)
-        _check_beta_range(beta_1, beta_T, "quadratic")
+        _check(T, beta_1, beta_T)
         return cls.from_betas(torch.linspace(beta_1**0.5, beta_T**0.5, T, dtype=torch.float64) ** 2)
 
     @classmethod
     def sigmoid(cls, T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> "Schedule":
         """beta_t follows a logistic curve over [-6, 6], rescaled to [beta_1, beta_T]."""
-        _check_T(T)
-        _check_beta_range(beta_1, beta_T, "sigmoid")
+        _check(T, beta_1, beta_T)
         u = torch.sigmoid(torch.linspace(-6.0, 6.0, T, dtype=torch.float64))
         u = (u - u.min()) / (u.max() - u.min()) if T > 1 else torch.ones(1, dtype=torch.float64)
         return cls.from_betas(beta_1 + (beta_T - beta_1) * u)
@@ -126,7 +134,7 @@ class Schedule:
 
         beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, clipped at ``max_beta``.
         """
-        _check_T(T)
+        _check(T)
         if not (isinstance(s, (int, float)) and math.isfinite(s) and s >= 0):
             raise ValueError(f"s must be a finite offset >= 0, got {s!r}")
         if not (isinstance(max_beta, (int, float)) and 0 < max_beta < 1):

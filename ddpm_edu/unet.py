@@ -24,7 +24,9 @@ Works with ``channels_last`` weights and inputs, ``torch.autocast`` and ``torch.
 
 from __future__ import annotations
 
+import inspect
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,9 +42,9 @@ __all__ = [
     "Block",
     "UNet",
     "PRESETS",
-    "unet_from_preset",
+    "unet_kwargs",
+    "unet_problems",
     "count_params",
-    "unet_param_count",
 ]
 
 MAX_GROUPS = 32  # Ho et al. use GroupNorm(32) everywhere
@@ -181,7 +183,8 @@ class UNet(nn.Module):
         num_heads: int = 1,  # attention heads (the paper uses one)
     ):
         super().__init__()
-        _check_args(ch, ch_mult, num_res_blocks, dropout, image_size)
+        _check(unet_problems(ch=ch, ch_mult=ch_mult, num_res_blocks=num_res_blocks, dropout=dropout,
+                             image_size=image_size, num_heads=num_heads))
         out_ch = in_ch if out_ch is None else out_ch
         self.ch, temb_ch = ch, 4 * ch
         self.temb = nn.Sequential(nn.Linear(ch, temb_ch), nn.SiLU(), nn.Linear(temb_ch, temb_ch))
@@ -245,22 +248,6 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))  # (B, out_ch, H, W)
 
 
-def _check_args(ch: int, ch_mult: tuple[int, ...], num_res_blocks: int, dropout: float, image_size: int) -> None:
-    problems = []
-    if ch < 1:
-        problems.append(f"ch must be >= 1, got {ch}")
-    if not ch_mult or any(m < 1 for m in ch_mult):
-        problems.append(f"ch_mult must be a non-empty tuple of positive ints, got {ch_mult}")
-    if num_res_blocks < 1:
-        problems.append(f"num_res_blocks must be >= 1, got {num_res_blocks}")
-    if not 0.0 <= dropout < 1.0:
-        problems.append(f"dropout must lie in [0, 1), got {dropout}")
-    if ch_mult and image_size % 2 ** (len(ch_mult) - 1):
-        problems.append(f"image_size={image_size} must be divisible by 2^{len(ch_mult) - 1} for {len(ch_mult)} levels")
-    if problems:
-        raise ValueError("bad UNet arguments: " + "; ".join(problems))
-
-
 PRESETS: dict[str, dict] = {
     # Ho et al. 2020, CIFAR10 model: 35,746,307 parameters.
     "cifar10": dict(in_ch=3, ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
@@ -274,60 +261,50 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def unet_from_preset(name: str, **overrides) -> UNet:
-    """Build the U-Net of a preset in :data:`PRESETS`, with any keyword overridden."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown UNet preset {name!r}; valid names: {', '.join(PRESETS)}")
-    return UNet(**{**PRESETS[name], **overrides})
+def unet_kwargs(preset: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """UNet's keyword arguments: its defaults, then ``PRESETS[preset]``, then the overrides that are not None.
+
+    ``UNet(**unet_kwargs("digits", dropout=0.1))`` is the digits U-Net with dropout. Raises
+    ValueError naming every problem :func:`unet_problems` finds.
+    """
+    _check(unet_problems(preset, **overrides))
+    return _merge(preset, overrides)
+
+
+def unet_problems(preset: str | None = None, **overrides: Any) -> dict[str, str]:
+    """What is wrong with the arguments :func:`unet_kwargs` would give, by argument name ({} when nothing is)."""
+    if preset is not None and preset not in PRESETS:
+        return {"preset": f"unknown UNet preset {preset!r}; valid names: {', '.join(PRESETS)}"}
+    a = _merge(preset, overrides)
+    ch, ch_mult, size = a["ch"], a["ch_mult"], a["image_size"]
+    p = {}
+    if ch < 1:
+        p["ch"] = f"ch must be >= 1, got {ch}"
+    if not ch_mult or any(m < 1 for m in ch_mult):
+        p["ch_mult"] = f"ch_mult must be a non-empty tuple of positive ints, got {ch_mult}"
+    if a["num_res_blocks"] < 1:
+        p["num_res_blocks"] = f"num_res_blocks must be >= 1, got {a['num_res_blocks']}"
+    if not 0.0 <= a["dropout"] < 1.0:
+        p["dropout"] = f"dropout must lie in [0, 1), got {a['dropout']}"
+    if a["num_heads"] < 1:
+        p["num_heads"] = f"num_heads must be >= 1, got {a['num_heads']}"
+    if ch_mult and size % 2 ** (len(ch_mult) - 1):
+        p["image_size"] = f"image_size={size} must be divisible by 2^{len(ch_mult) - 1} for {len(ch_mult)} levels"
+    return p
+
+
+def _merge(preset: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """UNet's defaults, then the preset's arguments, then the overrides that are not None."""
+    defaults = {k: v.default for k, v in inspect.signature(UNet).parameters.items()}
+    return {**defaults, **PRESETS.get(preset, {}), **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def _check(problems: dict[str, str]) -> None:
+    """Raise ValueError naming every problem, if there is one."""
+    if problems:
+        raise ValueError("bad UNet arguments: " + "; ".join(problems.values()))
 
 
 def count_params(model: nn.Module) -> int:
     """The number of scalar parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
-
-
-def unet_param_count(
-    *,
-    in_ch: int = 3,
-    out_ch: int | None = None,
-    ch: int = 128,
-    ch_mult: tuple[int, ...] = (1, 2, 2, 2),
-    num_res_blocks: int = 2,
-    attn_resolutions: tuple[int, ...] = (16,),
-    dropout: float = 0.1,
-    image_size: int = 32,
-    num_heads: int = 1,
-) -> int:
-    """The parameter count of ``UNet(**kwargs)``, by arithmetic on the architecture (nothing is built).
-
-    A k x k conv from a to b channels has k^2 a b + b parameters, a Linear a b + b, a GroupNorm 2 c.
-    """
-    out_ch = in_ch if out_ch is None else out_ch
-    tc = 4 * ch
-
-    def res(a: int, b: int) -> int:  # norm1, conv1, temb_proj, norm2, conv2, 1x1 skip
-        return 2 * a + (9 * a * b + b) + (tc * b + b) + 2 * b + (9 * b * b + b) + ((a * b + b) if a != b else 0)
-
-    def attn(c: int) -> int:  # norm, q, k, v, proj
-        return 2 * c + 4 * (c * c + c)
-
-    n = (ch * tc + tc) + (tc * tc + tc) + (9 * in_ch * ch + ch)  # temb MLP, conv_in
-    skips, c, r = [ch], ch, image_size
-    for level, mult in enumerate(ch_mult):
-        for _ in range(num_res_blocks):
-            n += res(c, ch * mult) + (attn(ch * mult) if r in attn_resolutions else 0)
-            c = ch * mult
-            skips.append(c)
-        if level != len(ch_mult) - 1:
-            n += 9 * c * c + c  # Downsample
-            r //= 2
-            skips.append(c)
-    n += 2 * res(c, c) + attn(c)  # middle
-    for level, mult in reversed(list(enumerate(ch_mult))):
-        for _ in range(num_res_blocks + 1):
-            n += res(c + skips.pop(), ch * mult) + (attn(ch * mult) if r in attn_resolutions else 0)
-            c = ch * mult
-        if level != 0:
-            n += 9 * c * c + c  # Upsample
-            r *= 2
-    return n + 2 * c + (9 * c * out_ch + out_ch)  # norm_out, conv_out

@@ -23,7 +23,7 @@ def sets(overrides):
     return [a for o in overrides for a in ("--set", o)]
 
 
-def test_train_then_sample_on_cifar_fixture(fake_cifar, tmp_path):
+def test_train_then_sample_on_cifar_fixture(fake_cifar, tmp_path, capsys):
     root, _ = fake_cifar
     overrides = tiny_unet_overrides() + [
         f"data.root={root}", "data.verify_md5=false", "data.batch_size=8", "model.attn_resolutions=[16]",
@@ -58,6 +58,16 @@ def test_train_then_sample_on_cifar_fixture(fake_cifar, tmp_path):
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "out2" / "trajectory.gif").n_frames == 5  # sample.frames from the stored config
 
+    # Bad sample options and overrides of the stored config: one message, exit 2, nothing written.
+    bad = tmp_path / "out3"
+    for opts, needles in [(["--frames", "1"], ["with sample options", "sample.frames", "greater than or equal to 2"]),
+                          (["--sampler", "ddim", "--steps", "51"], ["sample.steps", "1..T (T = 50)"]),
+                          (["--set", "sample.fsp=3"], ["(stored config)", "did you mean 'sample.fps'"])]:
+        assert main(["sample", "--checkpoint", str(rd / "ema.safetensors"), "--out", str(bad), *opts]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ddpm-edu sample: error: Invalid config") and all(n in err for n in needles), err
+    assert not bad.exists()
+
 
 def _usage_error(args, tmp_path, *needles):
     r = run(args, tmp_path)
@@ -72,7 +82,7 @@ def _usage_error(args, tmp_path, *needles):
     "override, needles",
     [
         ("train.stepz=3", ["train.stepz", "did you mean 'train.steps'"]),
-        ("train.lr=-0.1", ["train.lr", "positive"]),
+        ("train.lr=-0.1", ["train.lr", "greater than 0"]),
         ("diffusion.beta_T=3", ["diffusion.beta_T", "(0, 1)"]),
         ("diffusion.T=0", ["diffusion.T", ">= 1"]),
         ("data.batch_size=big", ["data.batch_size", "integer"]),

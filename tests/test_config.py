@@ -1,4 +1,4 @@
-"""Configs: presets load and build, YAML floats, and one error that lists every problem."""
+"""Configs: presets load and build, YAML floats, validation on every path, and one error that lists every problem."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import yaml
 from ddpm_edu.config import (
     Config,
     ConfigError,
-    YamlLoader,
+    DiffusionConfig,
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
     config_from_dict,
     config_hash,
     config_to_dict,
@@ -18,6 +21,11 @@ from ddpm_edu.config import (
     load_config,
     preset_names,
 )
+from ddpm_edu.losses import TARGETS
+from ddpm_edu.sampling import VARIANCES
+from ddpm_edu.schedules import KINDS, Schedule
+from ddpm_edu.toy import TOY_DATASETS
+from ddpm_edu.unet import PRESETS as UNET_PRESETS
 from ddpm_edu.unet import UNet, count_params
 
 PRESETS = ["cifar10", "cifar10-small", "digits", "toy2d"]
@@ -29,13 +37,11 @@ def test_all_presets_are_shipped():
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_loads_validates_and_builds(name):
-    from ddpm_edu.train import build_model
+    from ddpm_edu.build import build_model
 
     cfg = load_config(name)
     assert cfg.name == name
     assert cfg.train.resume == "auto"  # the seed shipped resume switched on for a fresh run; auto starts fresh
-    if cfg.model.kind == "mlp":
-        pytest.importorskip("ddpm_edu.toy")
     model = build_model(cfg)
     assert count_params(model) > 0
     if isinstance(model, UNet):
@@ -47,17 +53,24 @@ def test_cifar10_preset_is_the_paper():
     assert (c.diffusion.schedule, c.diffusion.T, c.diffusion.beta_1, c.diffusion.beta_T) == ("linear", 1000, 1e-4, 0.02)
     assert (c.train.lr, c.train.optimizer, c.train.warmup, c.train.grad_clip, c.train.ema_decay) == (2e-4, "adam", 5000, 1.0, 0.9999)
     assert (c.data.batch_size, c.train.steps, c.model.dropout, c.data.hflip) == (128, 800_000, 0.1, True)
-    from ddpm_edu.train import build_model
+    from ddpm_edu.build import build_model
 
     assert count_params(build_model(c)) == 35_746_307  # Ho et al. 2020, CIFAR10 model
 
 
-def test_exponent_floats_are_floats():
-    # Plain YAML 1.1 reads "1e-4" as a string; our loader must not.
+def test_exponent_floats_are_floats(tmp_path):
+    # Plain YAML 1.1 reads "1e-4" as a string; float fields must still read it as a number.
     assert isinstance(yaml.safe_load("x: 1e-4")["x"], str)
-    out = yaml.load("a: 1e-4\nb: 2E5\nc: -3.5e-2\nd: 7\ne: .5\nf: name", Loader=YamlLoader)
-    assert out == {"a": 1e-4, "b": 2e5, "c": -3.5e-2, "d": 7, "e": 0.5, "f": "name"}
-    assert isinstance(out["d"], int)
+    p = tmp_path / "c.yml"
+    p.write_text("train:\n  lr: 1e-4\n  weight_decay: 2E-5\n  grad_clip: .5\n"
+                 "diffusion:\n  beta_1: 1e-5\n  beta_T: 2e-2\nsample:\n  fps: 7\n")
+    c = load_config(str(p))
+    assert (c.train.lr, c.train.weight_decay, c.train.grad_clip, c.diffusion.beta_1, c.diffusion.beta_T) == (
+        1e-4, 2e-5, 0.5, 1e-5, 2e-2)
+    assert all(type(v) is float for v in (c.train.lr, c.train.weight_decay, c.diffusion.beta_1, c.sample.fps))
+    assert load_config(str(p), ["train.lr=3E-6"]).train.lr == 3e-6
+    p.write_text(dump_config(c))  # small floats are dumped as 1.0e-05, which reads back the same
+    assert load_config(str(p)) == c
 
 
 def test_overrides_apply_and_parse_yaml():
@@ -96,15 +109,21 @@ def test_unknown_section_suggests_nearest():
 @pytest.mark.parametrize(
     "override, key, words",
     [
-        ("data.batch_size=abc", "data.batch_size", "integer"),
-        ("train.compile=3", "train.compile", "true or false"),
+        ("data.batch_size=abc", "data.batch_size", "valid integer"),
+        ("train.compile=3", "train.compile", "valid boolean"),
         ("diffusion.beta_T=1.5", "diffusion.beta_T", "(0, 1)"),
         ("diffusion.beta_1=0", "diffusion.beta_1", "(0, 1)"),
-        ("diffusion.beta_1=0.5", "diffusion.beta_1", "beta_T"),  # beta_1 > beta_T (0.02)
+        ("diffusion.beta_1=0.5", "diffusion.beta_1", "beta_1 <= beta_T"),  # beta_1 > beta_T (0.02)
         ("diffusion.T=0", "diffusion.T", ">= 1"),
-        ("train.lr=-1e-4", "train.lr", "positive"),
-        ("train.precision=fp8", "train.precision", "one of"),
-        ("sample.frames=1", "sample.frames", ">= 2"),
+        ("train.lr=-1e-4", "train.lr", "greater than 0"),
+        ("train.lr=.nan", "train.lr", "finite"),
+        ("train.precision=fp8", "train.precision", "'auto', 'fp32', 'bf16' or 'fp16'"),
+        ("sample.frames=1", "sample.frames", "greater than or equal to 2"),
+        ("model.ch=0", "model.ch", ">= 1"),
+        ("model.dropout=1", "model.dropout", "[0, 1)"),
+        ("model.ch_mult=[1,2,2,2,2]", "model.ch_mult", "divisible"),  # digits are 8x8: at most 4 levels
+        ("model.preset=imagenet", "model.preset", "'cifar10'"),
+        ("name=a/b", "name", "without '/'"),
     ],
 )
 def test_each_bad_value_is_named(override, key, words):
@@ -118,6 +137,68 @@ def test_all_problems_reported_together():
     assert "5 problems" in msg
     for key in ("train.lr", "diffusion.T", "data.batchsize", "train.steps", "diffusion.beta_T"):
         assert key in msg
+
+
+def test_every_problem_in_a_file_is_named_with_file_and_key(tmp_path):
+    p = tmp_path / "bad.yml"
+    p.write_text("name: ok\nseeed: 1\ndata:\n  batch_size: 0\nmodel:\n  preset: digits\n  dropout: 2\n"
+                 "diffusion:\n  T: 0\n  betaT: 0.1\ntrain:\n  lr: fast\nsample: 5\nwandb:\n")  # an empty section is fine
+    with pytest.raises(ConfigError) as e:
+        load_config(str(p))
+    msg = str(e.value)
+    assert f"Invalid config {p}: 7 problems:" in msg
+    lines = msg.splitlines()[1:]
+    assert len(lines) == 7 and all(line.startswith("  - ") for line in lines)
+    for key in ("seeed", "data.batch_size", "model.dropout", "diffusion.T", "diffusion.betaT", "train.lr", "sample"):
+        assert any(line.startswith(f"  - {key}: ") for line in lines), key
+    assert "did you mean 'seed'?" in msg and "did you mean 'diffusion.beta_T'?" in msg
+    assert e.value.problems == [line[4:] for line in lines]
+
+
+def test_schedule_and_unet_problems_come_from_their_modules():
+    with pytest.raises(ValueError) as lib:
+        Schedule.linear(1000, 0.5, 0.02)
+    assert f"diffusion.beta_1: {lib.value}" in _error(overrides=["diffusion.schedule=linear", "diffusion.beta_1=0.5"])
+    with pytest.raises(ValueError) as lib:
+        Schedule.linear(0)
+    assert f"diffusion.T: {lib.value}" in _error(overrides=["diffusion.T=0"])
+    with pytest.raises(ValueError) as lib:
+        UNet(num_res_blocks=0)
+    why = str(lib.value).partition(": ")[2]  # after "bad UNet arguments: "
+    assert "num_res_blocks" in why and f"model.num_res_blocks: {why}" in _error(overrides=["model.num_res_blocks=0"])
+
+
+def test_valid_names_come_from_their_modules():
+    for key, names in [("diffusion.schedule", KINDS), ("diffusion.target", TARGETS), ("sample.variance", VARIANCES),
+                       ("data.toy", TOY_DATASETS)]:
+        for name in names:
+            c = load_config("toy2d", [f"{key}={name}"])
+            section, _, field = key.partition(".")
+            assert getattr(getattr(c, section), field) == name
+        assert key in _error(overrides=[f"{key}=nonesuch"], preset="toy2d")
+    for name in UNET_PRESETS:
+        assert load_config("digits", [f"model.preset={name}"]).model.preset == name
+
+
+def test_every_way_of_making_a_config_validates():
+    cfg = load_config("digits")
+    with pytest.raises(ConfigError, match=r"train\.lr: .*greater than 0"):
+        cfg.replace(train=dataclasses.replace(cfg.train, lr=-1))
+    with pytest.raises(ConfigError, match=r"train\.lr: .*greater than 0"):
+        TrainConfig(lr=-1)
+    with pytest.raises(ConfigError, match=r"train\.stpes: unknown key; did you mean 'train\.steps'"):
+        TrainConfig(stpes=3)
+    with pytest.raises(ConfigError, match=r"diffusion\.beta_1: .*beta_1 <= beta_T"):
+        DiffusionConfig(beta_1=0.5)
+    with pytest.raises(ConfigError, match=r"model\.ch: "):
+        ModelConfig(ch=0)
+    with pytest.raises(ConfigError, match=r"seed: .*greater than or equal to 0"):
+        dataclasses.replace(cfg, seed=-1)
+    with pytest.raises(ConfigError, match="model.kind"):  # checks across sections run too
+        cfg.replace(model=ModelConfig(kind="mlp"))
+    with pytest.raises(ConfigError, match=r"sample\.steps: .*1\.\.T"):  # DDIM takes at most T steps
+        cfg.replace(sample=SampleConfig(sampler="ddim", steps=cfg.diffusion.T + 1))
+    assert cfg.replace(train=dataclasses.replace(cfg.train, lr="1e-3")).train.lr == 1e-3  # parsed, as in YAML
 
 
 def test_bad_override_syntax_and_missing_preset():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.schedules import Schedule, check_t, extract
+from ddpm_edu.schedules import Schedule, check_t, extract, schedule_problems
 
 ALL = [
     Schedule.linear(1000, 1e-4, 0.02),
@@ -100,6 +100,16 @@ def test_bad_arguments_raise_clear_errors(make, words):
     with pytest.raises(ValueError) as err:
         make()
     assert words in str(err.value)
+
+
+def test_schedule_problems_names_every_bad_argument():
+    assert schedule_problems(1000, 1e-4, 0.02) == {} and schedule_problems() == {}
+    assert set(schedule_problems(0, 0.0, 1.5)) == {"T", "beta_1", "beta_T"}
+    assert set(schedule_problems(10, 0.03, 0.02)) == {"beta_1"}  # beta_1 > beta_T
+    assert set(schedule_problems(beta_T=float("nan"))) == {"beta_T"}
+    with pytest.raises(ValueError) as err:
+        Schedule.sigmoid(0, 0.0, 1.5)
+    assert all(msg in str(err.value) for msg in schedule_problems(0, 0.0, 1.5).values())  # all of them at once
 
 
 def test_check_t_and_extract():

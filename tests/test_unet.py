@@ -13,8 +13,8 @@ from ddpm_edu.unet import (
     count_params,
     num_groups,
     timestep_embedding,
-    unet_from_preset,
-    unet_param_count,
+    unet_kwargs,
+    unet_problems,
 )
 
 # Small configurations that still exercise every code path.
@@ -22,6 +22,53 @@ WITH_ATTN = dict(in_ch=2, out_ch=4, ch=48, ch_mult=(1, 3, 2), num_res_blocks=1, 
                  dropout=0.2, image_size=16, num_heads=2)
 NO_ATTN = dict(in_ch=3, ch=32, ch_mult=(2, 1), num_res_blocks=3, attn_resolutions=(), dropout=0.0, image_size=8)
 CONFIGS = {**PRESETS, "with_attn": WITH_ATTN, "no_attn": NO_ATTN}
+
+
+def unet_param_count(
+    *,
+    in_ch: int = 3,
+    out_ch: int | None = None,
+    ch: int = 128,
+    ch_mult: tuple[int, ...] = (1, 2, 2, 2),
+    num_res_blocks: int = 2,
+    attn_resolutions: tuple[int, ...] = (16,),
+    dropout: float = 0.1,
+    image_size: int = 32,
+    num_heads: int = 1,
+) -> int:
+    """The parameter count of ``UNet(**kwargs)``, by arithmetic on the architecture (nothing is built).
+
+    A k x k conv from a to b channels has k^2 a b + b parameters, a Linear a b + b, a GroupNorm 2 c.
+    """
+    out_ch = in_ch if out_ch is None else out_ch
+    tc = 4 * ch
+
+    def res(a: int, b: int) -> int:  # norm1, conv1, temb_proj, norm2, conv2, 1x1 skip
+        return 2 * a + (9 * a * b + b) + (tc * b + b) + 2 * b + (9 * b * b + b) + ((a * b + b) if a != b else 0)
+
+    def attn(c: int) -> int:  # norm, q, k, v, proj
+        return 2 * c + 4 * (c * c + c)
+
+    n = (ch * tc + tc) + (tc * tc + tc) + (9 * in_ch * ch + ch)  # temb MLP, conv_in
+    skips, c, r = [ch], ch, image_size
+    for level, mult in enumerate(ch_mult):
+        for _ in range(num_res_blocks):
+            n += res(c, ch * mult) + (attn(ch * mult) if r in attn_resolutions else 0)
+            c = ch * mult
+            skips.append(c)
+        if level != len(ch_mult) - 1:
+            n += 9 * c * c + c  # Downsample
+            r //= 2
+            skips.append(c)
+    n += 2 * res(c, c) + attn(c)  # middle
+    for level, mult in reversed(list(enumerate(ch_mult))):
+        for _ in range(num_res_blocks + 1):
+            n += res(c + skips.pop(), ch * mult) + (attn(ch * mult) if r in attn_resolutions else 0)
+            c = ch * mult
+        if level != 0:
+            n += 9 * c * c + c  # Upsample
+            r *= 2
+    return n + 2 * c + (9 * c * out_ch + out_ch)  # norm_out, conv_out
 
 
 def _t(b: int, seed: int = 0) -> torch.Tensor:
@@ -36,7 +83,7 @@ def test_param_count_matches_closed_form(name):
 
 def test_cifar10_preset_is_the_paper_model():
     """The official DDPM CIFAR10 model (diffusion_tf) has 35,746,307 parameters; the paper says 35.7M."""
-    n = count_params(unet_from_preset("cifar10"))
+    n = count_params(UNet(**unet_kwargs("cifar10")))
     assert n == unet_param_count(**PRESETS["cifar10"])
     assert abs(n - 35.7e6) <= 0.005 * 35.7e6
     assert n == 35_746_307
@@ -156,11 +203,32 @@ def test_num_groups_rule():
 
 
 def test_presets_and_errors():
-    m = unet_from_preset("digits", dropout=0.3)
+    m = UNet(**unet_kwargs("digits", dropout=0.3))
     assert m.down[0].res.dropout == 0.3 and m.conv_in.in_channels == 1
     with pytest.raises(ValueError, match="cifar10.*cifar10-small.*digits"):
-        unet_from_preset("imagenet")
+        unet_kwargs("imagenet")
     with pytest.raises(ValueError, match="image_size"):
         UNet(ch_mult=(1, 2, 2, 2), image_size=12)
     with pytest.raises(ValueError, match="num_heads"):
         UNet(**{**WITH_ATTN, "num_heads": 5})
+
+
+def test_unet_kwargs_merges_defaults_preset_and_overrides():
+    assert unet_kwargs("digits") == {**unet_kwargs(), **PRESETS["digits"]}
+    assert unet_kwargs("digits", ch=None, dropout=None) == unet_kwargs("digits")  # None: the preset's value
+    assert unet_kwargs("digits", ch=16, image_size=16)["ch"] == 16
+    assert unet_param_count(**unet_kwargs(None, ch=16)) == count_params(UNet(ch=16))  # None: UNet's defaults
+    assert unet_param_count(**unet_kwargs()) == count_params(UNet())
+
+
+def test_every_bad_argument_is_named():
+    bad = dict(ch=0, ch_mult=(), num_res_blocks=0, dropout=1.0, num_heads=0)
+    assert set(unet_problems(**bad)) == set(bad)
+    assert set(unet_problems("digits", ch_mult=(1, 2, 2, 2, 2))) == {"image_size"}  # 8 is not divisible by 2^4
+    assert unet_problems("digits") == {} and set(unet_problems("imagenet")) == {"preset"}
+    with pytest.raises(ValueError) as e:
+        UNet(**bad)
+    assert all(msg in str(e.value) for msg in unet_problems(**bad).values())  # the constructor names them all
+    with pytest.raises(ValueError) as e:
+        unet_kwargs("digits", dropout=-0.5, num_res_blocks=0)
+    assert unet_problems("digits", dropout=-0.5)["dropout"] in str(e.value) and "num_res_blocks" in str(e.value)
