@@ -38,7 +38,7 @@ Writes <out>/samples.png (the final samples) and <out>/trajectory.gif (x_t from 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import preset_names
+    from .configs import preset_names  # no torch import: --help stays fast
 
     presets = ", ".join(preset_names())
     p = argparse.ArgumentParser(

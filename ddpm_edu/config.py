@@ -30,8 +30,9 @@ from typing import Annotated, Any, Callable, Iterable, Literal, Sequence
 
 import pydantic
 import yaml
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, ValidationError
 
+from .configs import CONFIG_DIR, preset_names
 from .data import data_shape
 from .losses import TARGETS
 from .sampling import VARIANCES, ddim_timesteps
@@ -58,9 +59,6 @@ __all__ = [
     "preset_path",
     "cache_root",
 ]
-
-CONFIG_DIR = Path(__file__).with_name("configs")
-
 
 class ConfigError(ValueError):
     """A config that cannot be used. The message lists every problem, one per line."""
@@ -96,8 +94,22 @@ def _folder_name(name: str) -> str:
     return name
 
 
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
+def _whole_number(value: Any) -> Any:
+    """YAML 1.1 reads ``8e5`` as a string and ``true`` as a bool: the first is the integer 800000, the second no integer."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    if isinstance(value, str):
+        try:
+            return float(value)  # pydantic then takes a whole float as an int and refuses 0.5
+        except ValueError:
+            pass
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_whole_number)]
+Bool = StrictBool  # true or false only: no 1, "yes" or "on"
+PosInt = Annotated[Int, Field(ge=1)]
+NonNegInt = Annotated[Int, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
@@ -144,9 +156,9 @@ def _fail_if(problems: list[str]) -> None:
 class DataConfig:
     dataset: Literal["cifar10", "digits", "toy2d"] = "cifar10"  # which data set to train on
     root: str = "~/.cache/ddpm_edu/data"  # CIFAR-10 lives in <root>/cifar-10-batches-py/
-    download: bool = True  # try to download CIFAR-10 when it is missing (needs internet)
-    verify_md5: bool = True  # check CIFAR-10's published md5 sums; false only for re-packed copies or test fixtures
-    hflip: bool = True  # random horizontal flips (CIFAR-10 only; digits and 2-D points are never flipped)
+    download: Bool = True  # try to download CIFAR-10 when it is missing (needs internet)
+    verify_md5: Bool = True  # check CIFAR-10's published md5 sums; false only for re-packed copies or test fixtures
+    hflip: Bool = True  # random horizontal flips (CIFAR-10 only; digits and 2-D points are never flipped)
     toy: Literal[TOY_DATASETS] = "moons"  # the 2-D data set when dataset = toy2d
     toy_n: PosInt = 8192  # how many 2-D points make up the toy training set
     batch_size: PosInt = 128  # images (or points) per optimiser step
@@ -160,12 +172,12 @@ UNET_FIELDS = ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout",
 class ModelConfig:
     kind: Literal["unet", "mlp"] = "unet"  # U-Net for images, MLP for 2-D points
     preset: Literal[tuple(PRESETS)] | None = None  # a name from ddpm_edu.unet.PRESETS; the fields below override it
-    ch: Annotated[int | None, _unet_arg("ch")] = None  # U-Net base channel count (None: the preset's, else 128)
-    ch_mult: Annotated[tuple[int, ...] | None, _unet_arg("ch_mult")] = None  # channel multiplier per resolution level
-    num_res_blocks: Annotated[int | None, _unet_arg("num_res_blocks")] = None  # residual blocks per level
-    attn_resolutions: tuple[int, ...] | None = None  # feature-map sizes with self-attention
+    ch: Annotated[Int | None, _unet_arg("ch")] = None  # U-Net base channel count (None: the preset's, else 128)
+    ch_mult: Annotated[tuple[Int, ...] | None, _unet_arg("ch_mult")] = None  # channel multiplier per resolution level
+    num_res_blocks: Annotated[Int | None, _unet_arg("num_res_blocks")] = None  # residual blocks per level
+    attn_resolutions: tuple[Int, ...] | None = None  # feature-map sizes with self-attention
     dropout: Annotated[float | None, _unet_arg("dropout")] = None  # dropout in residual blocks (the paper: 0.1 on CIFAR-10)
-    num_heads: Annotated[int | None, _unet_arg("num_heads")] = None  # attention heads
+    num_heads: Annotated[Int | None, _unet_arg("num_heads")] = None  # attention heads
     hidden: PosInt = 128  # MLP width (kind = mlp)
     layers: PosInt = 3  # MLP hidden layers (kind = mlp)
     t_dim: PosInt = 64  # MLP time-embedding size (kind = mlp)
@@ -178,7 +190,7 @@ class ModelConfig:
 @_validated("diffusion")
 class DiffusionConfig:
     schedule: Literal[KINDS] = "linear"  # beta_t schedule (cosine ignores beta_1, beta_T)
-    T: Annotated[int, _schedule_arg("T")] = 1000  # number of diffusion steps
+    T: Annotated[Int, _schedule_arg("T")] = 1000  # number of diffusion steps
     beta_1: Annotated[float, _schedule_arg("beta_1")] = 1e-4  # first variance
     beta_T: Annotated[float, _schedule_arg("beta_T")] = 0.02  # last variance
     target: Literal[TARGETS] = "eps"  # what the network predicts (Ho et al.: eps)
@@ -198,8 +210,8 @@ class TrainConfig:
     grad_clip: PosFloat | None = 1.0  # clip the global grad norm to this (None: no clipping)
     ema_decay: Annotated[float, Field(ge=0, le=1)] = 0.9999  # EMA of the weights, used for sampling
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 / fp16+GradScaler on GPUs, fp32 on CPU
-    compile: bool = False  # torch.compile the model
-    channels_last: bool = False  # channels_last memory format (faster convs on recent GPUs)
+    compile: Bool = False  # torch.compile the model
+    channels_last: Bool = False  # channels_last memory format (faster convs on recent GPUs)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: cuda, then mps, then cpu
     log_every: PosInt = 100  # steps between lines of metrics.jsonl
     sample_every: NonNegInt = 10_000  # steps between sample grids + trajectory GIFs (0: only at the end)
@@ -207,7 +219,7 @@ class TrainConfig:
     keep_last: PosInt = 3  # checkpoints kept on disk
     resume: NonEmptyStr = "auto"  # auto: latest checkpoint of the run dir if any; never; or a checkpoint path
     run_root: NonEmptyStr = "runs"  # runs go to <run_root>/<name>/ (on Colab: a Google Drive folder)
-    progress: bool = True  # show a tqdm progress bar
+    progress: Bool = True  # show a tqdm progress bar
 
 
 @_validated("sample")
@@ -218,13 +230,13 @@ class SampleConfig:
     variance: Literal[VARIANCES] = "beta_tilde"  # DDPM sigma_t^2
     clip_x0: PosFloat | None = 1.0  # clamp x0_hat to [-c, c] while sampling (None: off)
     num_samples: PosInt = 64  # images (or points) per sample grid
-    frames: Annotated[int, Field(ge=2)] = 30  # frames in a trajectory GIF
+    frames: Annotated[Int, Field(ge=2)] = 30  # frames in a trajectory GIF
     fps: PosFloat = 10.0  # GIF frames per second
 
 
 @_validated("wandb")
 class WandbConfig:
-    enabled: bool = False  # log to Weights & Biases (a no-op when wandb is missing or WANDB_MODE=disabled)
+    enabled: Bool = False  # log to Weights & Biases (a no-op when wandb is missing or WANDB_MODE=disabled)
     project: str | None = None  # None: $WANDB_PROJECT, else "ddpm-edu"
     entity: str | None = None  # None: $WANDB_ENTITY, else your default entity
 
@@ -313,11 +325,6 @@ def _suggest(key: str, valid: list[str], prefix: str = "") -> str:
 
 
 # --------------------------------------------------------------------------- presets and paths
-def preset_names() -> list[str]:
-    """The presets shipped with the package (file names in ddpm_edu/configs/ without .yml)."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yml"))
-
-
 def preset_path(name_or_path: str | os.PathLike) -> Path:
     """Resolve a preset name or a YAML path to a file; ConfigError when neither exists."""
     p = Path(name_or_path).expanduser()

@@ -73,6 +73,16 @@ def test_exponent_floats_are_floats(tmp_path):
     assert load_config(str(p)) == c
 
 
+def test_integers_may_be_written_with_an_exponent_but_not_as_booleans():
+    c = load_config("digits", ["train.steps=8e5", "model.ch=6.4e1"])
+    assert (c.train.steps, c.model.ch) == (800_000, 64) and type(c.train.steps) is int
+    msg = _error(overrides=["train.steps=true", "train.warmup=2.5", "model.ch=yes", "train.compile=1",
+                            "data.hflip=0"])
+    assert "5 problems" in msg
+    for key in ("train.steps", "train.warmup", "model.ch", "train.compile", "data.hflip"):
+        assert key in msg
+
+
 def test_overrides_apply_and_parse_yaml():
     c = load_config("digits", ["train.steps=2000", "model.ch=64", "model.ch_mult=[1,2]", "train.lr=3e-4",
                                "train.grad_clip=null", "name=mine"])
