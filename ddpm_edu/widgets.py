@@ -27,13 +27,13 @@ import torch
 from torch import Tensor
 
 from . import fastmode
+from .data import photo
 from .schedules import KINDS, Schedule
 from .viz import (
     animation_html,
     figure_bytes,
     message_html,
     new_figure,
-    photo,
     plot_beta_explorer,
     plot_forward_explorer,
 )
@@ -116,7 +116,7 @@ def beta_explorer(
     Live: a kind dropdown and sliders for beta_1, beta_T and T redraw
     :func:`ddpm_edu.viz.plot_beta_explorer`. Static: ``frames`` frames (10; 3 in fast mode)
     sweeping beta_T over ``sweep`` (default: log-spaced from 0.002 to 0.05) with the other settings
-    fixed, or sweeping T for the cosine schedule. x0: (C, H, W), default :func:`ddpm_edu.viz.photo`.
+    fixed, or sweeping T for the cosine schedule. x0: (C, H, W), default :func:`ddpm_edu.data.photo`.
     The noise eps is drawn once from ``seed``, so only the schedule changes between frames.
     """
     import ipywidgets as W
@@ -191,7 +191,7 @@ def forward_explorer(
 
     Live: a t slider redraws :func:`ddpm_edu.viz.plot_forward_explorer` (the image x_t, its pixel
     histogram, and alpha_bar_t). Static: ``frames`` frames (11; 3 in fast mode) at evenly
-    spaced t from 0 to T. x0: (C, H, W), default :func:`ddpm_edu.viz.photo`; s: default DDPM linear.
+    spaced t from 0 to T. x0: (C, H, W), default :func:`ddpm_edu.data.photo`; s: default DDPM linear.
     """
     import ipywidgets as W
 

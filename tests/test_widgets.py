@@ -4,6 +4,7 @@ import ipywidgets as W
 import pytest
 
 from ddpm_edu import viz, widgets
+from ddpm_edu.data import photo
 from ddpm_edu.schedules import Schedule
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -12,7 +13,7 @@ JPEG = b"\xff\xd8\xff"  # the live image is a JPEG
 
 @pytest.fixture(scope="module")
 def x0():
-    return viz.photo(16)
+    return photo(16)
 
 
 def n_frames(html: str) -> int:
