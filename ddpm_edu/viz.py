@@ -1,10 +1,10 @@
-"""Figures, image grids, GIFs and the photograph. Plot functions never re-implement math: they call the library.
+"""Figures: the plot functions of chapters 1-5 and training, and the plumbing that makes and saves figures.
 
-Images live in [-1, 1] inside the library; this module is the display and file boundary where
-they become [0, 1] floats or uint8. Plot functions take ``ax=None`` (single-panel ones) or build a
-new figure (multi-panel ones, which accept ``fig=`` to redraw in place), return the
-:class:`matplotlib.figure.Figure`, and leave global rcParams alone: figures are made without
-pyplot, each with its own Agg canvas. The chapter that uses a function is named in its docstring;
+Plot functions never re-implement math: they call the library. They take ``ax=None`` (single-panel
+ones) or build a new figure (multi-panel ones, which accept ``fig=`` to redraw in place), return
+the :class:`matplotlib.figure.Figure`, and leave global rcParams alone: figures are made without
+pyplot, each with its own Agg canvas. Images in [-1, 1] are shown through
+:func:`ddpm_edu.images.to_uint8`. The chapter that uses a function is named in its docstring;
 ``ddpm_edu.figs.make_all`` regenerates the README's figures from these same functions.
 """
 
@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import io
 import os
-from html import escape as html_escape
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from .images import image_grid, to_uint8
 from .schedules import Schedule
 
 __all__ = [
-    "BookFigure", "new_figure", "figure_png", "figure_bytes", "save_figure", "animation_html", "message_html",
+    "BookFigure", "new_figure", "figure_png", "figure_bytes", "save_figure",
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms",
     "plot_forward_explorer", "plot_loss_curve", "scatter_rgb",
@@ -427,50 +426,3 @@ def plot_forward_explorer(s: Schedule, x0: Tensor, eps: Tensor, t: int, *, fig: 
     ax_ab.set_xlabel("t")
     ax_ab.legend(fontsize=8, loc="center right")
     return fig
-
-
-# =====================================================================================
-# Kernel-free interactivity: an animation with a slider, as self-contained HTML.
-# =====================================================================================
-
-
-def animation_html(
-    fig: Figure,
-    draw: Callable[[int], object],
-    n_frames: int,
-    *,
-    fps: float = 2.0,
-    embed_limit_mb: float = 4.0,
-    frame_format: str = "png",
-    jpeg_quality: int = 70,
-) -> str:
-    """Render ``draw(i)`` for i in 0..n_frames-1 into one self-contained HTML player with a slider.
-
-    This is what matplotlib's ``FuncAnimation(...).to_jshtml()`` does, with the writer's options
-    (frame format, JPEG quality, embed limit) passed directly instead of through rcParams: every
-    frame is embedded as an image and a few lines of JavaScript drive the slider and buttons, so it
-    works on a static page with no kernel. ``draw`` redraws ``fig`` for frame i.
-    """
-    import tempfile
-
-    from matplotlib.animation import FuncAnimation, HTMLWriter
-
-    if n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames!r}")
-    anim = FuncAnimation(fig, lambda i: draw(i), frames=n_frames, init_func=lambda: None, repeat=False, cache_frame_data=False)
-    writer = HTMLWriter(fps=fps, embed_frames=True, default_mode="once", embed_limit=embed_limit_mb)
-    writer.frame_format = frame_format
-    kwargs = {"pil_kwargs": {"quality": jpeg_quality}} if frame_format in ("jpeg", "jpg") else {}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "animation.html"
-        anim.save(str(path), writer=writer, savefig_kwargs=kwargs)
-        return path.read_text()
-
-
-def message_html(text: str, kind: str = "error") -> str:
-    """A short boxed message (a widget's answer to bad parameters), as HTML."""
-    colour = {"error": ("#fdecea", "#b3261e"), "note": ("#eef4fb", "#1f5f99")}[kind]
-    return (
-        f'<div style="background:{colour[0]};border-left:4px solid {colour[1]};padding:6px 10px;'
-        f'margin:4px 0;font-family:sans-serif;font-size:13px;color:#222">{html_escape(text)}</div>'
-    )

@@ -112,21 +112,6 @@ def test_image_strip_titles_report_the_true_pixel_range(x0):
         viz.plot_image_strip(torch.stack([x0, x0]), [0])
 
 
-def test_animation_html_embeds_one_image_per_frame():
-    fig = viz.new_figure((2, 2), dpi=20)
-    ax = fig.add_subplot()
-    before = dict(matplotlib.rcParams)
-    html = viz.animation_html(fig, lambda i: ax.plot([0, 1], [0, i]), 4, frame_format="png")
-    assert html.count("data:image/png;base64") == 4
-    assert 'type="range"' in html  # the kernel-free slider
-    assert dict(matplotlib.rcParams) == before
-
-
-def test_message_html_escapes():
-    h = viz.message_html("beta_1 <= beta_T")
-    assert "beta_1 &lt;= beta_T" in h and "<div" in h
-
-
 def test_save_figure_writes_png(tmp_path):
     p = viz.save_figure(viz.plot_variance([0, 1], {"a": [1, 2]}, {}), tmp_path / "sub" / "v.png", dpi=30)
     assert p.read_bytes().startswith(b"\x89PNG")
