@@ -348,7 +348,7 @@ def plot_beta_explorer(
             ax.axvline(t, color="0.7", lw=0.8, zorder=0)
     axes = bottom.subplots(1, len(ts), squeeze=False)[0]
     for ax, t in zip(axes, ts):
-        xt = x0 if t == 0 else q_sample(x0[None], t, eps[None], s)[0]
+        xt = q_sample(x0[None], t, eps[None], s)[0]
         _show_image(ax, xt, rf"$t={t}$" + "\n" + rf"$\bar\alpha_t={float(s.alpha_bar[t]):.2g}$")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -368,7 +368,7 @@ def plot_forward_steps(x0: Tensor, s: Schedule, ts: Sequence[int], eps: Tensor) 
     fig = new_figure((1.9 * len(ts), 2.4))
     axes = fig.subplots(1, len(ts), squeeze=False)[0]
     for ax, t in zip(axes, ts):
-        xt = x0 if t == 0 else q_sample(x0[None], t, eps[None], s)[0]
+        xt = q_sample(x0[None], t, eps[None], s)[0]
         _show_image(ax, xt, rf"$t={t}$" + "\n" + rf"$\bar\alpha_t={float(s.alpha_bar[t]):.2g}$")
     return fig
 
@@ -408,7 +408,7 @@ def plot_forward_explorer(s: Schedule, x0: Tensor, eps: Tensor, t: int, *, fig: 
     """
     fig = _reset(fig, (9.0, 2.8))
     ax_img, ax_hist, ax_ab = fig.subplots(1, 3, width_ratios=[1, 1.3, 1.3])
-    xt = x0 if t == 0 else q_sample(x0[None], t, eps[None], s)[0]
+    xt = q_sample(x0[None], t, eps[None], s)[0]
     ab = float(s.alpha_bar[t])
     _show_image(ax_img, xt, rf"$x_t$, $t = {t}$")
     ax_hist.hist(_np(x0.flatten()), bins=60, range=(-3.5, 3.5), density=True, color="0.75", label=r"$x_0$")
