@@ -26,9 +26,9 @@ from typing import Callable
 import torch
 from matplotlib.figure import Figure
 
+from .data import photo
 from .schedules import KINDS, Schedule
 from .viz import (
-    photo,
     plot_fixed_noise,
     plot_forward_steps,
     plot_naive_noise,

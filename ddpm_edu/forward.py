@@ -4,7 +4,7 @@ Chapters 2-5. The naive step x_t = x_{t-1} + sigma eps (chapter 2), the fixed-si
 variance-preserving step x_t = sqrt(1 - sigma^2) x_{t-1} + sigma eps (chapter 3), the
 scheduled step q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I) (chapter 4, Ho et al.
 2020 eq. (2)) and the closed form q(x_t | x0) = N(sqrt(alpha_bar_t) x0, (1 - alpha_bar_t) I)
-(chapter 5, Ho et al. 2020 eq. (4)).
+(chapter 5, Ho et al. 2020 eq. (4)), which holds at t = 0 too (alpha_bar_0 = 1: x_0 itself).
 """
 
 from __future__ import annotations
@@ -45,16 +45,19 @@ def q_step(x_prev: Tensor, t: int | Tensor, eps: Tensor, s: Schedule) -> Tensor:
 
 
 def q_sample(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
-    """Chapter 5, the closed form: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps.
+    """Chapter 5, the closed form (Ho et al. eq. (4)): x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps.
 
-    x0, eps: (B, ...) same shape; t: (B,) integer tensor in 1..T (or an int for the whole batch).
-    Returns x_t, (B, ...), in x0's dtype.
+    x0, eps: (B, ...) same shape; t: (B,) integer tensor in 0..T (or an int for the whole batch).
+    t = 0 returns x0 exactly, since alpha_bar_0 = 1. Returns x_t, (B, ...), in x0's dtype.
     """
     if eps.shape != x0.shape:
         raise ValueError(f"eps must have x0's shape {tuple(x0.shape)}, got {tuple(eps.shape)}")
-    t = _as_t(t, s)
-    if isinstance(t, Tensor) and t.dim() == 1 and t.shape[0] != x0.shape[0]:
-        raise ValueError(f"t has {t.shape[0]} entries but x0 has batch size {x0.shape[0]}")
+    if isinstance(t, Tensor):
+        check_t(t, s.T)  # 0..T; on a GPU checked on the device, so a training step never waits
+        if t.dim() == 1 and t.shape[0] != x0.shape[0]:
+            raise ValueError(f"t has {t.shape[0]} entries but x0 has batch size {x0.shape[0]}")
+    else:
+        t = _int_t(t, s.T, first=0)
     return extract(s.alpha_bar.sqrt(), t, x0) * x0 + extract((1.0 - s.alpha_bar).sqrt(), t, x0) * eps
 
 
@@ -89,11 +92,18 @@ def trajectory(
 
 
 def _as_t(t: Tensor | int, s: Schedule) -> Tensor | int:
+    """A diffusion step t in 1..T, checked at a public entry: an integer tensor (see :func:`check_t`)
+    or an int (numpy integers become ints). Functions behind that entry take t as it is."""
     if isinstance(t, Tensor):
-        check_t(t, s.T)
+        check_t(t, s.T, first=1)
         return t
+    return _int_t(t, s.T, first=1)
+
+
+def _int_t(t: int, T: int, first: int) -> int:
+    """t as a Python int in first..T, or a ValueError that says what t must be."""
     if isinstance(t, bool) or not isinstance(t, numbers.Integral):
-        raise ValueError(f"t must be an integer in 1..{s.T} or an integer tensor, got {t!r}")
-    if not 1 <= t <= s.T:
-        raise ValueError(f"t must lie in 1..{s.T} (T = {s.T}), got {t!r}")
+        raise ValueError(f"t must be an integer in {first}..{T} or an integer tensor, got {t!r}")
+    if not first <= t <= T:
+        raise ValueError(f"t must lie in {first}..{T} (T = {T}), got {t!r}")
     return int(t)

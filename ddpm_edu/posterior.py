@@ -8,6 +8,9 @@ Chapter 6. Ho et al. 2020, eqs. (6)-(7):
 Substituting x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) gives eq. (11),
     mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t),
 which :func:`mean_from_eps` computes and the tests show is the same mean.
+
+Each public function checks t (1..T) and calls its private core, which takes t as it is; the
+samplers check t once per step and call the cores directly.
 """
 
 from __future__ import annotations
@@ -26,27 +29,48 @@ def q_posterior(x0: Tensor, xt: Tensor, t: Tensor | int, s: Schedule) -> tuple[T
     x0, xt: (B, ...); t: (B,) in 1..T or an int. Returns (mu_tilde (B, ...),
     beta_tilde broadcastable to x, shape (B, 1, ..., 1) or 0-d).
     """
-    t = _as_t(t, s)
-    mean = extract(s.coef_x0, t, xt) * x0 + extract(s.coef_xt, t, xt) * xt
-    return mean, extract(s.beta_tilde, t, xt)
+    return _q_posterior(x0, xt, _as_t(t, s), s)
 
 
 def x0_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
-    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t): the closed form solved for x0."""
-    t = _as_t(t, s)
-    return (xt - extract((1.0 - s.alpha_bar).sqrt(), t, xt) * eps) / extract(s.alpha_bar.sqrt(), t, xt)
+    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t): the closed form solved for x0.
+
+    xt, eps: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
+    """
+    return _x0_from_eps(xt, _as_t(t, s), eps, s)
 
 
 def eps_from_x0(xt: Tensor, t: Tensor | int, x0: Tensor, s: Schedule) -> Tensor:
-    """eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t): the closed form solved for eps."""
-    t = _as_t(t, s)
-    return (xt - extract(s.alpha_bar.sqrt(), t, xt) * x0) / extract((1.0 - s.alpha_bar).sqrt(), t, xt)
+    """eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t): the closed form solved for eps.
+
+    xt, x0: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
+    """
+    return _eps_from_x0(xt, _as_t(t, s), x0, s)
 
 
 def mean_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
     """The eps form of the posterior mean (Ho et al. eq. (11), Algorithm 2 line 4):
     mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t).
+
+    xt, eps: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
     """
-    t = _as_t(t, s)
-    coef = extract(s.betas / (1.0 - s.alpha_bar).clamp_min(1e-300).sqrt(), t, xt)
-    return (xt - coef * eps) / extract(s.alphas.sqrt(), t, xt)
+    return _mean_from_eps(xt, _as_t(t, s), eps, s)
+
+
+# The cores: t is already checked (by the public function above, or once per sampler step).
+def _q_posterior(x0: Tensor, xt: Tensor, t: Tensor | int, s: Schedule) -> tuple[Tensor, Tensor]:
+    mean = extract(s.coef_x0, t, xt) * x0 + extract(s.coef_xt, t, xt) * xt  # eq. (7)
+    return mean, extract(s.beta_tilde, t, xt)
+
+
+def _x0_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    return (xt - extract((1.0 - s.alpha_bar).sqrt(), t, xt) * eps) / extract(s.alpha_bar.sqrt(), t, xt)
+
+
+def _eps_from_x0(xt: Tensor, t: Tensor | int, x0: Tensor, s: Schedule) -> Tensor:
+    return (xt - extract(s.alpha_bar.sqrt(), t, xt) * x0) / extract((1.0 - s.alpha_bar).sqrt(), t, xt)
+
+
+def _mean_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    coef = extract(s.betas / (1.0 - s.alpha_bar).clamp_min(1e-300).sqrt(), t, xt)  # beta_t / sqrt(1 - alpha_bar_t)
+    return (xt - coef * eps) / extract(s.alphas.sqrt(), t, xt)  # eq. (11)

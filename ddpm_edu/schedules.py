@@ -155,16 +155,21 @@ class Schedule:
         return getattr(cls, kind)(T, beta_1, beta_T)
 
 
-def check_t(t: Tensor, T: int) -> None:
-    """Raise ValueError unless every entry of the integer tensor t lies in 1..T."""
+def check_t(t: Tensor, T: int, first: int = 0) -> None:
+    """Raise ValueError unless every entry of the integer tensor t lies in first..T.
+
+    The default, 0..T, accepts every index of the schedule's tensors (t = 0 is the clean data, as in
+    :func:`ddpm_edu.forward.q_sample`); a reverse step or the posterior needs ``first = 1``. Off the
+    CPU the check runs on the device (``torch._assert_async``), so validating never waits for it.
+    """
     if t.dtype.is_floating_point or t.dtype == torch.bool:
-        raise ValueError(f"t must be an integer tensor of time steps in 1..{T}, got dtype {t.dtype}")
+        raise ValueError(f"t must be an integer tensor of time steps in {first}..{T}, got dtype {t.dtype}")
     if not t.numel():
         return
     if t.device.type != "cpu":  # checking on the device avoids a host sync in every training step
-        torch._assert_async(((t >= 1) & (t <= T)).all(), f"t must lie in 1..{T}")
-    elif int(t.min()) < 1 or int(t.max()) > T:
-        raise ValueError(f"t must lie in 1..{T} (T = {T}); got values from {int(t.min())} to {int(t.max())}")
+        torch._assert_async(((t >= first) & (t <= T)).all(), f"t must lie in {first}..{T}")
+    elif int(t.min()) < first or int(t.max()) > T:
+        raise ValueError(f"t must lie in {first}..{T} (T = {T}); got values from {int(t.min())} to {int(t.max())}")
 
 
 def extract(a: Tensor, t: Tensor | int, x: Tensor) -> Tensor:

@@ -1,21 +1,19 @@
-"""Figures, image grids, GIFs and the photograph. Plot functions never re-implement math: they call the library.
+"""Figures: the plot functions of chapters 1-5 and training, and the plumbing that makes and saves figures.
 
-Images live in [-1, 1] inside the library; this module is the display and file boundary where
-they become [0, 1] floats or uint8. Plot functions take ``ax=None`` (single-panel ones) or build a
-new figure (multi-panel ones, which accept ``fig=`` to redraw in place), return the
-:class:`matplotlib.figure.Figure`, and leave global rcParams alone: figures are made without
-pyplot, each with its own Agg canvas. The chapter that uses a function is named in its docstring;
+Plot functions never re-implement math: they call the library. They take ``ax=None`` (single-panel
+ones) or build a new figure (multi-panel ones, which accept ``fig=`` to redraw in place), return
+the :class:`matplotlib.figure.Figure`, and leave global rcParams alone: figures are made without
+pyplot, each with its own Agg canvas. Images in [-1, 1] are shown through
+:func:`ddpm_edu.images.to_uint8`. The chapter that uses a function is named in its docstring;
 ``ddpm_edu.figs.make_all`` regenerates the README's figures from these same functions.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import os
-from html import escape as html_escape
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,45 +28,11 @@ from .images import image_grid, to_uint8
 from .schedules import Schedule
 
 __all__ = [
-    "photo", "BookFigure", "new_figure", "figure_png", "figure_bytes", "save_figure", "animation_html", "message_html",
+    "BookFigure", "new_figure", "figure_png", "figure_bytes", "save_figure",
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms",
     "plot_forward_explorer", "plot_loss_curve", "scatter_rgb",
 ]
-
-
-# =====================================================================================
-# The photograph the forward-process chapters noise (chapters 2-5).
-# =====================================================================================
-
-
-@functools.lru_cache(maxsize=4)
-def _sample_image(name: str) -> np.ndarray:
-    from sklearn.datasets import load_sample_image  # ships inside scikit-learn: no download
-
-    img = load_sample_image(name)
-    img.setflags(write=False)
-    return img
-
-
-def photo(size: int = 96, name: str = "china.jpg") -> Tensor:
-    """A real photograph as a (3, size, size) float32 tensor in [-1, 1]; chapters 2-5 noise it.
-
-    The image is one of the two that scikit-learn ships (``"china.jpg"`` or ``"flower.jpg"``), so it
-    works offline and in Colab alike. It is centre-cropped to a square and downscaled with
-    antialiasing, so that a chapter runs in seconds. (The default 96 x 96 x 3 = 27,648 values
-    also stays under PyTorch's per-op parallel grain, so the many small element-wise steps of an
-    iterated forward process do not pay for thread hand-offs on a busy 2-core machine.)
-    """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive integer (pixels per side), got {size!r}")
-    img = torch.from_numpy(np.array(_sample_image(name))).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
-    _, H, W = img.shape
-    m = min(H, W)
-    top, left = (H - m) // 2, (W - m) // 2
-    img = img[:, top : top + m, left : left + m]
-    img = torch.nn.functional.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
-    return (img * 2.0 - 1.0).clamp(-1.0, 1.0)
 
 
 # =====================================================================================
@@ -384,7 +348,7 @@ def plot_beta_explorer(
             ax.axvline(t, color="0.7", lw=0.8, zorder=0)
     axes = bottom.subplots(1, len(ts), squeeze=False)[0]
     for ax, t in zip(axes, ts):
-        xt = x0 if t == 0 else q_sample(x0[None], t, eps[None], s)[0]
+        xt = q_sample(x0[None], t, eps[None], s)[0]
         _show_image(ax, xt, rf"$t={t}$" + "\n" + rf"$\bar\alpha_t={float(s.alpha_bar[t]):.2g}$")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -404,7 +368,7 @@ def plot_forward_steps(x0: Tensor, s: Schedule, ts: Sequence[int], eps: Tensor) 
     fig = new_figure((1.9 * len(ts), 2.4))
     axes = fig.subplots(1, len(ts), squeeze=False)[0]
     for ax, t in zip(axes, ts):
-        xt = x0 if t == 0 else q_sample(x0[None], t, eps[None], s)[0]
+        xt = q_sample(x0[None], t, eps[None], s)[0]
         _show_image(ax, xt, rf"$t={t}$" + "\n" + rf"$\bar\alpha_t={float(s.alpha_bar[t]):.2g}$")
     return fig
 
@@ -444,7 +408,7 @@ def plot_forward_explorer(s: Schedule, x0: Tensor, eps: Tensor, t: int, *, fig: 
     """
     fig = _reset(fig, (9.0, 2.8))
     ax_img, ax_hist, ax_ab = fig.subplots(1, 3, width_ratios=[1, 1.3, 1.3])
-    xt = x0 if t == 0 else q_sample(x0[None], t, eps[None], s)[0]
+    xt = q_sample(x0[None], t, eps[None], s)[0]
     ab = float(s.alpha_bar[t])
     _show_image(ax_img, xt, rf"$x_t$, $t = {t}$")
     ax_hist.hist(_np(x0.flatten()), bins=60, range=(-3.5, 3.5), density=True, color="0.75", label=r"$x_0$")
@@ -462,50 +426,3 @@ def plot_forward_explorer(s: Schedule, x0: Tensor, eps: Tensor, t: int, *, fig: 
     ax_ab.set_xlabel("t")
     ax_ab.legend(fontsize=8, loc="center right")
     return fig
-
-
-# =====================================================================================
-# Kernel-free interactivity: an animation with a slider, as self-contained HTML.
-# =====================================================================================
-
-
-def animation_html(
-    fig: Figure,
-    draw: Callable[[int], object],
-    n_frames: int,
-    *,
-    fps: float = 2.0,
-    embed_limit_mb: float = 4.0,
-    frame_format: str = "png",
-    jpeg_quality: int = 70,
-) -> str:
-    """Render ``draw(i)`` for i in 0..n_frames-1 into one self-contained HTML player with a slider.
-
-    This is what matplotlib's ``FuncAnimation(...).to_jshtml()`` does, with the writer's options
-    (frame format, JPEG quality, embed limit) passed directly instead of through rcParams: every
-    frame is embedded as an image and a few lines of JavaScript drive the slider and buttons, so it
-    works on a static page with no kernel. ``draw`` redraws ``fig`` for frame i.
-    """
-    import tempfile
-
-    from matplotlib.animation import FuncAnimation, HTMLWriter
-
-    if n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames!r}")
-    anim = FuncAnimation(fig, lambda i: draw(i), frames=n_frames, init_func=lambda: None, repeat=False, cache_frame_data=False)
-    writer = HTMLWriter(fps=fps, embed_frames=True, default_mode="once", embed_limit=embed_limit_mb)
-    writer.frame_format = frame_format
-    kwargs = {"pil_kwargs": {"quality": jpeg_quality}} if frame_format in ("jpeg", "jpg") else {}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "animation.html"
-        anim.save(str(path), writer=writer, savefig_kwargs=kwargs)
-        return path.read_text()
-
-
-def message_html(text: str, kind: str = "error") -> str:
-    """A short boxed message (a widget's answer to bad parameters), as HTML."""
-    colour = {"error": ("#fdecea", "#b3261e"), "note": ("#eef4fb", "#1f5f99")}[kind]
-    return (
-        f'<div style="background:{colour[0]};border-left:4px solid {colour[1]};padding:6px 10px;'
-        f'margin:4px 0;font-family:sans-serif;font-size:13px;color:#222">{html_escape(text)}</div>'
-    )

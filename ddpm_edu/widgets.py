@@ -1,4 +1,4 @@
-"""Interactive explorers that work for every reader: live sliders in a kernel, an animation without one.
+"""Interactive explorers for every reader (live sliders in a kernel, an HTML player without one) and their HTML.
 
 Chapter 4 (:func:`beta_explorer`, the beta widget) and chapter 5 (:func:`forward_explorer`).
 
@@ -14,31 +14,30 @@ plot at once (its ``_repr_mimebundle_``):
 
 Both views draw with the same plot function from :mod:`ddpm_edu.viz` (``plot_beta_explorer``,
 ``plot_forward_explorer``); this module only wires controls to it. Bad schedule parameters are
-never a traceback: the library's ``ValueError`` text is shown in a message box instead.
+never a traceback: the library's ``ValueError`` text is shown in a message box instead. The two
+pieces of HTML, the player (:func:`animation_html`) and the message box (:func:`message_html`),
+are made here too.
 """
 
 from __future__ import annotations
 
 import functools
+import tempfile
+from html import escape as html_escape
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor
 
 from . import fastmode
+from .data import photo
 from .schedules import KINDS, Schedule
-from .viz import (
-    animation_html,
-    figure_bytes,
-    message_html,
-    new_figure,
-    photo,
-    plot_beta_explorer,
-    plot_forward_explorer,
-)
+from .viz import figure_bytes, new_figure, plot_beta_explorer, plot_forward_explorer
 
-__all__ = ["Explorer", "beta_explorer", "forward_explorer", "explorer_times"]
+__all__ = ["Explorer", "beta_explorer", "forward_explorer", "explorer_times", "animation_html", "message_html"]
 
 DPI_LIVE = 80  # the live widget's image: JPEG, because pictures of noise do not compress as PNG.
 # (nbclient stores the widget state, current image included, in the executed notebook, and
@@ -80,6 +79,49 @@ class Explorer:
         return self.description
 
 
+# --------------------------------------------------------------------------- the HTML the explorers show
+
+
+def animation_html(
+    fig: Figure,
+    draw: Callable[[int], object],
+    n_frames: int,
+    *,
+    fps: float = 2.0,
+    embed_limit_mb: float = 4.0,
+    frame_format: str = "png",
+    jpeg_quality: int = 70,
+) -> str:
+    """Render ``draw(i)`` for i in 0..n_frames-1 into one self-contained HTML player with a slider.
+
+    This is what matplotlib's ``FuncAnimation(...).to_jshtml()`` does, with the writer's options
+    (frame format, JPEG quality, embed limit) passed directly instead of through rcParams: every
+    frame is embedded as an image and a few lines of JavaScript drive the slider and buttons, so it
+    works on a static page with no kernel. ``draw`` redraws ``fig`` for frame i.
+    """
+    from matplotlib.animation import FuncAnimation, HTMLWriter
+
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames!r}")
+    anim = FuncAnimation(fig, lambda i: draw(i), frames=n_frames, init_func=lambda: None, repeat=False, cache_frame_data=False)
+    writer = HTMLWriter(fps=fps, embed_frames=True, default_mode="once", embed_limit=embed_limit_mb)
+    writer.frame_format = frame_format
+    kwargs = {"pil_kwargs": {"quality": jpeg_quality}} if frame_format in ("jpeg", "jpg") else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "animation.html"
+        anim.save(str(path), writer=writer, savefig_kwargs=kwargs)
+        return path.read_text()
+
+
+def message_html(text: str, kind: str = "error") -> str:
+    """A short boxed message (a widget's answer to bad parameters), as HTML."""
+    colour = {"error": ("#fdecea", "#b3261e"), "note": ("#eef4fb", "#1f5f99")}[kind]
+    return (
+        f'<div style="background:{colour[0]};border-left:4px solid {colour[1]};padding:6px 10px;'
+        f'margin:4px 0;font-family:sans-serif;font-size:13px;color:#222">{html_escape(text)}</div>'
+    )
+
+
 def explorer_times(T: int, fractions: Sequence[float]) -> list[int]:
     """The steps shown by the beta widget: round(f * T) for each fraction f, kept in 0..T."""
     return sorted({min(T, max(0, int(round(f * T)))) for f in fractions})
@@ -116,7 +158,7 @@ def beta_explorer(
     Live: a kind dropdown and sliders for beta_1, beta_T and T redraw
     :func:`ddpm_edu.viz.plot_beta_explorer`. Static: ``frames`` frames (10; 3 in fast mode)
     sweeping beta_T over ``sweep`` (default: log-spaced from 0.002 to 0.05) with the other settings
-    fixed, or sweeping T for the cosine schedule. x0: (C, H, W), default :func:`ddpm_edu.viz.photo`.
+    fixed, or sweeping T for the cosine schedule. x0: (C, H, W), default :func:`ddpm_edu.data.photo`.
     The noise eps is drawn once from ``seed``, so only the schedule changes between frames.
     """
     import ipywidgets as W
@@ -191,7 +233,7 @@ def forward_explorer(
 
     Live: a t slider redraws :func:`ddpm_edu.viz.plot_forward_explorer` (the image x_t, its pixel
     histogram, and alpha_bar_t). Static: ``frames`` frames (11; 3 in fast mode) at evenly
-    spaced t from 0 to T. x0: (C, H, W), default :func:`ddpm_edu.viz.photo`; s: default DDPM linear.
+    spaced t from 0 to T. x0: (C, H, W), default :func:`ddpm_edu.data.photo`; s: default DDPM linear.
     """
     import ipywidgets as W
 

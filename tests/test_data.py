@@ -1,5 +1,5 @@
 """Data: the real torchvision CIFAR-10 loader on a fixture in the genuine format, offline errors,
-digits, and a batch stream whose order is reproducible and resumable."""
+digits, a batch stream whose order is reproducible and resumable, and the photograph of chapters 2-5."""
 
 from __future__ import annotations
 
@@ -158,7 +158,6 @@ def test_make_batches_digits_are_never_flipped():
 
 
 def test_toy_points():
-    pytest.importorskip("ddpm_edu.toy")
     cfg = load_config("toy2d")
     x = D.load_toy(cfg.data.toy, 100, seed=1)
     assert x.shape == (100, 2) and torch.equal(x, D.load_toy(cfg.data.toy, 100, seed=1))
@@ -178,3 +177,36 @@ def test_gpu_resident_batches_never_wait_for_the_gpu():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert it.epoch == 0 and all(b.is_cuda and b.shape == (4, 3, 8, 8) for b in batches)
+
+
+@pytest.mark.parametrize("size", [1, 16, 33])
+def test_photo_shape_range_and_dtype(size):
+    x = D.photo(size)
+    assert x.shape == (3, size, size) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1
+    if size > 1:
+        assert x.std() > 0.1  # a photograph, not a constant
+
+
+def test_photo_is_deterministic_and_not_aliased():
+    a = D.photo(8)
+    a.zero_()
+    assert not torch.equal(a, D.photo(8))  # the cached source image was not modified
+    assert torch.equal(D.photo(8), D.photo(8))
+    assert not torch.equal(D.photo(8, "flower.jpg"), D.photo(8))
+
+
+def test_photo_at_full_size_is_the_centre_crop_rescaled():
+    from sklearn.datasets import load_sample_image
+
+    img = torch.tensor(load_sample_image("china.jpg")).permute(2, 0, 1).float()  # (3, 427, 640)
+    m = img.shape[1]
+    left = (img.shape[2] - m) // 2
+    expected = img[:, :, left : left + m] / 127.5 - 1  # v in 0..255 -> v / 127.5 - 1 in [-1, 1]
+    torch.testing.assert_close(D.photo(m), expected, atol=1e-5, rtol=0)  # resizing to its own size changes nothing
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_photo_rejects_bad_size(bad):
+    with pytest.raises(ValueError, match="size"):
+        D.photo(bad)

@@ -70,6 +70,21 @@ def test_q_sample_per_example_t_equals_loop():
         torch.testing.assert_close(batched[i], by_hand.float())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_q_sample_at_t0_is_x0_bit_for_bit(dtype):
+    """alpha_bar_0 = 1, so x_0 = 1 * x0 + 0 * eps: the closed form returns the data unchanged."""
+    s = Schedule.cosine(50)
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.randn(4, 3, 5, 5, generator=g, dtype=dtype)
+    eps = 10 * torch.randn(4, 3, 5, 5, generator=g, dtype=dtype)
+    assert torch.equal(q_sample(x0, 0, eps, s), x0)
+    assert torch.equal(q_sample(x0, torch.zeros(4, dtype=torch.long), eps, s), x0)
+    mixed = q_sample(x0, torch.tensor([0, 7, 0, 50]), eps, s)  # t = 0 rows next to noised rows
+    assert torch.equal(mixed[[0, 2]], x0[[0, 2]])
+    torch.testing.assert_close(mixed[[1, 3]], q_sample(x0[[1, 3]], torch.tensor([7, 50]), eps[[1, 3]], s))
+    assert not torch.equal(mixed[1], x0[1])
+
+
 def test_q_sample_keeps_float32_while_schedule_is_float64():
     s = Schedule.linear(1000)
     x0 = torch.randn(4, 2)
@@ -81,12 +96,20 @@ def test_q_sample_keeps_float32_while_schedule_is_float64():
 def test_t_out_of_range_raises():
     s = Schedule.linear(10)
     x = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="1..10"):
-        q_sample(x, torch.tensor([0, 1]), x, s)
-    with pytest.raises(ValueError, match="1..10"):
+    with pytest.raises(ValueError, match="0..10"):
+        q_sample(x, torch.tensor([-1, 1]), x, s)
+    with pytest.raises(ValueError, match="0..10"):
         q_sample(x, torch.tensor([1, 11]), x, s)
+    with pytest.raises(ValueError, match="0..10"):
+        q_sample(x, 11, x, s)
+    with pytest.raises(ValueError, match="0..10"):
+        q_sample(x, -1, x, s)
+    with pytest.raises(ValueError, match="integer"):
+        q_sample(x, 1.0, x, s)
     with pytest.raises(ValueError, match="1..10"):
-        q_step(x, 0, x, s)
+        q_step(x, 0, x, s)  # one forward step goes from t - 1 to t >= 1
+    with pytest.raises(ValueError, match="1..10"):
+        q_step(x, torch.tensor([0, 1]), x, s)
     with pytest.raises(ValueError, match="integer"):
         q_step(x, 2.0, x, s)
     import numpy as np

@@ -7,7 +7,7 @@ import torch
 
 from ddpm_edu.analytic import GaussianEps, MixtureEps
 from ddpm_edu.posterior import mean_from_eps
-from ddpm_edu.sampling import TrajectoryRecorder, ddim_sample, ddim_timesteps, ddpm_step, sample
+from ddpm_edu.sampling import TrajectoryRecorder, ddim_sample, ddim_step, ddim_timesteps, ddpm_step, sample
 from ddpm_edu.schedules import Schedule
 
 S = Schedule.linear(1000)
@@ -83,6 +83,10 @@ def test_no_noise_at_t_equals_one():
         out = ddpm_step(x, t, eps, S, z, variance=variance)
         torch.testing.assert_close(out[:2], mean_from_eps(x, t, eps, S)[:2])
         assert not torch.allclose(out[2:], mean_from_eps(x, t, eps, S)[2:])
+    x4, z4 = torch.randn(4, 1, 2, 2), torch.randn(4, 1, 2, 2)  # the t = 1 mask broadcasts over image dimensions
+    out = ddpm_step(x4, torch.tensor([1, 2, 1, 2]), x4, S, z4, variance="beta")
+    torch.testing.assert_close(out[[0, 2]], mean_from_eps(x4[[0, 2]], 1, x4[[0, 2]], S))
+    torch.testing.assert_close(out[[1, 3]], ddpm_step(x4[[1, 3]], 2, x4[[1, 3]], S, z4[[1, 3]], variance="beta"))
 
 
 def test_ddpm_step_with_clipping_uses_clipped_x0():
@@ -91,6 +95,52 @@ def test_ddpm_step_with_clipping_uses_clipped_x0():
     out = ddpm_step(x, t, eps, S, torch.zeros(1, 1), clip_x0=1.0)
     expected = S.coef_x0[t].item() * 1.0 + S.coef_xt[t].item() * 3.0
     assert out.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("t", [0, S.T + 1])
+def test_ddpm_step_rejects_t_outside_one_to_T(t):
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=f"1..{S.T}"):
+        ddpm_step(x, t, x, S, x)
+    with pytest.raises(ValueError, match=f"1..{S.T}"):
+        ddpm_step(x, torch.tensor([5, t]), x, S, x)
+    with pytest.raises(ValueError, match=f"1..{S.T}"):
+        ddim_step(x, t, x, S, x, t_prev=0, eta=0.0)
+
+
+def test_ddpm_step_checks_a_tensor_t_once(monkeypatch):
+    """The public entry checks t; the posterior cores behind it do not check it again."""
+    import ddpm_edu.forward as F
+
+    calls = []
+    real = F.check_t
+    monkeypatch.setattr(F, "check_t", lambda *a, **k: calls.append(a) or real(*a, **k))
+    x, t = torch.randn(4, 2), torch.tensor([1, 2, 3, 4])
+    for clip_x0 in (None, 1.0):
+        calls.clear()
+        ddpm_step(x, t, x, S, x, clip_x0=clip_x0)
+        assert len(calls) == 1
+
+
+@pytest.mark.parametrize("clip_x0", [None, 1.0])
+@pytest.mark.parametrize("t", [1, 2, 50, 999, 1000])
+def test_ddim_step_with_eta_one_is_the_ddpm_step(t, clip_x0):
+    """With t_prev = t - 1, eta = 1 gives sigma^2 = beta_tilde_t and the posterior mean: Algorithm 2's step."""
+    g = torch.Generator().manual_seed(t)
+    x, eps, z = (torch.randn(16, 3, generator=g, dtype=torch.float64) * 2 for _ in range(3))
+    ddim = ddim_step(x, t, eps, S, z, t_prev=t - 1, eta=1.0, clip_x0=clip_x0)
+    ddpm = ddpm_step(x, t, eps, S, z, variance="beta_tilde", clip_x0=clip_x0)
+    torch.testing.assert_close(ddim, ddpm, rtol=1e-9, atol=1e-9)
+
+
+def test_ddim_step_eta_zero_is_deterministic_and_lands_on_x0_hat_at_t_prev_zero():
+    x, eps = torch.randn(8, 2, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
+    a = ddim_step(x, 300, eps, S, torch.randn(8, 2, dtype=torch.float64), t_prev=100, eta=0.0)
+    b = ddim_step(x, 300, eps, S, torch.randn(8, 2, dtype=torch.float64), t_prev=100, eta=0.0)
+    assert torch.equal(a, b)  # eta = 0: z is not used
+    ab = S.alpha_bar[300].item()
+    x0_hat = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+    torch.testing.assert_close(ddim_step(x, 300, eps, S, torch.randn(8, 2, dtype=torch.float64), t_prev=0, eta=1.0), x0_hat)
 
 
 def test_callback_sees_every_step_and_final_state():
@@ -125,6 +175,14 @@ def test_bad_sampler_arguments():
         ddim_sample(model, (1, 1), S, steps=10, eta=-1)
     with pytest.raises(ValueError, match="x_T"):
         sample(model, (2, 1), S, x_T=torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="variance"):
+        sample(model, (2, 1), S, variance="learned")
+    x = torch.zeros(1, 1)
+    for t_prev in (5, 6, -1, 2.0):
+        with pytest.raises(ValueError, match="t_prev"):
+            ddim_step(x, 5, x, S, x, t_prev=t_prev, eta=0.0)
+    with pytest.raises(ValueError, match="eta"):
+        ddim_step(x, 5, x, S, x, t_prev=4, eta=-0.5)
     assert ddim_timesteps(1000, 1000) == list(range(1, 1001))
     assert ddim_timesteps(1000, 10)[-1] == 1000 and len(ddim_timesteps(1000, 10)) == 10
 

@@ -114,10 +114,13 @@ def test_schedule_problems_names_every_bad_argument():
 
 def test_check_t_and_extract():
     s = Schedule.linear(10)
+    check_t(torch.tensor([0, 3, 10]), 10)  # by default any index of the schedule, t = 0 included
+    with pytest.raises(ValueError, match="0..10"):
+        check_t(torch.tensor([-1, 3]), 10)
     with pytest.raises(ValueError, match="1..10"):
-        check_t(torch.tensor([0, 3]), 10)
+        check_t(torch.tensor([0, 3]), 10, first=1)  # a reverse step starts at t = 1
     with pytest.raises(ValueError, match="1..10"):
-        check_t(torch.tensor([11]), 10)
+        check_t(torch.tensor([11]), 10, first=1)
     with pytest.raises(ValueError, match="integer"):
         check_t(torch.tensor([1.0]), 10)
     x = torch.zeros(3, 2, 4, 4, dtype=torch.float32)

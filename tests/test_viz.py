@@ -8,12 +8,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ddpm_edu import viz
+from ddpm_edu.data import photo
 from ddpm_edu.schedules import KINDS, Schedule
 
 
 @pytest.fixture(scope="module")
 def x0():
-    return viz.photo(16)
+    return photo(16)
 
 
 @pytest.fixture(scope="module")
@@ -111,44 +112,6 @@ def test_image_strip_titles_report_the_true_pixel_range(x0):
         viz.plot_image_strip(torch.stack([x0, x0]), [0])
 
 
-@pytest.mark.parametrize("size", [1, 16, 33])
-def test_photo_shape_range_and_dtype(size):
-    x = viz.photo(size)
-    assert x.shape == (3, size, size) and x.dtype == torch.float32
-    assert x.min() >= -1 and x.max() <= 1
-    if size > 1:
-        assert x.std() > 0.1  # a photograph, not a constant
-
-
-def test_photo_is_deterministic_and_not_aliased():
-    a = viz.photo(8)
-    a.zero_()
-    assert not torch.equal(a, viz.photo(8))  # the cached source image was not modified
-    assert torch.equal(viz.photo(8), viz.photo(8))
-    assert not torch.equal(viz.photo(8, "flower.jpg"), viz.photo(8))
-
-
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
-def test_photo_rejects_bad_size(bad):
-    with pytest.raises(ValueError, match="size"):
-        viz.photo(bad)
-
-
-def test_animation_html_embeds_one_image_per_frame():
-    fig = viz.new_figure((2, 2), dpi=20)
-    ax = fig.add_subplot()
-    before = dict(matplotlib.rcParams)
-    html = viz.animation_html(fig, lambda i: ax.plot([0, 1], [0, i]), 4, frame_format="png")
-    assert html.count("data:image/png;base64") == 4
-    assert 'type="range"' in html  # the kernel-free slider
-    assert dict(matplotlib.rcParams) == before
-
-
-def test_message_html_escapes():
-    h = viz.message_html("beta_1 <= beta_T")
-    assert "beta_1 &lt;= beta_T" in h and "<div" in h
-
-
 def test_save_figure_writes_png(tmp_path):
     p = viz.save_figure(viz.plot_variance([0, 1], {"a": [1, 2]}, {}), tmp_path / "sub" / "v.png", dpi=30)
     assert p.read_bytes().startswith(b"\x89PNG")
@@ -164,7 +127,7 @@ def test_figures_display_themselves_in_a_notebook():
 
 
 def test_figure_bytes_formats():
-    fig = viz.plot_images(viz.photo(16)[None])
+    fig = viz.plot_images(photo(16)[None])
     assert viz.figure_bytes(fig, "png", 30).startswith(b"\x89PNG")
     small, large = viz.figure_bytes(fig, "jpeg", 30, jpeg_quality=30), viz.figure_bytes(fig, "jpeg", 30, jpeg_quality=95)
     assert small.startswith(b"\xff\xd8\xff") and len(small) < len(large)

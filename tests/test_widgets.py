@@ -1,9 +1,11 @@
 """ddpm_edu.widgets: live widgets, their static HTML players, and messages for bad parameters."""
 
 import ipywidgets as W
+import matplotlib
 import pytest
 
 from ddpm_edu import viz, widgets
+from ddpm_edu.data import photo
 from ddpm_edu.schedules import Schedule
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -12,7 +14,7 @@ JPEG = b"\xff\xd8\xff"  # the live image is a JPEG
 
 @pytest.fixture(scope="module")
 def x0():
-    return viz.photo(16)
+    return photo(16)
 
 
 def n_frames(html: str) -> int:
@@ -59,7 +61,7 @@ def test_bad_parameters_give_the_library_message_not_a_traceback(x0, params, tex
     assert text.replace("<", "&lt;") in ex.message.value and ex.image.layout.display == "none"
     assert bundle["text/html"] == ex.to_html()
     assert "traceback" not in ex.to_html().lower()
-    assert viz.message_html(ex.error) == ex.to_html()  # the static view is the message box
+    assert widgets.message_html(ex.error) == ex.to_html()  # the static view is the message box
 
 
 def test_live_controls_show_a_message_and_recover(x0):
@@ -86,3 +88,23 @@ def test_live_image_changes_with_the_slider(x0):
 def test_explorer_times():
     assert widgets.explorer_times(1000, (0.0, 0.1, 0.25, 0.5, 1.0)) == [0, 100, 250, 500, 1000]
     assert widgets.explorer_times(3, (0.0, 0.1, 1.0)) == [0, 3]
+
+
+def test_animation_html_embeds_one_image_per_frame():
+    fig = viz.new_figure((2, 2), dpi=20)
+    ax = fig.add_subplot()
+    before = dict(matplotlib.rcParams)
+    html = widgets.animation_html(fig, lambda i: ax.plot([0, 1], [0, i]), 4, frame_format="png")
+    assert html.count("data:image/png;base64") == 4
+    assert 'type="range"' in html  # the kernel-free slider
+    assert dict(matplotlib.rcParams) == before
+    jpeg = widgets.animation_html(fig, lambda i: ax.plot([0, 1], [0, i]), 2, frame_format="jpeg")
+    assert jpeg.count("data:image/jpeg;base64") == 2
+    with pytest.raises(ValueError, match="n_frames"):
+        widgets.animation_html(fig, lambda i: None, 0)
+
+
+def test_message_html_escapes():
+    h = widgets.message_html("beta_1 <= beta_T")
+    assert "beta_1 &lt;= beta_T" in h and "<div" in h
+    assert widgets.message_html("x", "note") != widgets.message_html("x")  # a note is styled apart from an error
