@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
-from .schedules import Schedule, check_t, extract
+from .schedules import Schedule, as_t, extract
 
 __all__ = ["naive_step", "vp_step", "q_step", "q_sample", "trajectory"]
 
@@ -40,7 +40,7 @@ def q_step(x_prev: Tensor, t: int | Tensor, eps: Tensor, s: Schedule) -> Tensor:
 
     x_prev, eps: (B, ...); t: int or (B,) in 1..T.
     """
-    t = _as_t(t, s)
+    t = as_t(t, s.T)
     return extract(s.alphas.sqrt(), t, x_prev) * x_prev + extract(s.betas.sqrt(), t, x_prev) * eps
 
 
@@ -52,12 +52,14 @@ def q_sample(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
     """
     if eps.shape != x0.shape:
         raise ValueError(f"eps must have x0's shape {tuple(x0.shape)}, got {tuple(eps.shape)}")
-    if isinstance(t, Tensor):
-        check_t(t, s.T)  # 0..T; on a GPU checked on the device, so a training step never waits
-        if t.dim() == 1 and t.shape[0] != x0.shape[0]:
-            raise ValueError(f"t has {t.shape[0]} entries but x0 has batch size {x0.shape[0]}")
-    else:
-        t = _int_t(t, s.T, first=0)
+    t = as_t(t, s.T, first=0)  # on a GPU checked on the device, so it never waits
+    if isinstance(t, Tensor) and t.dim() == 1 and t.shape[0] != x0.shape[0]:
+        raise ValueError(f"t has {t.shape[0]} entries but x0 has batch size {x0.shape[0]}")
+    return _q_sample(x0, t, eps, s)
+
+
+def _q_sample(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    """:func:`q_sample` for a t already checked."""
     return extract(s.alpha_bar.sqrt(), t, x0) * x0 + extract((1.0 - s.alpha_bar).sqrt(), t, x0) * eps
 
 
@@ -89,21 +91,3 @@ def trajectory(
         if t in keep_set:
             out.append(x)
     return torch.stack(out)
-
-
-def _as_t(t: Tensor | int, s: Schedule) -> Tensor | int:
-    """A diffusion step t in 1..T, checked at a public entry: an integer tensor (see :func:`check_t`)
-    or an int (numpy integers become ints). Functions behind that entry take t as it is."""
-    if isinstance(t, Tensor):
-        check_t(t, s.T, first=1)
-        return t
-    return _int_t(t, s.T, first=1)
-
-
-def _int_t(t: int, T: int, first: int) -> int:
-    """t as a Python int in first..T, or a ValueError that says what t must be."""
-    if isinstance(t, bool) or not isinstance(t, numbers.Integral):
-        raise ValueError(f"t must be an integer in {first}..{T} or an integer tensor, got {t!r}")
-    if not first <= t <= T:
-        raise ValueError(f"t must lie in {first}..{T} (T = {T}), got {t!r}")
-    return int(t)

@@ -1,7 +1,7 @@
-"""The non-finite guard: a step whose loss or gradient is NaN or infinite is skipped on the device.
+"""Checks that never make the host wait for the device: the non-finite guard of a training step, and a device-side assert.
 
-Chapters 7 and 9. Everything goes through ``torch.amp.GradScaler``'s public API (``scale``,
-``unscale_``, ``step``, ``update``), which already does what the guard needs: it looks for
+Chapters 7 and 9. The guard uses only ``torch.amp.GradScaler``'s public API (``scale``, ``unscale_``,
+``step``, ``update``), which already does what the guard needs: it looks for
 non-finite gradients on the device and, with a fused optimiser, tells the optimiser kernel to skip
 the step there, so the training loop never waits for the GPU. Under fp16 the scaler also does its
 usual dynamic loss scaling. In every other precision its scale stays fixed at 1, so it changes no
@@ -10,6 +10,10 @@ number and only skips bad steps.
 The first non-finite loss and gradient norm (their step and value) are remembered on the device;
 :meth:`NonFiniteGuard.check` reads them back, which waits for the device, so the trainer calls it
 only at log, checkpoint and sample boundaries, and raises :class:`NonFiniteError` there.
+
+:func:`assert_on_device` is the other check of this kind (``schedules.check_t`` uses it for time
+steps on a GPU). It is the one place in the library that calls a private torch function; a test
+fails the day torch renames it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NonFiniteError", "NonFiniteGuard"]
+__all__ = ["NonFiniteError", "NonFiniteGuard", "assert_on_device"]
+
+
+def assert_on_device(condition: Tensor, message: str) -> None:
+    """Fail (a device-side assert, reported at the next synchronisation) unless the 0-d bool ``condition`` is true.
+
+    Unlike ``if not condition: raise``, this queues the check on the tensor's device and does not wait for it.
+    """
+    torch._assert_async(condition, message)
 
 
 class NonFiniteError(RuntimeError):

@@ -13,8 +13,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .forward import _as_t, q_sample
-from .schedules import Schedule, extract
+from .forward import _q_sample
+from .schedules import Schedule, as_t, extract
 
 __all__ = ["sample_t", "v_target", "eps_from_v", "x0_from_v", "l_simple", "TARGETS"]
 
@@ -29,19 +29,23 @@ def sample_t(batch: int, T: int, *, generator: torch.Generator | None = None, de
 
 def v_target(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
     """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 (Salimans & Ho 2022, sec. 4)."""
-    t = _as_t(t, s)
+    return _v_target(x0, as_t(t, s.T), eps, s)
+
+
+def _v_target(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    """:func:`v_target` for a t already checked."""
     return extract(s.alpha_bar.sqrt(), t, x0) * eps - extract((1.0 - s.alpha_bar).sqrt(), t, x0) * x0
 
 
 def eps_from_v(xt: Tensor, t: Tensor | int, v: Tensor, s: Schedule) -> Tensor:
     """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v, the inverse of :func:`v_target` given x_t."""
-    t = _as_t(t, s)
+    t = as_t(t, s.T)
     return extract((1.0 - s.alpha_bar).sqrt(), t, xt) * xt + extract(s.alpha_bar.sqrt(), t, xt) * v
 
 
 def x0_from_v(xt: Tensor, t: Tensor | int, v: Tensor, s: Schedule) -> Tensor:
     """x0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v."""
-    t = _as_t(t, s)
+    t = as_t(t, s.T)
     return extract(s.alpha_bar.sqrt(), t, xt) * xt - extract((1.0 - s.alpha_bar).sqrt(), t, xt) * v
 
 
@@ -59,15 +63,20 @@ def l_simple(
 
     x0: (B, ...) data in [-1, 1]; t: (B,) in 1..T (drawn uniformly if None); eps: (B, ...) N(0, I)
     noise (drawn if None). ``target`` is "eps" (Ho et al.) or "v". Returns a 0-d tensor, the mean
-    over batch and every dimension.
+    over batch and every dimension. A t drawn here is in range by construction, so only a t passed
+    in is checked: a training step checks nothing, and never waits for the device.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if t is None:
         t = sample_t(x0.shape[0], s.T, generator=generator, device=x0.device)  # Alg. 1, line 3
+    else:
+        t = as_t(t, s.T)
     if eps is None:
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)  # line 4
-    xt = q_sample(x0, t, eps, s)
-    goal = eps if target == "eps" else v_target(x0, t, eps, s)
+    if eps.shape != x0.shape:
+        raise ValueError(f"eps must have x0's shape {tuple(x0.shape)}, got {tuple(eps.shape)}")
+    xt = _q_sample(x0, t, eps, s)
+    goal = eps if target == "eps" else _v_target(x0, t, eps, s)
     out = model(xt, t)  # line 5: the gradient step is the caller's
     return torch.mean((goal - out.to(goal.dtype)) ** 2)

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .forward import _as_t
-from .schedules import Schedule, extract
+from .schedules import Schedule, as_t, extract
 
 __all__ = ["q_posterior", "x0_from_eps", "eps_from_x0", "mean_from_eps"]
 
@@ -29,7 +28,7 @@ def q_posterior(x0: Tensor, xt: Tensor, t: Tensor | int, s: Schedule) -> tuple[T
     x0, xt: (B, ...); t: (B,) in 1..T or an int. Returns (mu_tilde (B, ...),
     beta_tilde broadcastable to x, shape (B, 1, ..., 1) or 0-d).
     """
-    return _q_posterior(x0, xt, _as_t(t, s), s)
+    return _q_posterior(x0, xt, as_t(t, s.T), s)
 
 
 def x0_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
@@ -37,7 +36,7 @@ def x0_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor
 
     xt, eps: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
     """
-    return _x0_from_eps(xt, _as_t(t, s), eps, s)
+    return _x0_from_eps(xt, as_t(t, s.T), eps, s)
 
 
 def eps_from_x0(xt: Tensor, t: Tensor | int, x0: Tensor, s: Schedule) -> Tensor:
@@ -45,7 +44,7 @@ def eps_from_x0(xt: Tensor, t: Tensor | int, x0: Tensor, s: Schedule) -> Tensor:
 
     xt, x0: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
     """
-    return _eps_from_x0(xt, _as_t(t, s), x0, s)
+    return _eps_from_x0(xt, as_t(t, s.T), x0, s)
 
 
 def mean_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
@@ -54,7 +53,7 @@ def mean_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tens
 
     xt, eps: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
     """
-    return _mean_from_eps(xt, _as_t(t, s), eps, s)
+    return _mean_from_eps(xt, as_t(t, s.T), eps, s)
 
 
 # The cores: t is already checked (by the public function above, or once per sampler step).

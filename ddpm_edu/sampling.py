@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .forward import _as_t, _int_t
 from .posterior import _eps_from_x0, _mean_from_eps, _q_posterior, _x0_from_eps
-from .schedules import Schedule, extract
+from .schedules import Schedule, as_t, extract
 
 __all__ = ["ddpm_step", "sample", "ddim_timesteps", "ddim_step", "ddim_sample", "TrajectoryRecorder", "VARIANCES"]
 
@@ -56,7 +55,7 @@ def ddpm_step(
     xt, eps_hat, z: (B, ...); t: int or (B,) in 1..T. Returns x_{t-1}, (B, ...).
     """
     _check_variance(variance)
-    return _ddpm_step(xt, _as_t(t, s), eps_hat, s, z, variance, clip_x0)
+    return _ddpm_step(xt, as_t(t, s.T), eps_hat, s, z, variance, clip_x0)
 
 
 def _ddpm_step(xt: Tensor, t: Tensor | int, eps_hat: Tensor, s: Schedule, z: Tensor, variance: str, clip_x0: float | None) -> Tensor:
@@ -134,7 +133,9 @@ def ddim_step(
     eta = 1 with t_prev = t - 1 is the DDPM step with beta_tilde. With ``clip_x0 = c``, x0_hat is clamped
     to [-c, c] and eps_hat recomputed from it. xt, eps_hat, z: (B, ...); t in 1..T, t_prev: ints.
     """
-    t = _int_t(t, s.T, first=1)
+    if isinstance(t, Tensor):
+        raise ValueError(f"ddim_step takes t as an integer in 1..{s.T} for the whole batch, got a tensor")
+    t = as_t(t, s.T)
     if isinstance(t_prev, bool) or not isinstance(t_prev, numbers.Integral) or not 0 <= t_prev < t:
         raise ValueError(f"t_prev must be an integer in 0..{t - 1} (below t = {t}), got {t_prev!r}")
     _check_eta(eta)

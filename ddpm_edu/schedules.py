@@ -13,12 +13,15 @@ All schedule tensors are float64; they are cast to the data's dtype only when in
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
 
-__all__ = ["Schedule", "extract", "check_t", "schedule_problems", "KINDS"]
+from .guard import assert_on_device
+
+__all__ = ["Schedule", "extract", "check_t", "as_t", "schedule_problems", "KINDS"]
 
 KINDS = ("linear", "cosine", "quadratic", "sigmoid")
 
@@ -160,16 +163,29 @@ def check_t(t: Tensor, T: int, first: int = 0) -> None:
 
     The default, 0..T, accepts every index of the schedule's tensors (t = 0 is the clean data, as in
     :func:`ddpm_edu.forward.q_sample`); a reverse step or the posterior needs ``first = 1``. Off the
-    CPU the check runs on the device (``torch._assert_async``), so validating never waits for it.
+    CPU the check runs on the device (:func:`ddpm_edu.guard.assert_on_device`), so validating never waits for it.
     """
     if t.dtype.is_floating_point or t.dtype == torch.bool:
         raise ValueError(f"t must be an integer tensor of time steps in {first}..{T}, got dtype {t.dtype}")
     if not t.numel():
         return
     if t.device.type != "cpu":  # checking on the device avoids a host sync in every training step
-        torch._assert_async(((t >= first) & (t <= T)).all(), f"t must lie in {first}..{T}")
+        assert_on_device(((t >= first) & (t <= T)).all(), f"t must lie in {first}..{T}")
     elif int(t.min()) < first or int(t.max()) > T:
         raise ValueError(f"t must lie in {first}..{T} (T = {T}); got values from {int(t.min())} to {int(t.max())}")
+
+
+def as_t(t: Tensor | int, T: int, first: int = 1) -> Tensor | int:
+    """A time step checked once, at a public entry: an integer tensor with entries in first..T (see
+    :func:`check_t`), or an int (numpy integers become ints). Functions behind that entry take t as it is."""
+    if isinstance(t, Tensor):
+        check_t(t, T, first)
+        return t
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+        raise ValueError(f"t must be an integer in {first}..{T} or an integer tensor, got {t!r}")
+    if not first <= t <= T:
+        raise ValueError(f"t must lie in {first}..{T} (T = {T}), got {t!r}")
+    return int(t)
 
 
 def extract(a: Tensor, t: Tensor | int, x: Tensor) -> Tensor:

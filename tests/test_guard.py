@@ -126,3 +126,11 @@ def test_no_private_torch_attribute_outside_the_guard():
     package = Path(__file__).resolve().parents[1] / "ddpm_edu"
     users = {p.name for p in package.glob("*.py") if private.search(p.read_text())}
     assert users <= {"guard.py"}, f"private torch attributes used in {sorted(users - {'guard.py'})}"
+
+
+def test_assert_on_device_passes_and_fails():
+    from ddpm_edu.guard import assert_on_device
+
+    assert_on_device(torch.tensor(True), "never shown")
+    with pytest.raises(RuntimeError, match="t must lie in 1..10"):  # on the CPU the assert fires at once
+        assert_on_device(torch.tensor(False), "t must lie in 1..10")

@@ -42,6 +42,9 @@ def test_l_simple_uses_given_t_and_eps():
     assert loss_v.item() == pytest.approx((v_target(x0, t, eps, S) ** 2).mean().item(), rel=1e-6)
     with pytest.raises(ValueError, match="target"):
         l_simple(model, x0, S, target="x0")
+    for bad in (torch.tensor([0, 2, 3, 4, 5]), torch.tensor([1, 2, 3, 4, S.T + 1])):  # L_simple's t is in 1..T
+        with pytest.raises(ValueError, match=f"1..{S.T}"):
+            l_simple(model, x0, S, t=bad, eps=eps)
 
 
 def test_v_round_trips():

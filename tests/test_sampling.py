@@ -110,11 +110,11 @@ def test_ddpm_step_rejects_t_outside_one_to_T(t):
 
 def test_ddpm_step_checks_a_tensor_t_once(monkeypatch):
     """The public entry checks t; the posterior cores behind it do not check it again."""
-    import ddpm_edu.forward as F
+    import ddpm_edu.schedules as SCH
 
     calls = []
-    real = F.check_t
-    monkeypatch.setattr(F, "check_t", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = SCH.check_t
+    monkeypatch.setattr(SCH, "check_t", lambda *a, **k: calls.append(a) or real(*a, **k))
     x, t = torch.randn(4, 2), torch.tensor([1, 2, 3, 4])
     for clip_x0 in (None, 1.0):
         calls.clear()
