@@ -22,7 +22,7 @@ from .config import Config, cache_root, config_from_dict, config_hash
 from .fastmode import fast
 from .train import train
 
-__all__ = ["load_ema_model", "load_or_train", "fast_config"]
+__all__ = ["load_ema_model", "load_or_train", "cached_run", "fast_config"]
 
 
 def load_ema_model(cfg: Config | None, weights: str | os.PathLike) -> tuple[nn.Module, Config]:
@@ -59,29 +59,51 @@ def fast_config(cfg: Config) -> Config:
                                                  sample_every=0, ckpt_every=0, log_every=min(t.log_every, 10)))
 
 
+def cached_run(cfg: Config, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The run folder in which :func:`load_or_train` keeps the model of ``cfg`` (shrunk first in fast
+    mode): ``<cache_dir or $DDPM_EDU_CACHE or ~/.cache/ddpm_edu>/<config_hash>/``, with the usual
+    ``metrics.jsonl``, ``loss.png``, ``checkpoints/`` and ``ema.safetensors``."""
+    return (Path(cache_dir).expanduser() if cache_dir else cache_root()) / config_hash(_book_config(cfg))
+
+
 def load_or_train(cfg: Config, *, cache_dir: str | os.PathLike | None = None, progress: bool | None = None) -> nn.Module:
     """The trained EMA model of ``cfg``, for the book's chapters: loaded from the cache if it was
-    trained before, else trained now (and cached). Returns the model in eval mode on the CPU.
+    trained before, else trained now (and cached). Returns the model in eval mode on the CPU, and
+    prints one line that says which of the two happened and how long the training took.
 
-    The cache is ``<cache_dir or $DDPM_EDU_CACHE or ~/.cache/ddpm_edu>/<config_hash(cfg)>/``, an
-    ordinary run folder, so an interrupted training resumes. In fast mode (``DDPM_EDU_FAST=1``) the
-    config is first shrunk by :func:`fast_config`.
+    The cache folder is :func:`cached_run`, an ordinary run folder, so an interrupted training
+    resumes. In fast mode (``DDPM_EDU_FAST=1``) the config is first shrunk by :func:`fast_config`.
     """
-    if fast():
-        cfg = fast_config(cfg)
-    cfg = cfg.replace(train=dataclasses.replace(cfg.train, resume="auto"))
-    run = (Path(cache_dir).expanduser() if cache_dir else cache_root()) / config_hash(cfg)
+    cfg, run = _book_config(cfg), cached_run(cfg, cache_dir)
     ema_file = run / "ema.safetensors"
     if _trained(ema_file, cfg.train.steps):
         try:
-            return load_ema_model(cfg, ema_file)[0]
+            model = load_ema_model(cfg, ema_file)[0]
+            print(f"{cfg.name}: loaded from the cache in {run} ({_training_time(run)})")
+            return model
         except ckpt.CheckpointError as e:  # cached by older code whose model no longer fits: retrain
             warnings.warn(f"retraining the cached model in {run}: {ckpt.one_line(e, 200)}", stacklevel=2)
             shutil.rmtree(run)
     result = train(cfg, run, samples=False, progress=progress)
     if result.interrupted:
         raise KeyboardInterrupt(f"training interrupted at step {result.step}; run again to resume")
+    print(f"{cfg.name}: {_training_time(run)}, now cached in {run}")
     return load_ema_model(cfg, ema_file)[0]
+
+
+def _book_config(cfg: Config) -> Config:
+    """``cfg`` as the book trains it: shrunk in fast mode, and always resuming an interrupted run."""
+    cfg = fast_config(cfg) if fast() else cfg
+    return cfg.replace(train=dataclasses.replace(cfg.train, resume="auto"))
+
+
+def _training_time(run: Path) -> str:
+    """'trained N steps in S s', from the last line of the run's metrics.jsonl (the time of its last session)."""
+    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
+    if not lines:
+        return "training time not recorded"
+    last = json.loads(lines[-1])
+    return f"trained {last['step']} steps in {last['time_s']:.1f} s"
 
 
 def _trained(ema_file: Path, steps: int) -> bool:

@@ -74,10 +74,7 @@ def write_samples(x: Tensor, rec: TrajectoryRecorder, png: str | os.PathLike, gi
 
     Images smaller than 32 px are enlarged by an integer factor (nearest neighbour) so they can be seen.
     """
-    import imageio.v3 as iio
-
-    from .checkpoint import atomic_write
-    from .images import save_gif, save_image_grid, trajectory_frames
+    from .images import save_gif, save_image_grid, save_png, trajectory_frames
     from .viz import scatter_rgb
 
     if x.dim() == 4:
@@ -87,5 +84,4 @@ def write_samples(x: Tensor, rec: TrajectoryRecorder, png: str | os.PathLike, gi
         return save_image_grid(big, png), save_gif(frames, gif, fps=fps)
     lim = max(1.0, 1.4 * float(x.detach().float().abs().flatten().quantile(0.99)))  # frame the data, not the noise
     frames = [scatter_rgb(xt, f"t = {t}", lim) for t, xt in rec.frames]
-    final = scatter_rgb(x, "samples", lim)
-    return atomic_write(png, lambda f: iio.imwrite(f, final, extension=".png")), save_gif(frames, gif, fps=fps)
+    return save_png(scatter_rgb(x, "samples", lim), png), save_gif(frames, gif, fps=fps)

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .checkpoint import atomic_write
 
-__all__ = ["to_uint8", "image_grid", "save_image_grid", "save_gif", "trajectory_frames"]
+__all__ = ["to_uint8", "image_grid", "save_png", "save_image_grid", "save_gif", "trajectory_frames"]
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
@@ -50,12 +50,16 @@ def image_grid(x: Tensor, nrow: int | None = None, padding: int = 1) -> np.ndarr
     return to_uint8(grid)
 
 
-def save_image_grid(x: Tensor, path: str | os.PathLike, nrow: int | None = None) -> Path:
-    """Write a batch of images in [-1, 1], (B, C, H, W), as one PNG grid (see :func:`image_grid`)."""
+def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write one uint8 image (H, W[, C]) as a PNG, atomically."""
     import imageio.v3 as iio
 
-    grid = image_grid(x, nrow)
-    return atomic_write(path, lambda f: iio.imwrite(f, grid, extension=".png"))
+    return atomic_write(path, lambda f: iio.imwrite(f, np.asarray(image, dtype=np.uint8), extension=".png"))
+
+
+def save_image_grid(x: Tensor, path: str | os.PathLike, nrow: int | None = None) -> Path:
+    """Write a batch of images in [-1, 1], (B, C, H, W), as one PNG grid (see :func:`image_grid`)."""
+    return save_png(image_grid(x, nrow), path)
 
 
 def save_gif(

@@ -52,3 +52,14 @@ def test_fast_mode_shrinks_load_or_train(tmp_path, cache_dir, monkeypatch):
     monkeypatch.setattr(C, "train", spy)
     C.load_or_train(tiny_config(steps=10_000))
     assert seen["steps"] == 30
+
+
+def test_load_or_train_says_what_it_did_and_where(tmp_path, cache_dir, capsys):
+    cfg = tiny_config(steps=3)
+    C.load_or_train(cfg)
+    first = capsys.readouterr().out
+    run = C.cached_run(cfg)
+    assert run.parent == cache_dir and (run / "metrics.jsonl").is_file()
+    assert "trained 3 steps in" in first and str(run) in first
+    C.load_or_train(cfg)
+    assert "loaded from the cache" in capsys.readouterr().out
