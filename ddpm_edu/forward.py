@@ -10,7 +10,6 @@ scheduled step q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I) (chapter 4,
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, Iterable
 
 import torch

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import sys
 from pathlib import Path
 
