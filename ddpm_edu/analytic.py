@@ -70,12 +70,25 @@ class MixtureEps:
         return torch.softmax(logp, dim=1)
 
     def __call__(self, xt: Tensor, t: Tensor) -> Tensor:
+        if isinstance(t, int) or (t.numel() > 0 and bool((t == t.reshape(-1)[0]).all())):
+            return self._eps_one_t(xt, int(t if isinstance(t, int) else t.reshape(-1)[0]))
         x = xt.double()
         ab = extract(self.s.alpha_bar, t, x)[:, :, None]  # (B, 1, 1)
         var = ab * self.std[None, :, None] ** 2 + 1 - ab  # (B, K, 1)
         eps_k = (1 - ab).sqrt() * (x[:, None, :] - ab.sqrt() * self.mu[None]) / var  # (B, K, D)
         r = self.component_posterior(xt, t)[:, :, None]
         return (r * eps_k).sum(1).to(xt.dtype)
+
+    def _eps_one_t(self, xt: Tensor, t: int) -> Tensor:
+        """:meth:`__call__` when the whole batch shares one t (as in a sampler): the same formula with
+        alpha_bar_t a scalar, about ten times faster than indexing it per row."""
+        m, var = self._marginal(t)  # (K, D), (K,)
+        x = xt.double()
+        diff = x[:, None, :] - m[None]  # x_t - sqrt(ab) mu_k, (B, K, D)
+        logp = self.w.log() - 0.5 * x.shape[1] * var.log() - 0.5 * (diff**2).sum(-1) / var  # (B, K)
+        r = torch.softmax(logp, dim=1)[:, :, None]  # p(k | x_t)
+        ab = float(self.s.alpha_bar[t])
+        return ((1 - ab) ** 0.5 * (r * diff / var[None, :, None]).sum(1)).to(xt.dtype)
 
     # ------------------------------------------------------------------ chapter 6: densities
     def _marginal(self, t: int) -> tuple[Tensor, Tensor]:

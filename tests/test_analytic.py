@@ -142,3 +142,13 @@ def test_density_rejects_t_out_of_range():
         mixture().log_density(torch.zeros(1, 1), S.T + 1)
     with pytest.raises(ValueError, match="t must lie"):
         mixture().reverse_moments(torch.zeros(1, 1), 0)
+
+
+def test_mixture_eps_with_one_t_equals_the_per_row_formula():
+    """The shared-t shortcut gives what each row gets on its own (mixed t takes the per-row path)."""
+    mix = MixtureEps([0.2, 0.5, 0.3], [[-1.0, 0.0], [0.5, 0.5], [1.0, -1.0]], [0.2, 0.3, 0.1], S)
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mixed = torch.tensor([3, 3, 3, 3, 3, 800])
+    shared = mix(x[:5], torch.full((5,), 3))
+    torch.testing.assert_close(shared, mix(x, mixed)[:5], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(mix(x[5:], torch.tensor([800])), mix(x, mixed)[5:], rtol=1e-12, atol=1e-14)
