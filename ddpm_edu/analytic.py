@@ -6,18 +6,27 @@ Chapters 6 and 8, and the sampler tests. If x0 ~ N(mu, std^2 I), then x_t ~ N(sq
 For a mixture of such Gaussians, eps* is the same expression averaged over components with
 their posterior weights given x_t. Driving a sampler with eps* separates sampler error from
 model error.
+
+Chapter 6 also uses the mixture's closed forms for its pictures of distributions: the density of
+q(x_t), a mixture with means sqrt(ab) mu_k and variances ab std_k^2 + 1 - ab
+(:meth:`MixtureEps.log_density`); the exact reverse conditional from Bayes' rule,
+    q(x_{t-1} | x_t) = q(x_t | x_{t-1}) q(x_{t-1}) / q(x_t)
+(:meth:`MixtureEps.reverse_log_density`); and its exact mean and variance
+(:meth:`MixtureEps.reverse_moments`), a mixture over k of Gaussian posteriors.
+:func:`grid_moments` integrates a density on a grid, the brute-force oracle the chapter checks with.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from .schedules import Schedule, extract
+from .schedules import Schedule, as_t, extract
 
-__all__ = ["GaussianEps", "MixtureEps"]
+__all__ = ["GaussianEps", "MixtureEps", "grid_moments"]
 
 
 class GaussianEps:
@@ -61,9 +70,96 @@ class MixtureEps:
         return torch.softmax(logp, dim=1)
 
     def __call__(self, xt: Tensor, t: Tensor) -> Tensor:
+        if isinstance(t, int) or (t.numel() > 0 and bool((t == t.reshape(-1)[0]).all())):
+            return self._eps_one_t(xt, int(t if isinstance(t, int) else t.reshape(-1)[0]))
         x = xt.double()
         ab = extract(self.s.alpha_bar, t, x)[:, :, None]  # (B, 1, 1)
         var = ab * self.std[None, :, None] ** 2 + 1 - ab  # (B, K, 1)
         eps_k = (1 - ab).sqrt() * (x[:, None, :] - ab.sqrt() * self.mu[None]) / var  # (B, K, D)
         r = self.component_posterior(xt, t)[:, :, None]
         return (r * eps_k).sum(1).to(xt.dtype)
+
+    def _eps_one_t(self, xt: Tensor, t: int) -> Tensor:
+        """:meth:`__call__` when the whole batch shares one t (as in a sampler): the same formula with
+        alpha_bar_t a scalar, about ten times faster than indexing it per row."""
+        m, var = self._marginal(t)  # (K, D), (K,)
+        x = xt.double()
+        diff = x[:, None, :] - m[None]  # x_t - sqrt(ab) mu_k, (B, K, D)
+        logp = self.w.log() - 0.5 * x.shape[1] * var.log() - 0.5 * (diff**2).sum(-1) / var  # (B, K)
+        r = torch.softmax(logp, dim=1)[:, :, None]  # p(k | x_t)
+        ab = float(self.s.alpha_bar[t])
+        return ((1 - ab) ** 0.5 * (r * diff / var[None, :, None]).sum(1)).to(xt.dtype)
+
+    # ------------------------------------------------------------------ chapter 6: densities
+    def _marginal(self, t: int) -> tuple[Tensor, Tensor]:
+        """Component means (K, D) and variances (K,) of q(x_t): sqrt(ab) mu_k and ab std_k^2 + 1 - ab."""
+        ab = float(self.s.alpha_bar[t])
+        return ab**0.5 * self.mu, ab * self.std**2 + 1 - ab
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n draws of x0 from the mixture, (n, D) float64: a component k ~ w, then mu_k + std_k z."""
+        k = torch.multinomial(self.w, n, replacement=True, generator=generator)  # (n,)
+        z = torch.randn(n, self.mu.shape[1], generator=generator, dtype=torch.float64)
+        return self.mu[k] + self.std[k, None] * z
+
+    def log_density(self, x: Tensor, t: int) -> Tensor:
+        """log q(x_t) at points x (B, D), t in 0..T; t = 0 is the data density. Returns (B,) float64.
+
+        q(x_t) = sum_k w_k N(x_t; sqrt(ab) mu_k, (ab std_k^2 + 1 - ab) I), ab = alpha_bar_t.
+        """
+        t = as_t(t, self.s.T, first=0)
+        m, var = self._marginal(t)  # (K, D), (K,)
+        x = x.double()
+        d2 = ((x[:, None, :] - m[None]) ** 2).sum(-1)  # (B, K)
+        D = x.shape[1]
+        log_nk = -0.5 * d2 / var - 0.5 * D * torch.log(2 * math.pi * var)  # log N(x; m_k, var_k I)
+        return torch.logsumexp(self.w.log() + log_nk, dim=1)
+
+    def density(self, x: Tensor, t: int) -> Tensor:
+        """q(x_t) at points x (B, D); see :meth:`log_density`. Returns (B,) float64."""
+        return self.log_density(x, t).exp()
+
+    def reverse_log_density(self, x_prev: Tensor, xt: Tensor, t: int) -> Tensor:
+        """log q(x_{t-1} | x_t) by Bayes' rule: log q(x_t | x_{t-1}) + log q(x_{t-1}) - log q(x_t).
+
+        x_prev: (B, D) points x_{t-1}; xt: (B, D) or (1, D); t in 1..T. Returns (B,) float64.
+        q(x_t | x_{t-1}) = N(x_t; sqrt(alpha_t) x_{t-1}, beta_t I) is one forward step (chapter 4).
+        """
+        t = as_t(t, self.s.T)
+        alpha, beta = float(self.s.alphas[t]), float(self.s.betas[t])
+        x_prev, xt = x_prev.double(), xt.double()
+        D = x_prev.shape[1]
+        log_lik = -0.5 * ((xt - alpha**0.5 * x_prev) ** 2).sum(-1) / beta - 0.5 * D * math.log(2 * math.pi * beta)
+        return log_lik + self.log_density(x_prev, t - 1) - self.log_density(xt, t).expand(x_prev.shape[0])
+
+    def reverse_moments(self, xt: Tensor, t: int) -> tuple[Tensor, Tensor]:
+        """Exact mean and per-coordinate variance of q(x_{t-1} | x_t), each (B, D) float64; t in 1..T.
+
+        Given component k, x_{t-1} ~ N(m_k, v_k) (the marginal at t - 1) and x_t | x_{t-1} ~
+        N(sqrt(alpha_t) x_{t-1}, beta_t), so x_{t-1} | x_t, k is Gaussian with precision
+        1/v_k + alpha_t/beta_t and mean (m_k/v_k + sqrt(alpha_t) x_t/beta_t) / precision. The
+        components are weighted by p(k | x_t); the variance follows from the law of total variance.
+        """
+        t = as_t(t, self.s.T)
+        alpha, beta = float(self.s.alphas[t]), float(self.s.betas[t])
+        m, v = self._marginal(t - 1)  # (K, D), (K,)
+        x = xt.double()
+        prec = 1 / v + alpha / beta  # (K,)
+        mean_k = (m[None] / v[None, :, None] + alpha**0.5 * x[:, None, :] / beta) / prec[None, :, None]  # (B, K, D)
+        r = self.component_posterior(x, torch.full((x.shape[0],), t))[:, :, None]  # p(k | x_t), (B, K, 1)
+        mean = (r * mean_k).sum(1)
+        second = (r * (1 / prec[None, :, None] + mean_k**2)).sum(1)
+        return mean, second - mean**2
+
+
+def grid_moments(x: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and variance of the density exp(log_p) on an evenly spaced 1-D grid x, normalised numerically.
+
+    x: (N,); log_p: (..., N), unnormalised. Returns (mean, var), each of shape (...), float64.
+    The brute-force oracle of chapter 6: nothing about the density is assumed but its values.
+    """
+    x, log_p = x.double(), log_p.double()
+    p = (log_p - log_p.amax(-1, keepdim=True)).exp()
+    p = p / p.sum(-1, keepdim=True)
+    mean = (p * x).sum(-1)
+    return mean, (p * (x - mean[..., None]) ** 2).sum(-1)

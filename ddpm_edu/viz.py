@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from .analytic import MixtureEps
 from .checkpoint import atomic_write
 from .forward import naive_step, q_sample, trajectory, vp_step
 from .images import image_grid, to_uint8
@@ -32,6 +33,7 @@ __all__ = [
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms",
     "plot_forward_explorer", "plot_loss_curve", "scatter_rgb",
+    "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
 ]
 
 
@@ -425,4 +427,114 @@ def plot_forward_explorer(s: Schedule, x0: Tensor, eps: Tensor, t: int, *, fig: 
     ax_ab.set_title(rf"$\bar\alpha_t = {ab:.3g}$", fontsize=10)
     ax_ab.set_xlabel("t")
     ax_ab.legend(fontsize=8, loc="center right")
+    return fig
+
+
+# =====================================================================================
+# Chapter 6: the reverse process and the posterior.
+# =====================================================================================
+
+
+def plot_density_over_t(
+    ts: Sequence[int] | Tensor,
+    x: Tensor,
+    density: Tensor | np.ndarray,
+    *,
+    paths: Tensor | None = None,
+    title: str | None = None,
+    vmax: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Chapter 6: a 1-D density at each t as a heat map (t across, x up), with sample paths drawn on top.
+
+    ts: (K,) times; x: (N,) evenly spaced points; density: (K, N), the density at x for each t (e.g.
+    :meth:`ddpm_edu.analytic.MixtureEps.density`); paths: (K, P), P samples' states at the same ts.
+    """
+    fig, ax = _fig_ax(ax, (7.0, 3.2))
+    t_np, x_np = np.asarray(ts, dtype=float), _np(torch.as_tensor(x))
+    d = np.asarray(density, dtype=float)
+    if d.shape != (len(t_np), len(x_np)):
+        raise ValueError(f"density must have shape (len(ts), len(x)) = {(len(t_np), len(x_np))}, got {d.shape}")
+    ax.pcolormesh(t_np, x_np, d.T, shading="nearest", cmap="magma", vmin=0, vmax=vmax, rasterized=True)
+    if paths is not None:
+        ax.plot(t_np, _np(torch.as_tensor(paths)), color="w", lw=0.7, alpha=0.8)
+    ax.set(xlabel="t", ylabel="x", ylim=(x_np[0], x_np[-1]), xlim=(t_np.min(), t_np.max()))
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_samples_over_t(
+    ts: Sequence[int] | Tensor,
+    states: Tensor,
+    edges: Tensor,
+    *,
+    n_paths: int = 0,
+    title: str | None = None,
+    vmax: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Chapter 6: :func:`plot_density_over_t` for samples: the histogram (as a density) of states[k] at each ts[k].
+
+    states: (K, n) samples at each of the K times; edges: (N + 1,) bin edges; the first ``n_paths``
+    samples are drawn as paths.
+    """
+    e = _np(torch.as_tensor(edges))
+    st = _np(torch.as_tensor(states))
+    hist = np.stack([np.histogram(row, bins=e, density=True)[0] for row in st])  # (K, N)
+    centres = torch.as_tensor((e[1:] + e[:-1]) / 2)
+    paths = torch.as_tensor(st[:, :n_paths]) if n_paths else None
+    return plot_density_over_t(ts, centres, hist, paths=paths, title=title, vmax=vmax, ax=ax)
+
+
+def plot_reverse_conditional(
+    mix: MixtureEps, xt: float, t: int, x_prev: Tensor, *, title: str | None = None, ax: Axes | None = None
+) -> Figure:
+    """Chapter 6: the exact q(x_{t-1} | x_t) of a 1-D mixture and the Gaussian with its mean and variance.
+
+    Also drawn, faintly: the prior q(x_{t-1}) and the likelihood q(x_t | x_{t-1}) as a function of
+    x_{t-1}, normalised (a Gaussian centred on x_t / sqrt(alpha_t) with variance beta_t / alpha_t).
+    Every curve comes from :class:`ddpm_edu.analytic.MixtureEps`. x_prev: (N,) points.
+    """
+    fig, ax = _fig_ax(ax, (4.6, 3.2))
+    pts, xt_ = x_prev.double()[:, None], torch.tensor([[float(xt)]], dtype=torch.float64)
+    alpha, beta = float(mix.s.alphas[t]), float(mix.s.betas[t])
+    exact = mix.reverse_log_density(pts, xt_, t).exp()
+    mean, var = (m.item() for m in mix.reverse_moments(xt_, t))
+    gauss = torch.distributions.Normal(mean, var**0.5).log_prob(x_prev.double()).exp()
+    lik = torch.distributions.Normal(float(xt) / alpha**0.5, (beta / alpha) ** 0.5).log_prob(x_prev.double()).exp()
+    xp = _np(x_prev)
+    ax.plot(xp, _np(mix.density(pts, t - 1)), color="0.6", lw=1, ls=":", label=r"prior $q(x_{t-1})$")
+    ax.plot(xp, _np(lik), color="C0", lw=1, ls="--", alpha=0.7, label=r"likelihood $q(x_t \mid x_{t-1})$, normalised")
+    ax.plot(xp, _np(exact), color="k", lw=2, label=r"exact $q(x_{t-1} \mid x_t)$")
+    ax.plot(xp, _np(gauss), color="C3", lw=1.5, ls="--", label="Gaussian, same mean and variance")
+    ax.set(xlabel=r"$x_{t-1}$", ylim=(0, 1.15 * float(max(exact.max(), gauss.max()))))
+    ax.set_yticks([])
+    ax.set_title(title or rf"$\beta_t = {beta:g}$, $x_t = {float(xt):g}$", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def plot_posterior_variances(s: Schedule) -> Figure:
+    """Chapter 6: the two reverse-step variances, beta_t and beta_tilde_t, and their ratio over t.
+
+    Left, on a log scale from t = 2 (beta_tilde_1 = 0 has no logarithm): beta_t and beta_tilde_t.
+    Right: beta_tilde_t / beta_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) from t = 1. Both are
+    tensors of the :class:`ddpm_edu.schedules.Schedule`.
+    """
+    fig = new_figure((8.0, 3.0))
+    ax_v, ax_r = fig.subplots(1, 2)
+    t = np.arange(1, s.T + 1)
+    beta, beta_tilde = _np(s.betas[1:]), _np(s.beta_tilde[1:])
+    ax_v.plot(t[1:], beta[1:], color="C0", lw=1.5, label=r"$\beta_t$")
+    ax_v.plot(t[1:], beta_tilde[1:], color="C1", lw=1.5, ls="--", label=r"$\tilde\beta_t$")
+    ax_v.set(yscale="log", xlabel="t", title=r"variances (log scale, $t \geq 2$)")
+    ax_v.legend(fontsize=8)
+    ax_r.plot(t, beta_tilde / beta, color="C1", lw=1.5)
+    ax_r.plot([1], [beta_tilde[0] / beta[0]], "o", color="C1", ms=4)
+    ax_r.set(xlabel="t", ylim=(0, 1.05), title=r"$\tilde\beta_t / \beta_t = (1-\bar\alpha_{t-1})/(1-\bar\alpha_t)$")
+    ax_r.set_xscale("log")
+    for ax in (ax_v, ax_r):
+        ax.tick_params(labelsize=8)
+        ax.title.set_fontsize(10)
     return fig

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.analytic import GaussianEps, MixtureEps
+from ddpm_edu.analytic import GaussianEps, MixtureEps, grid_moments
+from ddpm_edu.posterior import mean_from_eps
 from ddpm_edu.schedules import Schedule
 
 S = Schedule.linear(1000)
@@ -50,3 +51,104 @@ def test_bad_mixture_arguments():
         MixtureEps([0.5, 0.5], [[0.0], [1.0]], [1.0, 0.0], S)
     with pytest.raises(ValueError, match="std"):
         GaussianEps(0.0, -1.0, S)
+
+
+# ------------------------------------------------------------------ chapter 6: densities of a 1-D mixture
+W, M, SD = (0.3, 0.7), (-0.8, 0.6), (0.15, 0.25)
+
+
+def mixture(s=S):
+    return MixtureEps(W, [[M[0]], [M[1]]], SD, s)
+
+
+def data_density(x):
+    return sum(w * normal(x, m, sd) for w, m, sd in zip(W, M, SD)) / math.sqrt(2 * math.pi)
+
+
+@pytest.mark.parametrize("t", [0, 1, 30, 300, 1000])
+def test_marginal_density_is_the_data_density_pushed_through_q_xt_given_x0(t):
+    """q(x_t) = integral q(x_t | x0) p(x0) dx0, integrated numerically over x0 (at t = 0: p itself)."""
+    xt = np.array([-1.1, -0.3, 0.0, 0.55, 1.4])
+    got = mixture().density(torch.tensor(xt)[:, None], t).numpy()
+    if t == 0:
+        want = data_density(xt)
+    else:
+        ab = S.alpha_bar[t].item()
+        x0 = np.linspace(-4, 4, 80_001)
+        kernel = normal(xt[:, None], math.sqrt(ab) * x0[None], math.sqrt(1 - ab)) / math.sqrt(2 * math.pi)
+        want = (kernel * data_density(x0)[None]).sum(1) * (x0[1] - x0[0])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_marginal_density_in_two_dimensions_integrates_to_one():
+    mix = MixtureEps([0.5, 0.5], [[-1.0, 0.5], [1.0, 0.0]], [0.3, 0.5], S)
+    g = torch.linspace(-5, 5, 501, dtype=torch.float64)
+    xx, yy = torch.meshgrid(g, g, indexing="ij")
+    p = mix.density(torch.stack([xx.flatten(), yy.flatten()], 1), 20)
+    assert (p.sum() * (g[1] - g[0]) ** 2).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_sample_has_the_mixture_moments():
+    n = 200_000
+    x = mixture().sample(n, torch.Generator().manual_seed(0))[:, 0]
+    mean = sum(w * m for w, m in zip(W, M))
+    var = sum(w * (sd**2 + m**2) for w, m, sd in zip(W, M, SD)) - mean**2
+    assert abs(x.mean().item() - mean) < 5 * math.sqrt(var / n)  # SE of a sample mean
+    p_neg = sum(w * 0.5 * (1 + math.erf(-m / (sd * math.sqrt(2)))) for w, m, sd in zip(W, M, SD))  # P(x0 < 0)
+    assert abs((x < 0).double().mean().item() - p_neg) < 5 * math.sqrt(p_neg * (1 - p_neg) / n)  # SE of a proportion
+
+
+@pytest.mark.parametrize("betas, t", [(None, 10), (None, 400), ([0.2, 0.01], 2), ([0.2, 0.6], 2)])
+@pytest.mark.parametrize("xt", [-0.9, 0.1, 0.8])
+def test_reverse_conditional_is_normalised_and_has_the_exact_moments(betas, t, xt):
+    """Bayes' rule gives a density that integrates to 1, whose grid moments match the closed form."""
+    s = S if betas is None else Schedule.from_betas(betas)
+    mix = mixture(s)
+    grid = torch.linspace(-6, 6, 60_001, dtype=torch.float64)
+    logp = mix.reverse_log_density(grid[:, None], torch.tensor([[xt]]), t)
+    assert (logp.exp().sum() * (grid[1] - grid[0])).item() == pytest.approx(1.0, abs=1e-7)
+    bf_mean, bf_var = grid_moments(grid, logp)
+    mean, var = mix.reverse_moments(torch.tensor([[xt]], dtype=torch.float64), t)
+    assert mean.item() == pytest.approx(bf_mean.item(), abs=1e-7)
+    assert var.item() == pytest.approx(bf_var.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("t", [1, 2, 50, 999])
+def test_reverse_mean_is_the_eps_form_with_the_exact_eps(t):
+    """E[x_{t-1} | x_t] = (x_t - beta_t / sqrt(1 - ab_t) E[eps | x_t]) / sqrt(alpha_t), exactly."""
+    mix = mixture()
+    xt = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
+    tt = torch.full((9,), t)
+    torch.testing.assert_close(mix.reverse_moments(xt, t)[0], mean_from_eps(xt, tt, mix(xt, tt), S), rtol=1e-10, atol=1e-12)
+
+
+def test_reverse_variance_at_t1_is_positive_but_below_the_likelihood_width():
+    """q(x_0 | x_1) is not a point mass (beta_tilde_1 = 0 is the variance given x0 as well), but a
+    component's posterior variance 1/(1/v_k + alpha_1/beta_1) is below beta_1/alpha_1; at x_1 = 0.3
+    the other component has negligible weight, so the total variance is too."""
+    _, var = mixture().reverse_moments(torch.tensor([[0.3]]), 1)
+    assert 0 < var.item() < S.betas[1].item() / S.alphas[1].item()
+
+
+def test_grid_moments_of_a_gaussian():
+    x = torch.linspace(-20, 20, 200_001, dtype=torch.float64)
+    mean, var = grid_moments(x, torch.stack([-(x - 1.5) ** 2 / (2 * 0.49), -(x + 2) ** 2 / 8]))
+    torch.testing.assert_close(mean, torch.tensor([1.5, -2.0], dtype=torch.float64), atol=1e-9, rtol=0)
+    torch.testing.assert_close(var, torch.tensor([0.49, 4.0], dtype=torch.float64), atol=1e-7, rtol=0)
+
+
+def test_density_rejects_t_out_of_range():
+    with pytest.raises(ValueError, match="t must lie"):
+        mixture().log_density(torch.zeros(1, 1), S.T + 1)
+    with pytest.raises(ValueError, match="t must lie"):
+        mixture().reverse_moments(torch.zeros(1, 1), 0)
+
+
+def test_mixture_eps_with_one_t_equals_the_per_row_formula():
+    """The shared-t shortcut gives what each row gets on its own (mixed t takes the per-row path)."""
+    mix = MixtureEps([0.2, 0.5, 0.3], [[-1.0, 0.0], [0.5, 0.5], [1.0, -1.0]], [0.2, 0.3, 0.1], S)
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mixed = torch.tensor([3, 3, 3, 3, 3, 800])
+    shared = mix(x[:5], torch.full((5,), 3))
+    torch.testing.assert_close(shared, mix(x, mixed)[:5], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(mix(x[5:], torch.tensor([800])), mix(x, mixed)[5:], rtol=1e-12, atol=1e-14)

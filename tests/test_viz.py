@@ -43,13 +43,18 @@ def small_plots(x0, eps):
         "plot_pixel_histograms": lambda: viz.plot_pixel_histograms({"a": torch.stack([x0, eps]), "b": torch.stack([eps, x0])}, [1, 2]),
         "plot_forward_explorer": lambda: viz.plot_forward_explorer(s, x0, eps, 20),
         "plot_loss_curve": lambda: viz.plot_loss_curve([{"step": 10, "loss": 1.0}, {"step": 20, "loss": 0.4}]),
+        "plot_density_over_t": lambda: viz.plot_density_over_t([0, 1, 2], torch.linspace(-1, 1, 5), torch.rand(3, 5), paths=torch.zeros(3, 2)),
+        "plot_samples_over_t": lambda: viz.plot_samples_over_t([0, 1], torch.randn(2, 100, generator=gen()), torch.linspace(-3, 3, 11), n_paths=3),
+        "plot_reverse_conditional": lambda: viz.plot_reverse_conditional(_mixture(s), 0.2, 5, torch.linspace(-2, 2, 50)),
+        "plot_posterior_variances": lambda: viz.plot_posterior_variances(s),
     }
 
 
 PLOT_NAMES = [
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_explorer",
-    "plot_loss_curve",
+    "plot_loss_curve", "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional",
+    "plot_posterior_variances",
 ]
 
 
@@ -138,3 +143,49 @@ def test_scatter_rgb_draws_points_inside_the_frame():
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     far = viz.scatter_rgb(torch.full((50, 2), 10.0), "t = 0", lim=2.0)  # every point outside the axes
     assert (img != far).any()  # the points at the origin are drawn; the far ones are not
+
+
+
+# ------------------------------------------------------------------ chapter 6
+def _mixture(s):
+    from ddpm_edu.analytic import MixtureEps
+
+    return MixtureEps([0.4, 0.6], [[-1.0], [0.8]], [0.2, 0.3], s)
+
+
+def test_density_over_t_draws_the_density_it_is_given_and_the_paths():
+    d = torch.rand(3, 5, generator=gen())
+    fig = viz.plot_density_over_t([0, 1, 2], torch.linspace(-1, 1, 5), d, paths=torch.zeros(3, 4))
+    ax = fig.axes[0]
+    np.testing.assert_allclose(np.asarray(ax.collections[0].get_array()).reshape(5, 3), d.numpy().T)
+    assert len(ax.lines) == 4
+    with pytest.raises(ValueError, match="shape"):
+        viz.plot_density_over_t([0, 1], torch.linspace(-1, 1, 5), d)
+
+
+def test_samples_over_t_histograms_integrate_to_one():
+    edges = torch.linspace(-4, 4, 17)
+    states = torch.randn(2, 1000, generator=gen()) * 0.5
+    fig = viz.plot_samples_over_t([0, 1], states, edges)
+    h = np.asarray(fig.axes[0].collections[0].get_array()).reshape(16, 2)
+    np.testing.assert_allclose(h.sum(0) * 0.5, 1.0)  # bin width 0.5; every sample lies inside the edges
+
+
+def test_reverse_conditional_curves_come_from_the_mixture():
+    s = Schedule.linear(50, 1e-3, 0.2)
+    mix, x = _mixture(s), torch.linspace(-3, 3, 301, dtype=torch.float64)
+    ax = viz.plot_reverse_conditional(mix, 0.4, 10, x).axes[0]
+    exact = ax.lines[2].get_ydata()
+    np.testing.assert_allclose(exact, mix.reverse_log_density(x[:, None], torch.tensor([[0.4]], dtype=torch.float64), 10).exp().numpy())
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), mix.density(x[:, None], 9).numpy())
+    gauss = ax.lines[3].get_ydata()
+    assert (gauss * 0.02).sum() == pytest.approx(1.0, abs=1e-3)  # a normalised Gaussian on the grid
+
+
+def test_posterior_variances_plot_the_schedule_tensors():
+    s = Schedule.linear(50, 1e-3, 0.2)
+    ax_v, ax_r = viz.plot_posterior_variances(s).axes
+    np.testing.assert_allclose(ax_v.lines[0].get_ydata(), s.betas[2:].numpy())
+    np.testing.assert_allclose(ax_v.lines[1].get_ydata(), s.beta_tilde[2:].numpy())
+    ratio = ax_r.lines[0].get_ydata()
+    assert ratio[0] == 0 and np.all(ratio[1:] > 0) and np.all(ratio <= 1)
