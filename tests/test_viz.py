@@ -43,13 +43,15 @@ def small_plots(x0, eps):
         "plot_pixel_histograms": lambda: viz.plot_pixel_histograms({"a": torch.stack([x0, eps]), "b": torch.stack([eps, x0])}, [1, 2]),
         "plot_forward_explorer": lambda: viz.plot_forward_explorer(s, x0, eps, 20),
         "plot_loss_curve": lambda: viz.plot_loss_curve([{"step": 10, "loss": 1.0}, {"step": 20, "loss": 0.4}]),
+        "plot_samples_2d": lambda: viz.plot_samples_2d(torch.randn(50, 2, generator=gen()), torch.randn(40, 2, generator=gen(1))),
+        "plot_t_weights": lambda: viz.plot_t_weights({"a": s.betas, "b": 1 / s.betas}),
     }
 
 
 PLOT_NAMES = [
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_explorer",
-    "plot_loss_curve",
+    "plot_loss_curve", "plot_samples_2d", "plot_t_weights",
 ]
 
 
@@ -138,3 +140,27 @@ def test_scatter_rgb_draws_points_inside_the_frame():
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     far = viz.scatter_rgb(torch.full((50, 2), 10.0), "t = 0", lim=2.0)  # every point outside the axes
     assert (img != far).any()  # the points at the origin are drawn; the far ones are not
+
+
+def test_samples_2d_draws_data_and_samples_as_given():
+    data, samples = torch.randn(30, 2, generator=gen()), 5 * torch.randn(20, 2, generator=gen(1))
+    fig = viz.plot_samples_2d(data, samples, title="toy")
+    ax = fig.axes[0]
+    d, x = (c.get_offsets() for c in ax.collections)
+    np.testing.assert_allclose(d, data.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x, samples.numpy(), rtol=1e-6)
+    lim = 1.2 * data.abs().max().item()  # the default frame follows the data, not the samples
+    np.testing.assert_allclose(ax.get_xlim(), (-lim, lim), rtol=1e-6)
+    assert ax.get_title() == "toy"
+    assert viz.plot_samples_2d(data, samples, lim=2.0).axes[0].get_ylim() == (-2.0, 2.0)
+
+
+def test_t_weights_plots_entries_1_to_T_and_drops_infinite_ones():
+    s = Schedule.linear(20, 1e-3, 0.2)
+    w = s.betas / (1 - s.alpha_bar.roll(1))  # entry 1 is beta_1 / 0 = inf; entry 0 is ignored
+    ax = viz.plot_t_weights({"w": w, "one": torch.ones(s.T + 1)}).axes[0]
+    line_w, line_one = ax.lines
+    np.testing.assert_array_equal(line_w.get_xdata(), np.arange(2, s.T + 1))
+    np.testing.assert_allclose(line_w.get_ydata(), w[2:].numpy())
+    np.testing.assert_array_equal(line_one.get_xdata(), np.arange(1, s.T + 1))
+    assert ax.get_yscale() == "log"
