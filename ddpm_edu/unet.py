@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -45,6 +46,9 @@ __all__ = [
     "unet_kwargs",
     "unet_problems",
     "count_params",
+    "BlockRow",
+    "unet_summary",
+    "summary_markdown",
 ]
 
 MAX_GROUPS = 32  # Ho et al. use GroupNorm(32) everywhere
@@ -308,3 +312,68 @@ def _check(problems: dict[str, str]) -> None:
 def count_params(model: nn.Module) -> int:
     """The number of scalar parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------- anatomy (chapter 7)
+@dataclass(frozen=True)
+class BlockRow:
+    """One row of :func:`unet_summary`: a top-level block, the shape it returned and its parameter count."""
+
+    name: str  # attribute path in the model, e.g. "down.1" or "mid_attn"
+    kind: str  # class name, e.g. "Block" or "Conv2d"
+    shape: tuple[int, ...]  # output shape in the forward pass, (B, C, H, W) for image blocks
+    params: int  # scalar parameters held by the block
+
+
+@torch.no_grad()
+def unet_summary(model: nn.Module, x: Tensor, t: Tensor) -> list[BlockRow]:
+    """The model's top-level blocks in the order they run in ``model(x, t)``, read from the model object.
+
+    Chapter 7's anatomy table. The blocks are the model's children, with containers (ModuleList,
+    ModuleDict) replaced by their members, so every parameter of a model that keeps none of its
+    own belongs to exactly one row. A forward hook on each block records the shape of its output
+    during one forward pass (the first call, if a block runs twice). Works for any network called
+    as ``model(x, t)`` (the U-Net, the toy MLP); raises if a block never runs.
+    """
+    blocks: list[tuple[str, nn.Module]] = []
+    for name, m in model.named_children():
+        if isinstance(m, (nn.ModuleList, nn.ModuleDict)):
+            blocks += [(f"{name}.{k}", c) for k, c in m.named_children()]
+        else:
+            blocks.append((name, m))
+    shapes: dict[str, tuple[int, ...]] = {}
+    order: list[str] = []
+
+    def hook(name: str):
+        def record(_m: nn.Module, _inp: Any, out: Tensor) -> None:
+            if name not in shapes:
+                shapes[name] = tuple(out.shape)
+                order.append(name)
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in blocks]
+    try:
+        model(x, t)
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [name for name, _ in blocks if name not in shapes]
+    if missing:
+        raise ValueError(f"blocks that did not run in the forward pass: {', '.join(missing)}")
+    by_name = dict(blocks)
+    return [BlockRow(n, _kind(by_name[n]), shapes[n], count_params(by_name[n])) for n in order]
+
+
+def _kind(m: nn.Module) -> str:
+    """The class name; a :class:`Block` also says whether it carries attention."""
+    if isinstance(m, Block):
+        return "Block (ResBlock + AttnBlock)" if m.attn is not None else "Block (ResBlock)"
+    return type(m).__name__
+
+
+def summary_markdown(rows: list[BlockRow]) -> str:
+    """:func:`unet_summary`'s rows as a Markdown table, with a total row (chapter 7)."""
+    lines = ["| block | type | output shape | parameters |", "|---|---|---|---:|"]
+    lines += [f"| `{r.name}` | {r.kind} | {tuple(r.shape)} | {r.params:,} |" for r in rows]
+    lines.append(f"| **total** | | | **{sum(r.params for r in rows):,}** |")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Figures: the plot functions of chapters 1-5 and training, and the plumbing that makes and saves figures.
+"""Figures: the plot functions of chapters 1-8, and the plumbing that makes and saves figures.
 
 Plot functions never re-implement math: they call the library. They take ``ax=None`` (single-panel
 ones) or build a new figure (multi-panel ones, which accept ``fig=`` to redraw in place), return
@@ -34,6 +34,7 @@ __all__ = [
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms",
     "plot_forward_explorer", "plot_loss_curve", "scatter_rgb",
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
+    "plot_samples_2d", "plot_t_weights",
 ]
 
 
@@ -537,4 +538,53 @@ def plot_posterior_variances(s: Schedule) -> Figure:
     for ax in (ax_v, ax_r):
         ax.tick_params(labelsize=8)
         ax.title.set_fontsize(10)
+    return fig
+
+
+# =====================================================================================
+# Chapter 7: training.
+# =====================================================================================
+
+
+def plot_samples_2d(
+    data: Tensor,
+    samples: Tensor,
+    *,
+    title: str | None = None,
+    lim: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Chapter 7: generated 2-D points (colour) drawn over the training data (grey); both (N, 2).
+
+    ``lim`` sets the square frame [-lim, lim]^2; by default it is 1.2 times the data's largest
+    coordinate, so samples that land far from the data fall outside the frame, as they should.
+    """
+    fig, ax = _fig_ax(ax, (4.2, 4.2))
+    d, x = _np(data), _np(samples)
+    lim = 1.2 * float(np.abs(d).max()) if lim is None else lim
+    ax.scatter(d[:, 0], d[:, 1], s=3, color="0.7", alpha=0.5, lw=0, label=f"data ({len(d)})")
+    ax.scatter(x[:, 0], x[:, 1], s=3, color="C3", alpha=0.6, lw=0, label=f"samples ({len(x)})")
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+    ax.legend(fontsize=8, loc="upper right", markerscale=3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_t_weights(weights: Mapping[str, Tensor], *, ax: Axes | None = None) -> Figure:
+    """Chapter 7: per-step weights of the loss terms against t, on a log scale.
+
+    Each tensor is indexed by t itself, like the :class:`~ddpm_edu.schedules.Schedule` tensors:
+    shape (T + 1,), entry t for t = 1..T, entry 0 ignored. Non-finite entries (e.g. a weight that
+    is infinite at t = 1) are left out of the curve.
+    """
+    fig, ax = _fig_ax(ax, (6.0, 3.4))
+    for label, w in weights.items():
+        t = np.arange(1, len(w))
+        y = _np(w)[1:]
+        ok = np.isfinite(y)
+        ax.plot(t[ok], y[ok], lw=1.5, label=label)
+    ax.set(xlabel="t", ylabel="weight of $\\|\\epsilon - \\epsilon_\\theta\\|^2$", yscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return fig

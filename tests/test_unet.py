@@ -8,12 +8,15 @@ import torch
 from ddpm_edu.unet import (
     PRESETS,
     AttnBlock,
+    Block,
     UNet,
     count_params,
     num_groups,
+    summary_markdown,
     timestep_embedding,
     unet_kwargs,
     unet_problems,
+    unet_summary,
 )
 
 # Small configurations that still exercise every code path.
@@ -231,3 +234,66 @@ def test_every_bad_argument_is_named():
     with pytest.raises(ValueError) as e:
         unet_kwargs("digits", dropout=-0.5, num_res_blocks=0)
     assert unet_problems("digits", dropout=-0.5)["dropout"] in str(e.value) and "num_res_blocks" in str(e.value)
+
+
+def expected_blocks(*, in_ch: int = 3, out_ch: int | None = None, ch: int = 128, ch_mult: tuple[int, ...] = (1, 2, 2, 2),
+                    num_res_blocks: int = 2, image_size: int = 32, **_) -> list[tuple[str, tuple[int, ...]]]:
+    """(block name, output shape without the batch) in forward order, by arithmetic on the architecture."""
+    out_ch = in_ch if out_ch is None else out_ch
+    rows, i, r, c = [("temb", (4 * ch,)), ("conv_in", (ch, image_size, image_size))], 0, image_size, ch
+    for level, mult in enumerate(ch_mult):
+        for _ in range(num_res_blocks):
+            c = ch * mult
+            rows.append((f"down.{i}", (c, r, r)))
+            i += 1
+        if level != len(ch_mult) - 1:
+            r //= 2
+            rows.append((f"down.{i}", (c, r, r)))
+            i += 1
+    rows += [(name, (c, r, r)) for name in ("mid1", "mid_attn", "mid2")]
+    i = 0
+    for level, mult in reversed(list(enumerate(ch_mult))):
+        for _ in range(num_res_blocks + 1):
+            c = ch * mult
+            rows.append((f"up.{i}", (c, r, r)))
+            i += 1
+        if level != 0:
+            r *= 2
+            rows.append((f"up.{i}", (c, r, r)))
+            i += 1
+    return rows + [("norm_out", (c, r, r)), ("conv_out", (out_ch, r, r))]
+
+
+@pytest.mark.parametrize("name", ["digits", "with_attn", "no_attn"])
+def test_unet_summary_rows_add_up_and_have_the_forward_shapes(name):
+    kw = CONFIGS[name]
+    model = UNet(**kw).eval()
+    x = torch.randn(3, kw["in_ch"], kw["image_size"], kw["image_size"], generator=torch.Generator().manual_seed(0))
+    rows = unet_summary(model, x, _t(3))
+    assert sum(r.params for r in rows) == count_params(model) == unet_param_count(**kw)
+    assert [(r.name, r.shape) for r in rows] == [(n, (3, *s)) for n, s in expected_blocks(**kw)]
+    assert rows[-1].shape == tuple(model(x, _t(3)).shape)
+    assert [r.kind.startswith("Block (ResBlock + AttnBlock)") for r in rows] == [
+        isinstance(m, Block) and m.attn is not None for m in (model.get_submodule(r.name) for r in rows)]
+    table = summary_markdown(rows).splitlines()
+    assert len(table) == len(rows) + 3 and f"**{count_params(model):,}**" in table[-1]
+
+
+def test_unet_summary_works_for_the_toy_mlp_and_names_blocks_that_never_run():
+    from ddpm_edu.toy import MLPDenoiser
+
+    mlp = MLPDenoiser(hidden=16, layers=2, t_dim=8)
+    rows = unet_summary(mlp, torch.zeros(4, 2), _t(4))
+    assert [r.name for r in rows] == ["inp", "t_mlp", "hidden.0", "hidden.1", "out"]  # the order they run in
+    assert sum(r.params for r in rows) == count_params(mlp) and rows[-1].shape == (4, 2)
+
+    class Idle(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+
+        def forward(self, x, t):
+            return self.used(x)
+
+    with pytest.raises(ValueError, match="unused"):
+        unet_summary(Idle(), torch.zeros(1, 2), _t(1))

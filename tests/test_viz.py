@@ -47,6 +47,8 @@ def small_plots(x0, eps):
         "plot_samples_over_t": lambda: viz.plot_samples_over_t([0, 1], torch.randn(2, 100, generator=gen()), torch.linspace(-3, 3, 11), n_paths=3),
         "plot_reverse_conditional": lambda: viz.plot_reverse_conditional(_mixture(s), 0.2, 5, torch.linspace(-2, 2, 50)),
         "plot_posterior_variances": lambda: viz.plot_posterior_variances(s),
+        "plot_samples_2d": lambda: viz.plot_samples_2d(torch.randn(50, 2, generator=gen()), torch.randn(40, 2, generator=gen(1))),
+        "plot_t_weights": lambda: viz.plot_t_weights({"a": s.betas, "b": 1 / s.betas}),
     }
 
 
@@ -55,6 +57,7 @@ PLOT_NAMES = [
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_explorer",
     "plot_loss_curve", "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional",
     "plot_posterior_variances",
+    "plot_loss_curve", "plot_samples_2d", "plot_t_weights",
 ]
 
 
@@ -189,3 +192,25 @@ def test_posterior_variances_plot_the_schedule_tensors():
     np.testing.assert_allclose(ax_v.lines[1].get_ydata(), s.beta_tilde[2:].numpy())
     ratio = ax_r.lines[0].get_ydata()
     assert ratio[0] == 0 and np.all(ratio[1:] > 0) and np.all(ratio <= 1)
+def test_samples_2d_draws_data_and_samples_as_given():
+    data, samples = torch.randn(30, 2, generator=gen()), 5 * torch.randn(20, 2, generator=gen(1))
+    fig = viz.plot_samples_2d(data, samples, title="toy")
+    ax = fig.axes[0]
+    d, x = (c.get_offsets() for c in ax.collections)
+    np.testing.assert_allclose(d, data.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x, samples.numpy(), rtol=1e-6)
+    lim = 1.2 * data.abs().max().item()  # the default frame follows the data, not the samples
+    np.testing.assert_allclose(ax.get_xlim(), (-lim, lim), rtol=1e-6)
+    assert ax.get_title() == "toy"
+    assert viz.plot_samples_2d(data, samples, lim=2.0).axes[0].get_ylim() == (-2.0, 2.0)
+
+
+def test_t_weights_plots_entries_1_to_T_and_drops_infinite_ones():
+    s = Schedule.linear(20, 1e-3, 0.2)
+    w = s.betas / (1 - s.alpha_bar.roll(1))  # entry 1 is beta_1 / 0 = inf; entry 0 is ignored
+    ax = viz.plot_t_weights({"w": w, "one": torch.ones(s.T + 1)}).axes[0]
+    line_w, line_one = ax.lines
+    np.testing.assert_array_equal(line_w.get_xdata(), np.arange(2, s.T + 1))
+    np.testing.assert_allclose(line_w.get_ydata(), w[2:].numpy())
+    np.testing.assert_array_equal(line_one.get_xdata(), np.arange(1, s.T + 1))
+    assert ax.get_yscale() == "log"
