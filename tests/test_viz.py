@@ -138,3 +138,56 @@ def test_scatter_rgb_draws_points_inside_the_frame():
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     far = viz.scatter_rgb(torch.full((50, 2), 10.0), "t = 0", lim=2.0)  # every point outside the axes
     assert (img != far).any()  # the points at the origin are drawn; the far ones are not
+
+
+# ---------------------------------------------------------------------- chapter 8
+def _recorded_run(T=20, B=5):
+    from ddpm_edu.analytic import GaussianEps
+    from ddpm_edu.sampling import TrajectoryRecorder, sample
+
+    s = Schedule.linear(T, 1e-3, 0.3)
+    rec = TrajectoryRecorder(T, frames=8)
+    sample(GaussianEps(0.0, 0.5, s), (B, 1, 8, 8), s, generator=torch.Generator().manual_seed(0), callback=rec)
+    return rec
+
+
+def test_reverse_steps_shows_x_t_over_x0_hat_at_recorded_times():
+    rec = _recorded_run()
+    fig = viz.plot_reverse_steps(rec.frames, rec.x0_frames, columns=4, images=4)
+    axes = fig.axes
+    assert len(axes) == 8  # 2 rows x 4 columns
+    ts = [rec.frames[k][0] for k in np.round(np.linspace(0, len(rec.frames) - 1, 4)).astype(int)]
+    assert [ax.get_title() for ax in axes[:4]] == [f"t = {t}" for t in ts]
+    assert ts[0] == 20 and ts[-1] == 0
+    # the bottom-left panel is x0_hat at t = T, the top-left x_T: each is the image_grid of that state
+    np.testing.assert_array_equal(axes[4].images[0].get_array(), viz.image_grid(rec.x0_frames[0][1][:4], 2))
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), viz.image_grid(rec.frames[0][1][:4], 2))
+    with pytest.raises(ValueError, match="as many"):
+        viz.plot_reverse_steps(rec.frames, rec.x0_frames[:-1])
+
+
+def test_sample_panels_draw_images_and_points():
+    g = torch.Generator().manual_seed(0)
+    imgs, pts = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1, torch.randn(30, 2, generator=g)
+    fig = viz.plot_sample_panels({"a": imgs, "b": pts}, reference=torch.zeros(10, 2))
+    ax_a, ax_b = fig.axes
+    assert ax_a.get_title() == "a" and ax_b.get_title() == "b"
+    np.testing.assert_array_equal(ax_a.images[0].get_array(), viz.image_grid(imgs))
+    offsets = ax_b.collections[1].get_offsets()
+    np.testing.assert_allclose(np.asarray(offsets), pts.double().numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="expected images"):
+        viz.plot_sample_panels({"bad": torch.zeros(3, 3)})
+
+
+def test_gif_html_embeds_the_gif_bytes(tmp_path):
+    import base64
+
+    from ddpm_edu.images import save_gif
+
+    frames = [np.full((6, 6), v, dtype=np.uint8) for v in (0, 120, 255)]
+    path = save_gif(frames, tmp_path / "a.gif", fps=5)
+    html = viz.gif_html(path, width=100).data
+    payload = html.split("base64,")[1].split('"')[0]
+    assert base64.b64decode(payload) == path.read_bytes() and 'width="100"' in html
+    with pytest.raises(ValueError, match="GIF"):
+        viz.gif_html(b"\x89PNG....")
