@@ -24,14 +24,28 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .fastmode import pick
+
 __all__ = [
     "CONFIDENT", "HELD_OUT", "digits_split", "digits_classifier", "classifier_accuracy", "digits_probs",
-    "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance",
+    "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance", "eval_samples",
 ]
 
 CONFIDENT = 0.9  # a sample is "confident" when max_k p(k | x) > CONFIDENT
 HELD_OUT = 0.25  # share of the digits held out from the classifier's training
 SPLIT_SEED = 0
+
+
+def eval_samples(dataset: str) -> int:
+    """How many samples chapter 8 draws per sampler setting: 64 digits or 2000 points (8 and 500 in fast mode).
+
+    A DDPM run on the digits costs T = 400 network calls whatever the model's training, so fast mode
+    shrinks the batch instead.
+    """
+    sizes = {"digits": pick(64, 8), "toy2d": pick(2000, 500)}
+    if dataset not in sizes:
+        raise ValueError(f"dataset must be one of {sorted(sizes)}, got {dataset!r}")
+    return sizes[dataset]
 
 
 # --------------------------------------------------------------------------- digits

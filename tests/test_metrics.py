@@ -76,3 +76,13 @@ def test_pixel_gaussian_has_the_digits_per_pixel_moments():
 def test_digits_probs_rejects_other_shapes():
     with pytest.raises(ValueError, match="8, 8"):
         metrics.digits_probs(torch.zeros(3, 64))
+
+
+def test_eval_samples_shrinks_in_fast_mode(monkeypatch):
+    monkeypatch.setenv("DDPM_EDU_FAST", "1")
+    small = metrics.eval_samples("digits"), metrics.eval_samples("toy2d")
+    monkeypatch.setenv("DDPM_EDU_FAST", "0")
+    full = metrics.eval_samples("digits"), metrics.eval_samples("toy2d")
+    assert all(a < b for a, b in zip(small, full))
+    with pytest.raises(ValueError, match="dataset"):
+        metrics.eval_samples("cifar10")
