@@ -43,13 +43,15 @@ def small_plots(x0, eps):
         "plot_pixel_histograms": lambda: viz.plot_pixel_histograms({"a": torch.stack([x0, eps]), "b": torch.stack([eps, x0])}, [1, 2]),
         "plot_forward_explorer": lambda: viz.plot_forward_explorer(s, x0, eps, 20),
         "plot_loss_curve": lambda: viz.plot_loss_curve([{"step": 10, "loss": 1.0}, {"step": 20, "loss": 0.4}]),
+        "plot_reverse_steps": lambda: viz.plot_reverse_steps([(5, eps[None]), (0, x0[None])], [(5, x0[None]), (0, x0[None])]),
+        "plot_sample_panels": lambda: viz.plot_sample_panels({"images": x0[None], "points": z.reshape(-1, 2)}),
     }
 
 
 PLOT_NAMES = [
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_explorer",
-    "plot_loss_curve",
+    "plot_loss_curve", "plot_reverse_steps", "plot_sample_panels",
 ]
 
 
