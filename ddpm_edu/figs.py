@@ -1,8 +1,10 @@
-"""Regenerate the README's figures, ``figs/*.png``, from the same plot functions the chapters use.
+"""Regenerate the README's figures, ``figs/*.png`` and ``figs/*.gif``, with the code the chapters use.
 
-``python -m ddpm_edu figs --out DIR`` (the CLI) calls :func:`make_all`. Every figure comes from a
+``python -m ddpm_edu figs --out DIR`` (the CLI) calls :func:`make_all`. Every PNG comes from a
 :mod:`ddpm_edu.viz` plot function with its own Agg canvas and a seeded ``torch.Generator``, so the
 files are reproducible and nothing here needs a display or changes global matplotlib state.
+The two GIFs are chapter 8's sampling trajectories, drawn from the book's cached models
+(:func:`ddpm_edu.cache.load_or_train`, which trains them once if the cache is cold).
 
 =========================  ==========  ===============================================
 file                       chapter     plot function
@@ -14,18 +16,22 @@ fixed_noise_slow.png       3           :func:`~ddpm_edu.viz.plot_fixed_noise`, s
 betas_alpha_bars.png       4           :func:`~ddpm_edu.viz.plot_schedules`, DDPM linear
 schedules.png              4           :func:`~ddpm_edu.viz.plot_schedules`, four kinds
 forward_steps.png          5           :func:`~ddpm_edu.viz.plot_forward_steps`
+digits_trajectory.gif      8           :func:`trajectory_gif`, the ``digits`` preset
+toy2d_trajectory.gif       8           :func:`trajectory_gif`, the ``toy2d`` preset
 =========================  ==========  ===============================================
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 from matplotlib.figure import Figure
 
+from .config import Config, load_config
 from .data import photo
 from .schedules import KINDS, Schedule
 from .viz import (
@@ -37,7 +43,7 @@ from .viz import (
     save_figure,
 )
 
-__all__ = ["FIGURES", "make_all"]
+__all__ = ["FIGURES", "GIFS", "make_all", "trajectory_gif"]
 
 MU, SIGMA = 2.0, 0.7  # the 1-D "data" distribution of chapter 1
 FIXED_TS = (0, 10, 50, 100, 250, 1000)
@@ -70,11 +76,36 @@ FIGURES: dict[str, Callable[[], Figure]] = {
 }
 
 
-def make_all(out_dir: str | os.PathLike = "figs", dpi: float = 75) -> list[Path]:
-    """Write every figure in :data:`FIGURES` to ``out_dir`` as PNG and return their paths.
+GIFS: dict[str, str] = {  # file name -> preset whose sampling trajectory it shows (chapter 8)
+    "digits_trajectory.gif": "digits",
+    "toy2d_trajectory.gif": "toy2d",
+}
+
+
+def trajectory_gif(cfg: Config, path: str | os.PathLike, seed: int = 1) -> Path:
+    """Chapter 8: sample the cached model of ``cfg`` as ``cfg.sample`` says and write its trajectory as a GIF.
+
+    The model comes from :func:`ddpm_edu.cache.load_or_train`; samples and frames from
+    :func:`ddpm_edu.generate.generate` (noise seeded with ``seed``), the file from
+    :func:`ddpm_edu.generate.write_samples` (a looping GIF at ``cfg.sample.fps``).
+    """
+    from .cache import load_or_train
+    from .generate import generate, write_samples
+
+    x, rec = generate(load_or_train(cfg), cfg, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:  # write_samples also writes the final grid: not kept here
+        return write_samples(x, rec, Path(tmp) / "samples.png", path, fps=cfg.sample.fps)[1]
+
+
+def make_all(out_dir: str | os.PathLike = "figs", dpi: float = 75, gifs: bool = True) -> list[Path]:
+    """Write every figure in :data:`FIGURES` to ``out_dir`` as PNG, and with ``gifs`` every trajectory
+    in :data:`GIFS`; return their paths.
 
     The modest default dpi keeps each file under about 200 KB: noise does not compress.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return [save_figure(make(), out / name, dpi=dpi) for name, make in FIGURES.items()]
+    paths = [save_figure(make(), out / name, dpi=dpi) for name, make in FIGURES.items()]
+    if gifs:
+        paths += [trajectory_gif(load_config(preset), out / name) for name, preset in GIFS.items()]
+    return paths

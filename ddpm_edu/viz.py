@@ -34,7 +34,7 @@ __all__ = [
     "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms",
     "plot_forward_explorer", "plot_loss_curve", "scatter_rgb",
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
-    "plot_samples_2d", "plot_t_weights",
+    "plot_samples_2d", "plot_t_weights", "plot_reverse_steps", "plot_sample_panels", "gif_html",
 ]
 
 
@@ -588,3 +588,85 @@ def plot_t_weights(weights: Mapping[str, Tensor], *, ax: Axes | None = None) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+# =====================================================================================
+# Chapter 8: sampling.
+# =====================================================================================
+
+
+def plot_reverse_steps(
+    frames: Sequence[tuple[int, Tensor]],
+    x0_frames: Sequence[tuple[int, Tensor]],
+    *,
+    columns: int = 6,
+    images: int = 4,
+) -> Figure:
+    """Chapter 8: the state x_t (top row) and the prediction x0_hat (bottom row) at several t of one run.
+
+    frames, x0_frames: the (t, x) lists of a :class:`ddpm_edu.sampling.TrajectoryRecorder`
+    (``.frames`` and ``.x0_frames``), x: (B, C, H, W). ``columns`` evenly spaced recorded steps are
+    shown, each as a grid of the first ``images`` images of the batch.
+    """
+    if len(frames) != len(x0_frames) or not frames:
+        raise ValueError(f"need as many x_t frames as x0_hat frames (at least one), got {len(frames)} and {len(x0_frames)}")
+    keep = np.unique(np.round(np.linspace(0, len(frames) - 1, min(columns, len(frames)))).astype(int))
+    nrow = max(1, int(np.ceil(np.sqrt(images))))
+    fig = new_figure((1.5 * len(keep), 3.4))
+    axes = fig.subplots(2, len(keep), squeeze=False)
+    for j, k in enumerate(keep):
+        t = frames[k][0]
+        ax_x, ax_0 = axes[0, j], axes[1, j]
+        ax_x.imshow(image_grid(frames[k][1][:images], nrow), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax_0.imshow(image_grid(x0_frames[k][1][:images], nrow), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax_x.set_title(f"t = {t}", fontsize=9)
+        for ax in (ax_x, ax_0):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel(r"$x_t$")
+    axes[1, 0].set_ylabel(r"$\hat x_0$")
+    return fig
+
+
+def plot_sample_panels(samples: Mapping[str, Tensor], *, reference: Tensor | None = None, lim: float = 1.6) -> Figure:
+    """Chapter 8: samples of several samplers side by side, one panel per label.
+
+    Images (B, C, H, W) in [-1, 1] are tiled with :func:`ddpm_edu.images.image_grid` (values outside
+    [-1, 1] saturate); 2-D points (N, 2) are scattered over ``reference`` points (e.g. the data) in grey,
+    on [-lim, lim]^2.
+    """
+    fig = new_figure((2.2 * len(samples), 2.6))
+    axes = fig.subplots(1, len(samples), squeeze=False)[0]
+    for ax, (label, x) in zip(axes, samples.items()):
+        if x.dim() == 4:
+            grid = image_grid(x)
+            ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+            ax.set_axis_off()
+        elif x.dim() == 2 and x.shape[1] == 2:
+            if reference is not None:
+                r = _np(reference)
+                ax.scatter(r[:, 0], r[:, 1], s=1, color="0.75")
+            p = _np(x)
+            ax.scatter(p[:, 0], p[:, 1], s=1, color="C0", alpha=0.6)
+            ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
+        else:
+            raise ValueError(f"{label!r}: expected images (B, C, H, W) or points (N, 2), got {tuple(x.shape)}")
+        ax.set_title(label, fontsize=9)
+    return fig
+
+
+def gif_html(gif: bytes | str | os.PathLike, width: int | None = None):
+    """Chapter 8: a GIF (bytes or a file) as an ``IPython.display.HTML`` image with an embedded base64 data URI.
+
+    The page then shows the animation with no kernel and no network: the bytes live in the HTML.
+    """
+    import base64
+
+    from IPython.display import HTML
+
+    data = gif if isinstance(gif, bytes) else Path(gif).read_bytes()
+    if not data.startswith(b"GIF8"):
+        raise ValueError("not a GIF file")
+    size = f' width="{int(width)}"' if width else ""
+    return HTML(f'<img src="data:image/gif;base64,{base64.b64encode(data).decode("ascii")}"{size} '
+                f'style="image-rendering: pixelated" alt="sampling trajectory (animated GIF)"/>')

@@ -1,4 +1,4 @@
-"""ddpm_edu.figs: make_all regenerates the README's figures from the plot functions."""
+"""ddpm_edu.figs: make_all regenerates the README's figures from the plot functions, and the trajectory GIFs."""
 
 import matplotlib
 import numpy as np
@@ -16,7 +16,7 @@ REQUIRED = {
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("figs") / "nested"
     before = dict(matplotlib.rcParams)
-    paths = figs.make_all(out)
+    paths = figs.make_all(out, gifs=False)  # the GIFs sample trained models: tested below on tiny ones
     assert dict(matplotlib.rcParams) == before
     return out, paths
 
@@ -34,7 +34,7 @@ def test_figures_are_deterministic(written, tmp_path):
     import imageio.v3 as iio
 
     out, _ = written
-    again = figs.make_all(tmp_path)
+    again = figs.make_all(tmp_path, gifs=False)
     for p in again:
         a, b = iio.imread(p), iio.imread(out / p.name)
         assert a.shape == b.shape and np.array_equal(a, b), p.name
@@ -42,5 +42,27 @@ def test_figures_are_deterministic(written, tmp_path):
 
 def test_make_all_accepts_a_string_path(tmp_path, monkeypatch):
     monkeypatch.setattr(figs, "FIGURES", {"px_pz.png": figs.FIGURES["px_pz.png"]})
-    paths = figs.make_all(str(tmp_path / "s"))
+    paths = figs.make_all(str(tmp_path / "s"), gifs=False)
     assert [p.name for p in paths] == ["px_pz.png"]
+
+
+def test_trajectory_gif_loops_with_real_frame_delays(tmp_path, cache_dir):
+    from PIL import Image
+
+    from conftest import tiny_config
+
+    cfg = tiny_config("sample.frames=5", "sample.fps=4")  # tiny U-Net, T = 50, 4 samples
+    path = figs.trajectory_gif(cfg, tmp_path / "out" / "t.gif")
+    assert [p.name for p in path.parent.iterdir()] == ["t.gif"]  # the final PNG grid is not left behind
+    with Image.open(path) as im:
+        assert im.n_frames == 5 and im.info["duration"] == 250 and im.info["loop"] == 0  # 1000 / fps ms, looping
+    assert any(cache_dir.iterdir())  # the model came through the cache
+
+
+def test_make_all_writes_the_trajectory_gifs(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(figs, "FIGURES", {})
+    monkeypatch.setattr(figs, "trajectory_gif", lambda cfg, path: seen.append((cfg.name, path.name)) or path)
+    paths = figs.make_all(tmp_path)
+    assert sorted(seen) == sorted((preset, name) for name, preset in figs.GIFS.items())
+    assert {p.name for p in paths} == {"digits_trajectory.gif", "toy2d_trajectory.gif"}

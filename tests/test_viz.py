@@ -49,6 +49,8 @@ def small_plots(x0, eps):
         "plot_posterior_variances": lambda: viz.plot_posterior_variances(s),
         "plot_samples_2d": lambda: viz.plot_samples_2d(torch.randn(50, 2, generator=gen()), torch.randn(40, 2, generator=gen(1))),
         "plot_t_weights": lambda: viz.plot_t_weights({"a": s.betas, "b": 1 / s.betas}),
+        "plot_reverse_steps": lambda: viz.plot_reverse_steps([(5, eps[None]), (0, x0[None])], [(5, x0[None]), (0, x0[None])]),
+        "plot_sample_panels": lambda: viz.plot_sample_panels({"images": x0[None], "points": z.reshape(-1, 2)}),
     }
 
 
@@ -58,6 +60,7 @@ PLOT_NAMES = [
     "plot_loss_curve", "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional",
     "plot_posterior_variances",
     "plot_loss_curve", "plot_samples_2d", "plot_t_weights",
+    "plot_loss_curve", "plot_reverse_steps", "plot_sample_panels",
 ]
 
 
@@ -214,3 +217,54 @@ def test_t_weights_plots_entries_1_to_T_and_drops_infinite_ones():
     np.testing.assert_allclose(line_w.get_ydata(), w[2:].numpy())
     np.testing.assert_array_equal(line_one.get_xdata(), np.arange(1, s.T + 1))
     assert ax.get_yscale() == "log"
+# ---------------------------------------------------------------------- chapter 8
+def _recorded_run(T=20, B=5):
+    from ddpm_edu.analytic import GaussianEps
+    from ddpm_edu.sampling import TrajectoryRecorder, sample
+
+    s = Schedule.linear(T, 1e-3, 0.3)
+    rec = TrajectoryRecorder(T, frames=8)
+    sample(GaussianEps(0.0, 0.5, s), (B, 1, 8, 8), s, generator=torch.Generator().manual_seed(0), callback=rec)
+    return rec
+
+
+def test_reverse_steps_shows_x_t_over_x0_hat_at_recorded_times():
+    rec = _recorded_run()
+    fig = viz.plot_reverse_steps(rec.frames, rec.x0_frames, columns=4, images=4)
+    axes = fig.axes
+    assert len(axes) == 8  # 2 rows x 4 columns
+    ts = [rec.frames[k][0] for k in np.round(np.linspace(0, len(rec.frames) - 1, 4)).astype(int)]
+    assert [ax.get_title() for ax in axes[:4]] == [f"t = {t}" for t in ts]
+    assert ts[0] == 20 and ts[-1] == 0
+    # the bottom-left panel is x0_hat at t = T, the top-left x_T: each is the image_grid of that state
+    np.testing.assert_array_equal(axes[4].images[0].get_array(), viz.image_grid(rec.x0_frames[0][1][:4], 2))
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), viz.image_grid(rec.frames[0][1][:4], 2))
+    with pytest.raises(ValueError, match="as many"):
+        viz.plot_reverse_steps(rec.frames, rec.x0_frames[:-1])
+
+
+def test_sample_panels_draw_images_and_points():
+    g = torch.Generator().manual_seed(0)
+    imgs, pts = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1, torch.randn(30, 2, generator=g)
+    fig = viz.plot_sample_panels({"a": imgs, "b": pts}, reference=torch.zeros(10, 2))
+    ax_a, ax_b = fig.axes
+    assert ax_a.get_title() == "a" and ax_b.get_title() == "b"
+    np.testing.assert_array_equal(ax_a.images[0].get_array(), viz.image_grid(imgs))
+    offsets = ax_b.collections[1].get_offsets()
+    np.testing.assert_allclose(np.asarray(offsets), pts.double().numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="expected images"):
+        viz.plot_sample_panels({"bad": torch.zeros(3, 3)})
+
+
+def test_gif_html_embeds_the_gif_bytes(tmp_path):
+    import base64
+
+    from ddpm_edu.images import save_gif
+
+    frames = [np.full((6, 6), v, dtype=np.uint8) for v in (0, 120, 255)]
+    path = save_gif(frames, tmp_path / "a.gif", fps=5)
+    html = viz.gif_html(path, width=100).data
+    payload = html.split("base64,")[1].split('"')[0]
+    assert base64.b64decode(payload) == path.read_bytes() and 'width="100"' in html
+    with pytest.raises(ValueError, match="GIF"):
+        viz.gif_html(b"\x89PNG....")

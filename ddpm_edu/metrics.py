@@ -1,0 +1,150 @@
+"""Sample quality, measured: a classifier score for generated digits and the energy distance for 2-D points.
+
+Chapter 8 compares samplers and their settings with these numbers.
+
+Digits. A logistic-regression classifier is fitted once per process on a fixed 75 % of
+scikit-learn's 8x8 digits (:func:`digits_split`) and judged on the other 25 %. A sample counts
+as *confident* when the classifier's largest class probability exceeds 0.9. Held-out real
+digits give the ceiling of that fraction and chapter 1's per-pixel Gaussian
+(:func:`pixel_gaussian_digits`) the floor; the class histogram shows whether every digit is
+generated.
+
+2-D points. The energy distance between the laws of X and Y (Szekely and Rizzo 2013), halved:
+    D(X, Y) = E||X - Y|| - 1/2 E||X - X'|| - 1/2 E||Y - Y'||  >= 0,
+zero exactly when the two laws agree. :func:`energy_distance` estimates it with U-statistics
+(the within-set means leave out the zero diagonal), so the estimate is unbiased.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .fastmode import pick
+
+__all__ = [
+    "CONFIDENT", "HELD_OUT", "digits_split", "digits_classifier", "classifier_accuracy", "digits_probs",
+    "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance", "eval_samples",
+]
+
+CONFIDENT = 0.9  # a sample is "confident" when max_k p(k | x) > CONFIDENT
+HELD_OUT = 0.25  # share of the digits held out from the classifier's training
+SPLIT_SEED = 0
+
+
+def eval_samples(dataset: str) -> int:
+    """How many samples chapter 8 draws per sampler setting: 64 digits or 2000 points (8 and 500 in fast mode).
+
+    A DDPM run on the digits costs T = 400 network calls whatever the model's training, so fast mode
+    shrinks the batch instead.
+    """
+    sizes = {"digits": pick(64, 8), "toy2d": pick(2000, 500)}
+    if dataset not in sizes:
+        raise ValueError(f"dataset must be one of {sorted(sizes)}, got {dataset!r}")
+    return sizes[dataset]
+
+
+# --------------------------------------------------------------------------- digits
+@functools.lru_cache(maxsize=1)
+def digits_split() -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The fixed, class-stratified split of the 1797 digits: (x_train, y_train, x_test, y_test).
+
+    x: (N, 1, 8, 8) floats in [-1, 1] (as :func:`ddpm_edu.data.load_digits`), y: (N,) int64 labels.
+    """
+    from sklearn.datasets import load_digits as _sk_digits
+    from sklearn.model_selection import train_test_split
+
+    from .data import load_digits
+
+    x, y = load_digits(), torch.from_numpy(_sk_digits().target).long()
+    i_train, i_test = train_test_split(np.arange(len(y)), test_size=HELD_OUT, random_state=SPLIT_SEED,
+                                       stratify=y.numpy())
+    i_train, i_test = torch.from_numpy(i_train), torch.from_numpy(i_test)
+    return x[i_train], y[i_train], x[i_test], y[i_test]
+
+
+@functools.lru_cache(maxsize=1)
+def digits_classifier():
+    """A multinomial logistic regression on the 64 pixels of the training part, fitted once per process."""
+    from sklearn.linear_model import LogisticRegression
+
+    x_train, y_train, _, _ = digits_split()
+    return LogisticRegression(C=1.0, max_iter=2000).fit(x_train.flatten(1).double().numpy(), y_train.numpy())
+
+
+def digits_probs(x: Tensor) -> Tensor:
+    """Class probabilities p(k | x), (B, 10), for images x: (B, 1, 8, 8).
+
+    Pixels are first clamped to [-1, 1], the range in which images are shown and saved.
+    """
+    if x.shape[1:] != (1, 8, 8):
+        raise ValueError(f"expected digits of shape (B, 1, 8, 8), got {tuple(x.shape)}")
+    feats = x.detach().double().cpu().clamp(-1, 1).flatten(1).numpy()
+    return torch.from_numpy(digits_classifier().predict_proba(feats))
+
+
+def classifier_accuracy() -> float:
+    """The classifier's accuracy on the held-out digits."""
+    _, _, x_test, y_test = digits_split()
+    return float((digits_probs(x_test).argmax(1) == y_test).double().mean())
+
+
+@dataclass(frozen=True)
+class DigitsScore:
+    """How a batch of images looks to the digits classifier."""
+
+    confident: float  # fraction of images with max_k p(k | x) > CONFIDENT
+    histogram: tuple[int, ...]  # how many images are labelled 0, 1, ..., 9
+    n: int  # number of images
+
+    @property
+    def classes_present(self) -> int:
+        """How many of the 10 digits occur at least once among the labels."""
+        return sum(c > 0 for c in self.histogram)
+
+    @property
+    def confident_se(self) -> float:
+        """Standard error of ``confident``, a binomial proportion: sqrt(p (1 - p) / n)."""
+        return (self.confident * (1 - self.confident) / self.n) ** 0.5
+
+
+def digits_score(x: Tensor) -> DigitsScore:
+    """The confident fraction and the class histogram of images x: (B, 1, 8, 8) in [-1, 1]."""
+    p = digits_probs(x)
+    conf, label = p.max(1)
+    hist = torch.bincount(label, minlength=10)
+    return DigitsScore(float((conf > CONFIDENT).double().mean()), tuple(int(c) for c in hist), len(p))
+
+
+def pixel_gaussian_digits(n: int, generator: torch.Generator | None = None) -> Tensor:
+    """Chapter 1's baseline generator: n draws of N(mu_px, diag(sigma_px^2)), (n, 1, 8, 8), clamped to [-1, 1].
+
+    mu_px and sigma_px are the per-pixel mean and standard deviation of all 1797 digits.
+    """
+    from .data import load_digits
+
+    digits = load_digits()  # (1797, 1, 8, 8)
+    mu_px, sigma_px = digits.mean(0), digits.std(0)
+    return (mu_px + sigma_px * torch.randn((n, 1, 8, 8), generator=generator)).clamp(-1, 1)
+
+
+# --------------------------------------------------------------------------- 2-D points
+def energy_distance(x: Tensor, y: Tensor) -> float:
+    """Unbiased estimate of D = E||X - Y|| - 1/2 E||X - X'|| - 1/2 E||Y - Y'|| from x: (n, d) and y: (m, d).
+
+    A 1-D input (n,) is read as n points on the line. Computed in float64.
+    """
+    x, y = (v.detach().double().cpu() for v in (x, y))
+    x, y = (v[:, None] if v.dim() == 1 else v for v in (x, y))
+    n, m = len(x), len(y)
+    if n < 2 or m < 2:
+        raise ValueError(f"energy_distance needs at least 2 points in each set, got {n} and {m}")
+    dist = functools.partial(torch.cdist, compute_mode="donot_use_mm_for_euclid_dist")  # exact 0 on the diagonal
+    xy = dist(x, y).mean()
+    xx = dist(x, x).sum() / (n * (n - 1))  # the diagonal is 0: a mean over i != j
+    yy = dist(y, y).sum() / (m * (m - 1))
+    return float(xy - 0.5 * xx - 0.5 * yy)

@@ -1,0 +1,88 @@
+"""ddpm_edu.metrics: the energy distance against its closed form for Gaussians, and the digits classifier score."""
+
+import math
+
+import pytest
+import torch
+
+from ddpm_edu import metrics
+
+REPS, N = 20, 300  # replicates of the estimate, and points per set in each
+
+
+def replicated(a: float, b: float, seed: int) -> tuple[float, float]:
+    """Mean and standard error of REPS independent estimates of D(N(a, 1), N(b, 1)) from N points each."""
+    g = torch.Generator().manual_seed(seed)
+    est = torch.tensor([metrics.energy_distance(a + torch.randn(N, generator=g, dtype=torch.float64),
+                                                b + torch.randn(N, generator=g, dtype=torch.float64))
+                        for _ in range(REPS)])
+    return float(est.mean()), float(est.std() / math.sqrt(REPS))
+
+
+def gaussian_energy_distance(a: float, b: float) -> float:
+    """Closed form: X - Y ~ N(mu, 2) with mu = a - b, so E|X - Y| is a folded normal's mean,
+    2/sqrt(pi) exp(-mu^2 / 4) + mu erf(mu / 2); and E|X - X'| = E|Y - Y'| = 2 / sqrt(pi)."""
+    mu = a - b
+    e_xy = 2 / math.sqrt(math.pi) * math.exp(-(mu**2) / 4) + mu * math.erf(mu / 2)
+    return e_xy - 2 / math.sqrt(math.pi)
+
+
+@pytest.mark.parametrize("a, b", [(0.0, 0.0), (0.0, 1.0), (0.5, -1.5)])
+def test_energy_distance_matches_the_closed_form_for_gaussians(a, b):
+    mean, se = replicated(a, b, seed=int(10 * (a + 3 * b)) + 7)
+    assert abs(mean - gaussian_energy_distance(a, b)) < 5 * se, (mean, se, gaussian_energy_distance(a, b))
+
+
+def test_energy_distance_is_symmetric_and_uses_u_statistics_within_sets():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 2, generator=g), torch.randn(150, 2, generator=g) + 0.3
+    assert metrics.energy_distance(x, y) == pytest.approx(metrics.energy_distance(y, x), rel=1e-12)
+    # A set against itself: with S the sum of all n^2 distances, the cross term is S / n^2 (diagonal
+    # included) and each within term S / (n (n - 1)) (diagonal left out), so D = S / n^2 - S / (n (n - 1)).
+    d = torch.cdist(x.double(), x.double())
+    assert metrics.energy_distance(x, x) == pytest.approx(float(d.mean() - d.sum() / (200 * 199)), rel=1e-9)
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.energy_distance(x[:1], y)
+
+
+def test_classifier_is_accurate_on_held_out_digits():
+    x_train, y_train, x_test, y_test = metrics.digits_split()
+    assert len(x_test) == pytest.approx(metrics.HELD_OUT * 1797, abs=1)
+    assert set(y_test.tolist()) == set(range(10))
+    assert metrics.classifier_accuracy() > 0.9  # pixel-wise logistic regression gets ~0.97 on these digits
+
+
+def test_real_digits_are_mostly_confident_and_the_per_pixel_gaussian_is_not():
+    _, _, x_test, _ = metrics.digits_split()
+    real = metrics.digits_score(x_test)
+    floor = metrics.digits_score(metrics.pixel_gaussian_digits(1000, torch.Generator().manual_seed(0)))
+    assert real.n == len(x_test) and sum(real.histogram) == real.n and real.classes_present == 10
+    assert real.confident > 0.7 and floor.confident < 0.3, (real, floor)
+    assert real.confident_se == pytest.approx(math.sqrt(real.confident * (1 - real.confident) / real.n))
+
+
+def test_pixel_gaussian_has_the_digits_per_pixel_moments():
+    from ddpm_edu.data import load_digits
+
+    d = load_digits()
+    n = 4000
+    x = metrics.pixel_gaussian_digits(n, torch.Generator().manual_seed(1))
+    assert x.shape == (n, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
+    inner = (d.std(0) > 0.2) & (d.mean(0).abs() < 0.2)  # pixels that clamping to [-1, 1] barely touches
+    se = d.std(0) / math.sqrt(n)  # standard error of a per-pixel mean
+    assert ((x.mean(0) - d.mean(0)).abs()[inner] < 5 * se[inner]).all()
+
+
+def test_digits_probs_rejects_other_shapes():
+    with pytest.raises(ValueError, match="8, 8"):
+        metrics.digits_probs(torch.zeros(3, 64))
+
+
+def test_eval_samples_shrinks_in_fast_mode(monkeypatch):
+    monkeypatch.setenv("DDPM_EDU_FAST", "1")
+    small = metrics.eval_samples("digits"), metrics.eval_samples("toy2d")
+    monkeypatch.setenv("DDPM_EDU_FAST", "0")
+    full = metrics.eval_samples("digits"), metrics.eval_samples("toy2d")
+    assert all(a < b for a, b in zip(small, full))
+    with pytest.raises(ValueError, match="dataset"):
+        metrics.eval_samples("cifar10")
