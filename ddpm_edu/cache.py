@@ -20,9 +20,10 @@ from . import checkpoint as ckpt
 from .build import build_model
 from .config import Config, cache_root, config_from_dict, config_hash
 from .fastmode import fast
+from .runlog import read_metrics
 from .train import train
 
-__all__ = ["load_ema_model", "load_or_train", "cached_run", "fast_config"]
+__all__ = ["load_ema_model", "load_or_train", "cached_run", "cached_metrics", "fast_config"]
 
 
 def load_ema_model(cfg: Config | None, weights: str | os.PathLike) -> tuple[nn.Module, Config]:
@@ -66,6 +67,12 @@ def cached_run(cfg: Config, cache_dir: str | os.PathLike | None = None) -> Path:
     return (Path(cache_dir).expanduser() if cache_dir else cache_root()) / config_hash(_book_config(cfg))
 
 
+def cached_metrics(cfg: Config, cache_dir: str | os.PathLike | None = None) -> list[dict]:
+    """The training log of the cached model of ``cfg``: the records of its ``metrics.jsonl`` (see
+    :func:`ddpm_edu.runlog.read_metrics`), [] if it was never trained. Chapter 7 draws its loss curves."""
+    return read_metrics(cached_run(cfg, cache_dir))
+
+
 def load_or_train(cfg: Config, *, cache_dir: str | os.PathLike | None = None, progress: bool | None = None) -> nn.Module:
     """The trained EMA model of ``cfg``, for the book's chapters: loaded from the cache if it was
     trained before, else trained now (and cached). Returns the model in eval mode on the CPU, and
@@ -99,10 +106,10 @@ def _book_config(cfg: Config) -> Config:
 
 def _training_time(run: Path) -> str:
     """'trained N steps in S s', from the last line of the run's metrics.jsonl (the time of its last session)."""
-    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
-    if not lines:
+    records = read_metrics(run)
+    if not records:
         return "training time not recorded"
-    last = json.loads(lines[-1])
+    last = records[-1]
     return f"trained {last['step']} steps in {last['time_s']:.1f} s"
 
 

@@ -20,7 +20,7 @@ from torch import Tensor
 from .checkpoint import atomic_write
 from .config import Config, config_to_dict
 
-__all__ = ["LogWindow", "RunLog", "WandbLogger"]
+__all__ = ["LogWindow", "RunLog", "WandbLogger", "read_metrics"]
 
 
 class LogWindow:
@@ -91,11 +91,21 @@ class RunLog:
         self.wandb.finish()
 
 
-def _read_metrics(path: Path, upto: int) -> list[dict]:
-    """The records of ``path`` with step <= upto; the file is rewritten without later ones."""
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """The records of the run's ``metrics.jsonl`` in the order they were logged ([] if it has none).
+
+    Each record has ``step``, ``loss`` (the mean over the log window), ``lr``, ``grad_norm``,
+    ``steps_per_s`` and ``time_s`` (seconds since the start of the session that logged it).
+    """
+    path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _read_metrics(path: Path, upto: int) -> list[dict]:
+    """The records of ``path`` with step <= upto; the file is rewritten without later ones."""
+    recs = read_metrics(path.parent)
     keep = [r for r in recs if r["step"] <= upto]
     if len(keep) != len(recs):
         atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in keep).encode()))

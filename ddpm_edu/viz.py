@@ -444,12 +444,14 @@ def plot_density_over_t(
     paths: Tensor | None = None,
     title: str | None = None,
     vmax: float | None = None,
+    reverse: bool = False,
     ax: Axes | None = None,
 ) -> Figure:
     """Chapter 6: a 1-D density at each t as a heat map (t across, x up), with sample paths drawn on top.
 
     ts: (K,) times; x: (N,) evenly spaced points; density: (K, N), the density at x for each t (e.g.
     :meth:`ddpm_edu.analytic.MixtureEps.density`); paths: (K, P), P samples' states at the same ts.
+    ``reverse=True`` runs t from T on the left down to 0 on the right, the order of the reverse process.
     """
     fig, ax = _fig_ax(ax, (7.0, 3.2))
     t_np, x_np = np.asarray(ts, dtype=float), _np(torch.as_tensor(x))
@@ -459,7 +461,8 @@ def plot_density_over_t(
     ax.pcolormesh(t_np, x_np, d.T, shading="nearest", cmap="magma", vmin=0, vmax=vmax, rasterized=True)
     if paths is not None:
         ax.plot(t_np, _np(torch.as_tensor(paths)), color="w", lw=0.7, alpha=0.8)
-    ax.set(xlabel="t", ylabel="x", ylim=(x_np[0], x_np[-1]), xlim=(t_np.min(), t_np.max()))
+    t_range = (t_np.max(), t_np.min()) if reverse else (t_np.min(), t_np.max())
+    ax.set(xlabel="t", ylabel="x", ylim=(x_np[0], x_np[-1]), xlim=t_range)
     if title:
         ax.set_title(title, fontsize=10)
     return fig
@@ -473,19 +476,20 @@ def plot_samples_over_t(
     n_paths: int = 0,
     title: str | None = None,
     vmax: float | None = None,
+    reverse: bool = False,
     ax: Axes | None = None,
 ) -> Figure:
     """Chapter 6: :func:`plot_density_over_t` for samples: the histogram (as a density) of states[k] at each ts[k].
 
     states: (K, n) samples at each of the K times; edges: (N + 1,) bin edges; the first ``n_paths``
-    samples are drawn as paths.
+    samples are drawn as paths; ``reverse`` as in :func:`plot_density_over_t`.
     """
     e = _np(torch.as_tensor(edges))
     st = _np(torch.as_tensor(states))
     hist = np.stack([np.histogram(row, bins=e, density=True)[0] for row in st])  # (K, N)
     centres = torch.as_tensor((e[1:] + e[:-1]) / 2)
     paths = torch.as_tensor(st[:, :n_paths]) if n_paths else None
-    return plot_density_over_t(ts, centres, hist, paths=paths, title=title, vmax=vmax, ax=ax)
+    return plot_density_over_t(ts, centres, hist, paths=paths, title=title, vmax=vmax, reverse=reverse, ax=ax)
 
 
 def plot_reverse_conditional(

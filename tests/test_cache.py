@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -63,3 +65,12 @@ def test_load_or_train_says_what_it_did_and_where(tmp_path, cache_dir, capsys):
     assert "trained 3 steps in" in first and str(run) in first
     C.load_or_train(cfg)
     assert "loaded from the cache" in capsys.readouterr().out
+
+
+def test_cached_metrics_is_the_training_log_of_the_cached_run(tmp_path, cache_dir):
+    cfg = tiny_config("train.log_every=2", steps=4)
+    assert C.cached_metrics(cfg) == []  # never trained
+    C.load_or_train(cfg)
+    log = C.cached_metrics(cfg)
+    assert [r["step"] for r in log] == [2, 4]
+    assert all(math.isfinite(r["loss"]) and r["time_s"] > 0 for r in log)

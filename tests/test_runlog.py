@@ -11,7 +11,7 @@ import warnings
 import pytest
 import torch
 
-from ddpm_edu.runlog import LogWindow, RunLog
+from ddpm_edu.runlog import LogWindow, RunLog, read_metrics
 from ddpm_edu.train import train
 from conftest import tiny_config
 
@@ -46,6 +46,15 @@ def test_metrics_after_the_resume_step_are_dropped(tmp_path):
     log.record({"step": 5, "loss": 0.5, "time_s": 1.0})
     log.plot_loss()
     assert (tmp_path / "loss.png").is_file() and len(path.read_text().splitlines()) == 3
+
+
+def test_read_metrics_returns_what_was_recorded_in_order(tmp_path):
+    assert read_metrics(tmp_path) == []
+    log = RunLog(tmp_path, tiny_config(), upto=0)
+    recs = [{"step": s, "loss": 1.0 / s, "time_s": 0.1 * s} for s in (1, 2, 3)]
+    for r in recs:
+        log.record(dict(r))
+    assert read_metrics(tmp_path) == recs
 
 
 class FakeWandb(types.ModuleType):

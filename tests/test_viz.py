@@ -169,6 +169,14 @@ def test_density_over_t_draws_the_density_it_is_given_and_the_paths():
         viz.plot_density_over_t([0, 1], torch.linspace(-1, 1, 5), d)
 
 
+def test_density_over_t_reverse_puts_T_on_the_left():
+    d = torch.rand(3, 5, generator=gen())
+    forward = viz.plot_density_over_t([0, 5, 10], torch.linspace(-1, 1, 5), d).axes[0]
+    backward = viz.plot_samples_over_t([10, 5, 0], torch.randn(3, 50, generator=gen()), torch.linspace(-3, 3, 7),
+                                       reverse=True).axes[0]
+    assert forward.get_xlim() == (0, 10) and backward.get_xlim() == (10, 0)
+
+
 def test_samples_over_t_histograms_integrate_to_one():
     edges = torch.linspace(-4, 4, 17)
     states = torch.randn(2, 1000, generator=gen()) * 0.5
