@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, fields
+from typing import Mapping
 
 import torch
 from torch import Tensor
@@ -23,7 +24,7 @@ from .guard import assert_on_device
 
 __all__ = [
     "Schedule", "extract", "check_t", "as_t", "schedule_problems", "KINDS",
-    "ScheduleSummary", "schedule_summary", "beta_T_for_sum",
+    "ScheduleSummary", "schedule_summary", "summary_table", "beta_T_for_sum",
 ]
 
 KINDS = ("linear", "cosine", "quadratic", "sigmoid")
@@ -240,6 +241,24 @@ def schedule_summary(s: Schedule, *, finished_below: float = 1e-4, noise_below: 
         t_snr_1=int(below_half[0]) + 1 if below_half.numel() else None,
         noise_share=float((ab < noise_below).double().mean()) if finished else None,
     )
+
+
+def summary_table(schedules: Mapping[str, Schedule], **kwargs: float) -> str:
+    """Chapters 4-5: one text row of :func:`schedule_summary` per labelled schedule (kwargs go to it).
+
+    Columns: sum of beta, alpha_bar_T, the weight sqrt(alpha_bar_T) of x0 in x_T, finished or not, the
+    first t with SNR_t <= 1, and the share of steps with alpha_bar_t below ``noise_below``. A schedule
+    that does not finish shows "no" and a dash instead of its share of near-noise steps.
+    """
+    head = f"{'':>24} {'sum beta':>8} {'alpha_bar_T':>11} {'x0 weight':>9} {'finished':>8} {'SNR=1 at t':>10} {'share near noise':>16}"
+    rows = [head]
+    for label, s in schedules.items():
+        r = schedule_summary(s, **kwargs)
+        share = f"{r.noise_share:.0%}" if r.noise_share is not None else "-"
+        t_half = str(r.t_snr_1) if r.t_snr_1 is not None else "-"
+        rows.append(f"{label:>24} {r.sum_beta:8.2f} {r.alpha_bar_T:11.1e} {r.signal_T:9.2g} "
+                    f"{'yes' if r.finished else 'no':>8} {t_half:>10} {share:>16}")
+    return "\n".join(rows)
 
 
 def beta_T_for_sum(kind: str, T: int, beta_1: float, sum_beta: float, *, tol: float = 1e-12) -> float:

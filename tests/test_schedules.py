@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.schedules import KINDS, Schedule, beta_T_for_sum, check_t, extract, schedule_problems, schedule_summary
+from ddpm_edu.schedules import (KINDS, Schedule, beta_T_for_sum, check_t, extract, schedule_problems,
+                                schedule_summary, summary_table)
 
 ALL = [
     Schedule.linear(1000, 1e-4, 0.02),
@@ -190,3 +191,12 @@ def test_beta_T_for_sum_rejects_what_it_cannot_do():
         beta_T_for_sum("linear", 100, 1e-2, 0.5)  # below T beta_1 = 1
     with pytest.raises(ValueError, match="cannot reach"):
         beta_T_for_sum("linear", 100, 1e-2, 200.0)  # more than T
+
+
+def test_summary_table_has_one_row_per_schedule_and_flags_the_unfinished():
+    table = summary_table({"lin": Schedule.linear(1000), "quad": Schedule.quadratic(1000)})
+    head, lin, quad = table.splitlines()
+    assert "finished" in head and lin.split()[0] == "lin" and quad.split()[0] == "quad"
+    r = schedule_summary(Schedule.linear(1000))
+    assert f"{r.sum_beta:.2f}" in lin and f"{r.noise_share:.0%}" in lin and " yes " in lin
+    assert " no " in quad and quad.split()[-1] == "-"  # no share of near-noise steps for an unfinished schedule
