@@ -365,7 +365,9 @@ def plot_beta_explorer(
 
 
 def plot_forward_steps(x0: Tensor, s: Schedule, ts: Sequence[int], eps: Tensor) -> Figure:
-    """Chapter 5: x0 noised by the closed form q(x_t | x0) at each t in ``ts`` (t = 0 shows x0).
+    """The README's figure of chapter 5 (``figs.make_all``): x0 noised by q(x_t | x0) at each t in ``ts`` (t = 0 shows x0).
+
+    The chapter itself shows this next to a batch of digits with :func:`plot_forward_batches`.
 
     Calls :func:`ddpm_edu.forward.q_sample` with one shared eps (C, H, W) for every t.
     """
