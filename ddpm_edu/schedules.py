@@ -15,13 +15,17 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, fields
+from typing import Mapping
 
 import torch
 from torch import Tensor
 
 from .guard import assert_on_device
 
-__all__ = ["Schedule", "extract", "check_t", "as_t", "schedule_problems", "KINDS"]
+__all__ = [
+    "Schedule", "extract", "check_t", "as_t", "schedule_problems", "KINDS",
+    "ScheduleSummary", "schedule_summary", "summary_table", "beta_T_for_sum",
+]
 
 KINDS = ("linear", "cosine", "quadratic", "sigmoid")
 
@@ -200,3 +204,81 @@ def extract(a: Tensor, t: Tensor | int, x: Tensor) -> Tensor:
         a = a.float()
     out = a.to(t.device)[t].to(device=x.device, dtype=x.dtype)
     return out.reshape(out.shape + (1,) * (x.dim() - out.dim()))
+
+
+# ------------------------------------------------------------------ comparing schedules (chapters 4-5)
+@dataclass(frozen=True)
+class ScheduleSummary:
+    """The numbers chapters 4 and 5 compare schedules by; see :func:`schedule_summary`."""
+
+    sum_beta: float  # sum_{t=1}^T beta_t; equals -log alpha_bar_T to first order when every beta_t is small
+    alpha_bar_1: float  # alpha_bar_1 = 1 - beta_1: how gentle the first step is
+    alpha_bar_T: float  # the share of x0's variance left in x_T
+    signal_T: float  # sqrt(alpha_bar_T): the weight x0 still has in x_T
+    finished: bool  # alpha_bar_T <= finished_below: the schedule noises x0 away completely
+    t_snr_1: int | None  # the first t with SNR_t <= 1 (alpha_bar_t <= 1/2); None if there is none
+    noise_share: float | None  # share of t in 1..T with alpha_bar_t < noise_below; None when not finished
+
+
+def schedule_summary(s: Schedule, *, finished_below: float = 1e-4, noise_below: float = 0.01) -> ScheduleSummary:
+    """Chapters 4-5: sum of beta, alpha_bar_1, alpha_bar_T, the weight sqrt(alpha_bar_T), and two shape numbers.
+
+    A schedule is ``finished`` when alpha_bar_T <= ``finished_below`` (default 1e-4: x0 enters x_T with
+    less than 1% of its amplitude). ``noise_share``, the share of steps spent where less than
+    ``noise_below`` of x0's variance is left, rewards a schedule for reaching noise late; a schedule
+    that never reaches it would score 0, the best value. So it is reported only for finished
+    schedules, and is None otherwise.
+    """
+    ab = s.alpha_bar[1:]  # alpha_bar_1 .. alpha_bar_T
+    finished = bool(ab[-1] <= finished_below)
+    below_half = (ab <= 0.5).nonzero()
+    return ScheduleSummary(
+        sum_beta=float(s.betas[1:].sum()),
+        alpha_bar_1=float(ab[0]),
+        alpha_bar_T=float(ab[-1]),
+        signal_T=float(ab[-1].sqrt()),
+        finished=finished,
+        t_snr_1=int(below_half[0]) + 1 if below_half.numel() else None,
+        noise_share=float((ab < noise_below).double().mean()) if finished else None,
+    )
+
+
+def summary_table(schedules: Mapping[str, Schedule], **kwargs: float) -> str:
+    """Chapters 4-5: one text row of :func:`schedule_summary` per labelled schedule (kwargs go to it).
+
+    Columns: sum of beta, alpha_bar_T, the weight sqrt(alpha_bar_T) of x0 in x_T, finished or not, the
+    first t with SNR_t <= 1, and the share of steps with alpha_bar_t below ``noise_below``. A schedule
+    that does not finish shows "no" and a dash instead of its share of near-noise steps.
+    """
+    head = f"{'':>24} {'sum beta':>8} {'alpha_bar_T':>11} {'x0 weight':>9} {'finished':>8} {'SNR=1 at t':>10} {'share near noise':>16}"
+    rows = [head]
+    for label, s in schedules.items():
+        r = schedule_summary(s, **kwargs)
+        share = f"{r.noise_share:.0%}" if r.noise_share is not None else "-"
+        t_half = str(r.t_snr_1) if r.t_snr_1 is not None else "-"
+        rows.append(f"{label:>24} {r.sum_beta:8.2f} {r.alpha_bar_T:11.1e} {r.signal_T:9.2g} "
+                    f"{'yes' if r.finished else 'no':>8} {t_half:>10} {share:>16}")
+    return "\n".join(rows)
+
+
+def beta_T_for_sum(kind: str, T: int, beta_1: float, sum_beta: float, *, tol: float = 1e-12) -> float:
+    """Chapter 4: the beta_T that gives a schedule of ``kind`` (not cosine) the total sum_{t} beta_t = sum_beta.
+
+    Schedules with the same sum of beta end, to first order, at the same alpha_bar_T, so this puts
+    schedules of different shapes on an equal footing. Bisection on beta_T in [beta_1, 1): every
+    beta_t of the linear, quadratic and sigmoid schedules grows with beta_T.
+    """
+    if kind == "cosine" or kind not in KINDS:
+        raise ValueError(f"beta_T_for_sum needs a kind with a beta_T (linear, quadratic, sigmoid), got {kind!r}")
+
+    def total(beta_T: float) -> float:
+        return float(Schedule.make(kind, T, beta_1, beta_T).betas.sum())
+
+    lo, hi = beta_1, 1.0 - 1e-12
+    if not total(lo) <= sum_beta <= total(hi):
+        raise ValueError(f"a {kind} schedule with T={T}, beta_1={beta_1} has sum of beta in "
+                         f"[{total(lo):.4g}, {total(hi):.4g}], so it cannot reach {sum_beta!r}")
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if total(mid) < sum_beta else (lo, mid)
+    return 0.5 * (lo + hi)

@@ -35,6 +35,7 @@ __all__ = [
     "plot_forward_explorer", "plot_loss_curve", "scatter_rgb",
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
     "plot_samples_2d", "plot_t_weights", "plot_reverse_steps", "plot_sample_panels", "gif_html",
+    "plot_forward_batches",
 ]
 
 
@@ -364,7 +365,9 @@ def plot_beta_explorer(
 
 
 def plot_forward_steps(x0: Tensor, s: Schedule, ts: Sequence[int], eps: Tensor) -> Figure:
-    """Chapter 5: x0 noised by the closed form q(x_t | x0) at each t in ``ts`` (t = 0 shows x0).
+    """The README's figure of chapter 5 (``figs.make_all``): x0 noised by q(x_t | x0) at each t in ``ts`` (t = 0 shows x0).
+
+    The chapter itself shows this next to a batch of digits with :func:`plot_forward_batches`.
 
     Calls :func:`ddpm_edu.forward.q_sample` with one shared eps (C, H, W) for every t.
     """
@@ -674,3 +677,40 @@ def gif_html(gif: bytes | str | os.PathLike, width: int | None = None):
     size = f' width="{int(width)}"' if width else ""
     return HTML(f'<img src="data:image/gif;base64,{base64.b64encode(data).decode("ascii")}"{size} '
                 f'style="image-rendering: pixelated" alt="sampling trajectory (animated GIF)"/>')
+
+
+# =====================================================================================
+# Chapter 5, second edition: the forward process on several data sets at once.
+# =====================================================================================
+
+
+def plot_forward_batches(
+    batches: Mapping[str, Tensor],
+    s: Schedule,
+    ts: Sequence[int],
+    eps: Mapping[str, Tensor],
+    *,
+    fig: Figure | None = None,
+) -> Figure:
+    """Chapter 5: each batch noised by the closed form at the same steps ``ts``, one row per batch.
+
+    batches: label -> (B, C, H, W) in [-1, 1] (B = 1 for a single photograph); eps: label -> noise
+    of the same shape, shared by every t of a row so that only t changes along it. Each panel is the
+    :func:`ddpm_edu.images.image_grid` of :func:`ddpm_edu.forward.q_sample` (batch, t, eps);
+    column titles give t and alpha_bar_t. Pass ``fig`` to redraw in place.
+    """
+    ts = list(ts)
+    fig = _reset(fig, (1.7 * len(ts), 2.0 * len(batches) + 0.3))
+    rows = fig.subfigures(len(batches), 1, squeeze=False)[:, 0]
+    for r, (row, (label, x0)) in enumerate(zip(rows, batches.items())):
+        if eps[label].shape != x0.shape:
+            raise ValueError(f"eps[{label!r}] has shape {tuple(eps[label].shape)}, the batch {tuple(x0.shape)}")
+        axes = row.subplots(1, len(ts), squeeze=False)[0]
+        for ax, t in zip(axes, ts):
+            grid = image_grid(q_sample(x0, t, eps[label], s))
+            ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+            ax.set_axis_off()
+            if r == 0:
+                ax.set_title(rf"$t={t}$, $\bar\alpha_t={float(s.alpha_bar[t]):.2g}$", fontsize=9)
+        row.suptitle(label, fontsize=10, x=0.02, ha="left")
+    return fig

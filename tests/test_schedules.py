@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.schedules import Schedule, check_t, extract, schedule_problems
+from ddpm_edu.schedules import (KINDS, Schedule, beta_T_for_sum, check_t, extract, schedule_problems,
+                                schedule_summary, summary_table)
 
 ALL = [
     Schedule.linear(1000, 1e-4, 0.02),
@@ -134,3 +135,68 @@ def test_make_and_to():
     assert torch.equal(s.betas, Schedule.linear(50, 1e-3, 0.05).betas)
     assert Schedule.make("cosine", 50).T == 50
     assert s.to("cpu").alpha_bar.dtype == torch.float64
+
+
+# ------------------------------------------------------------------ comparing schedules (chapters 4-5)
+@pytest.mark.parametrize("kind", KINDS)
+def test_schedule_summary_matches_sums_and_products_of_the_betas(kind):
+    s = Schedule.make(kind, 400, 1e-4, 0.05)
+    b = s.betas.numpy()[1:]
+    ab = np.cumprod(1 - b)  # alpha_bar_1 .. alpha_bar_T, from the betas alone
+    out = schedule_summary(s)
+    assert out.sum_beta == pytest.approx(b.sum(), rel=1e-12)
+    assert out.alpha_bar_1 == pytest.approx(1 - b[0], rel=1e-12)
+    assert out.alpha_bar_T == pytest.approx(ab[-1], rel=1e-9)
+    assert out.signal_T == pytest.approx(math.sqrt(ab[-1]), rel=1e-9)
+    assert out.t_snr_1 == next(t for t in range(1, 401) if ab[t - 1] <= 0.5)  # SNR <= 1 iff alpha_bar <= 1/2
+    assert out.finished == (ab[-1] <= 1e-4)
+    if out.finished:
+        assert out.noise_share == pytest.approx(np.mean(ab < 0.01), abs=1e-15)
+
+
+def test_schedule_summary_closed_forms_and_the_unfinished_flag():
+    T, b1, bT = 1000, 1e-4, 0.02
+    lin = schedule_summary(Schedule.linear(T, b1, bT))
+    assert lin.sum_beta == pytest.approx(T * (b1 + bT) / 2, rel=1e-12)  # arithmetic series
+    assert lin.finished and 0 < lin.noise_share < 1
+    # With the same beta_1, beta_T the quadratic schedule adds less noise (sqrt(beta) is linear, so
+    # sum beta = T (b1 + bT + sqrt(b1 bT)) / 3 + O(1)) and stops short of the 1e-4 threshold.
+    quad = schedule_summary(Schedule.quadratic(T, b1, bT))
+    assert quad.sum_beta == pytest.approx(T * (b1 + bT + math.sqrt(b1 * bT)) / 3, rel=2e-3)
+    assert not quad.finished and quad.noise_share is None  # never rewarded for not finishing
+    assert schedule_summary(Schedule.quadratic(T, b1, bT), finished_below=1e-3).finished
+    # A schedule that never gets near noise has no SNR = 1 crossing either.
+    assert schedule_summary(Schedule.linear(10, 1e-4, 1e-3)).t_snr_1 is None
+
+
+def _quadratic_beta_T(T, b1, total):
+    """Closed form: sum_k (a + d u_k)^2 = T a^2 + a d T + d^2 T (2T - 1) / (6 (T - 1)), u_k = (k-1)/(T-1), a = sqrt(b1)."""
+    a, C = math.sqrt(b1), T * (2 * T - 1) / (6 * (T - 1))
+    d = (-a * T + math.sqrt((a * T) ** 2 - 4 * C * (T * a * a - total))) / (2 * C)
+    return (a + d) ** 2
+
+
+@pytest.mark.parametrize("T, b1, total", [(1000, 1e-4, 10.05), (200, 1e-3, 5.0), (50, 1e-2, 3.0)])
+def test_beta_T_for_sum_against_closed_forms(T, b1, total):
+    # linear: sum = T (b1 + bT) / 2; sigmoid: its curve is symmetric about the middle step, so the same sum.
+    assert beta_T_for_sum("linear", T, b1, total) == pytest.approx(2 * total / T - b1, rel=1e-9)
+    assert beta_T_for_sum("sigmoid", T, b1, total) == pytest.approx(2 * total / T - b1, rel=1e-9)
+    assert beta_T_for_sum("quadratic", T, b1, total) == pytest.approx(_quadratic_beta_T(T, b1, total), rel=1e-9)
+
+
+def test_beta_T_for_sum_rejects_what_it_cannot_do():
+    with pytest.raises(ValueError, match="cosine"):
+        beta_T_for_sum("cosine", 100, 1e-4, 1.0)
+    with pytest.raises(ValueError, match="cannot reach"):
+        beta_T_for_sum("linear", 100, 1e-2, 0.5)  # below T beta_1 = 1
+    with pytest.raises(ValueError, match="cannot reach"):
+        beta_T_for_sum("linear", 100, 1e-2, 200.0)  # more than T
+
+
+def test_summary_table_has_one_row_per_schedule_and_flags_the_unfinished():
+    table = summary_table({"lin": Schedule.linear(1000), "quad": Schedule.quadratic(1000)})
+    head, lin, quad = table.splitlines()
+    assert "finished" in head and lin.split()[0] == "lin" and quad.split()[0] == "quad"
+    r = schedule_summary(Schedule.linear(1000))
+    assert f"{r.sum_beta:.2f}" in lin and f"{r.noise_share:.0%}" in lin and " yes " in lin
+    assert " no " in quad and quad.split()[-1] == "-"  # no share of near-noise steps for an unfinished schedule

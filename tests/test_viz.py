@@ -51,6 +51,9 @@ def small_plots(x0, eps):
         "plot_t_weights": lambda: viz.plot_t_weights({"a": s.betas, "b": 1 / s.betas}),
         "plot_reverse_steps": lambda: viz.plot_reverse_steps([(5, eps[None]), (0, x0[None])], [(5, x0[None]), (0, x0[None])]),
         "plot_sample_panels": lambda: viz.plot_sample_panels({"images": x0[None], "points": z.reshape(-1, 2)}),
+        "plot_forward_batches": lambda: viz.plot_forward_batches(
+            {"photo": x0[None], "gray": x0[:1, None].repeat(4, 1, 1, 1)}, s, [0, 25, 50],
+            {"photo": eps[None], "gray": eps[:1, None].repeat(4, 1, 1, 1)}),
     }
 
 
@@ -61,6 +64,7 @@ PLOT_NAMES = [
     "plot_posterior_variances",
     "plot_loss_curve", "plot_samples_2d", "plot_t_weights",
     "plot_loss_curve", "plot_reverse_steps", "plot_sample_panels",
+    "plot_forward_batches",
 ]
 
 
@@ -276,3 +280,24 @@ def test_gif_html_embeds_the_gif_bytes(tmp_path):
     assert base64.b64decode(payload) == path.read_bytes() and 'width="100"' in html
     with pytest.raises(ValueError, match="GIF"):
         viz.gif_html(b"\x89PNG....")
+
+
+# ---------------------------------------------------------------------- chapter 5, second edition
+def test_forward_batches_show_the_closed_form_of_each_batch(x0, eps):
+    from ddpm_edu.forward import q_sample
+
+    s = Schedule.linear(40, 1e-3, 0.2)
+    g = torch.Generator().manual_seed(1)
+    digits = torch.rand(6, 1, 8, 8, generator=g) * 2 - 1
+    e_digits = torch.randn(digits.shape, generator=g)
+    ts = [0, 10, 40]
+    fig = viz.plot_forward_batches({"photo": x0[None], "digits": digits}, s, ts, {"photo": eps[None], "digits": e_digits})
+    axes = fig.axes
+    assert len(axes) == 2 * len(ts)
+    for k, t in enumerate(ts):
+        np.testing.assert_array_equal(axes[k].images[0].get_array(), viz.image_grid(q_sample(x0[None], t, eps[None], s)))
+        np.testing.assert_array_equal(axes[3 + k].images[0].get_array(), viz.image_grid(q_sample(digits, t, e_digits, s)))
+        assert f"t={t}" in axes[k].get_title()
+    np.testing.assert_array_equal(axes[3].images[0].get_array(), viz.image_grid(digits))  # t = 0 is the data itself
+    with pytest.raises(ValueError, match="shape"):
+        viz.plot_forward_batches({"d": digits}, s, ts, {"d": e_digits[:2]})
