@@ -21,9 +21,15 @@ from torch import Tensor
 
 from .guard import assert_on_device
 
-__all__ = ["Schedule", "extract", "check_t", "as_t", "schedule_problems", "KINDS"]
+__all__ = [
+    "Schedule", "extract", "check_t", "as_t", "schedule_problems", "KINDS",
+    "ScheduleSummary", "summarize", "NOISED", "FINISHED",
+]
 
 KINDS = ("linear", "cosine", "quadratic", "sigmoid")
+
+NOISED = 0.01  # a step counts as "almost pure noise" when alpha_bar_t < NOISED (under 1% of x0's variance left)
+FINISHED = 1e-4  # a schedule finishes noising when alpha_bar_T <= FINISHED: x_T keeps at most sqrt(1e-4) = 1% of x0
 
 
 def schedule_problems(T: int | None = None, beta_1: float | None = None, beta_T: float | None = None) -> dict[str, str]:
@@ -156,6 +162,37 @@ class Schedule:
         if kind not in KINDS:
             raise ValueError(f"unknown schedule kind {kind!r}; choose one of {', '.join(KINDS)}")
         return getattr(cls, kind)(T, beta_1, beta_T)
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    """What a schedule does to the data over all T steps (chapters 4-5; the explorer's readouts)."""
+
+    alpha_bar_T: float  # share of x0's variance left in x_T
+    sqrt_alpha_bar_T: float  # weight of x0 left in x_T = sqrt(alpha_bar_T) x0 + sqrt(1 - alpha_bar_T) eps
+    sum_beta: float  # sum_{t=1}^T beta_t; to first order -log(alpha_bar_T)
+    share_noised: float  # share of the steps t = 1..T with alpha_bar_t < NOISED
+    t_snr_1: int | None  # the first t with SNR_t <= 1 (alpha_bar_t <= 1/2); None when SNR_T > 1
+    finishes: bool  # alpha_bar_T <= FINISHED; share_noised only compares schedules that finish
+
+
+def summarize(s: Schedule) -> ScheduleSummary:
+    """The summary of a schedule: alpha_bar_T, sum beta_t, where the noise takes over, whether it finishes.
+
+    A schedule that never gets below NOISED has share_noised = 0, which looks like a virtue;
+    ``finishes`` is False for it (and for any schedule with alpha_bar_T > FINISHED), so compare
+    share_noised only between schedules that finish.
+    """
+    ab = s.alpha_bar[1:]  # alpha_bar_1 .. alpha_bar_T
+    below = (s.snr[1:] <= 1).nonzero()
+    return ScheduleSummary(
+        alpha_bar_T=float(ab[-1]),
+        sqrt_alpha_bar_T=math.sqrt(float(ab[-1])),
+        sum_beta=float(s.betas.sum()),
+        share_noised=float((ab < NOISED).double().mean()),
+        t_snr_1=int(below[0]) + 1 if below.numel() else None,
+        finishes=float(ab[-1]) <= FINISHED,
+    )
 
 
 def check_t(t: Tensor, T: int, first: int = 0) -> None:

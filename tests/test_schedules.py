@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.schedules import Schedule, check_t, extract, schedule_problems
+from ddpm_edu.schedules import FINISHED, NOISED, Schedule, check_t, extract, schedule_problems, summarize
 
 ALL = [
     Schedule.linear(1000, 1e-4, 0.02),
@@ -134,3 +134,26 @@ def test_make_and_to():
     assert torch.equal(s.betas, Schedule.linear(50, 1e-3, 0.05).betas)
     assert Schedule.make("cosine", 50).T == 50
     assert s.to("cpu").alpha_bar.dtype == torch.float64
+
+
+@pytest.mark.parametrize("beta, T", [(0.01, 1000), (1e-4, 1000), (0.3, 7), (0.5, 1)])
+def test_summary_of_a_constant_schedule(beta, T):
+    # beta_1 = beta_T = beta: alpha_bar_t = (1 - beta)^t, so every readout has a closed form.
+    got = summarize(Schedule.linear(T, beta, beta))
+    ab_T = (1 - beta) ** T
+    assert math.isclose(got.alpha_bar_T, ab_T, rel_tol=1e-12) and math.isclose(got.sqrt_alpha_bar_T, ab_T**0.5, rel_tol=1e-12)
+    assert math.isclose(got.sum_beta, T * beta, rel_tol=1e-12)
+    first_noised = math.floor(math.log(NOISED) / math.log(1 - beta)) + 1  # first t with (1 - beta)^t < 0.01
+    assert math.isclose(got.share_noised, max(0, T - first_noised + 1) / T)
+    t_half = math.ceil(math.log(0.5) / math.log(1 - beta))  # first t with (1 - beta)^t <= 1/2, i.e. SNR_t <= 1
+    assert got.t_snr_1 == (t_half if t_half <= T else None)
+    assert got.finishes == (ab_T <= FINISHED)
+
+
+def test_summary_flags_schedules_that_do_not_finish():
+    ddpm, quad, cos = (summarize(Schedule.make(k, 1000, 1e-4, 0.02)) for k in ("linear", "quadratic", "cosine"))
+    assert ddpm.finishes and 1e-5 < ddpm.alpha_bar_T < FINISHED
+    assert not quad.finishes and 5e-4 < quad.alpha_bar_T < 1e-3  # about 2.7% of x0 is left in x_T
+    assert cos.finishes and cos.alpha_bar_T < 1e-8
+    slow = summarize(Schedule.linear(1000, 1e-4, 1e-4))  # chapter 3's sigma = 0.01: never below 0.01
+    assert slow.share_noised == 0 and not slow.finishes and slow.t_snr_1 is None
