@@ -113,15 +113,18 @@ var DDPMExplorer = (function () {
     var a = Math.abs(x);
     if (a >= 1e-3 && a < 1e4) return String(Number(x.toPrecision(Math.max(digits, a < 1 ? 1 : Math.floor(Math.log10(a)) + 1))));
     var e = x.toExponential(digits - 1).split("e");
-    return e[0] + "×10" + e[1].replace("+", "").split("").map(function (c) { return SUP[c]; }).join("");
+    var p = "10" + e[1].replace("+", "").split("").map(function (c) { return SUP[c]; }).join("");
+    return /^1(\.0*)?$/.test(e[0]) ? p : e[0] + "×" + p;
   }
+
+  function pow10(k) { return k === 0 ? "1" : "10" + String(k).split("").map(function (c) { return SUP[c]; }).join(""); }
 
   function pct(x) { return x === 0 ? "0%" : x < 0.001 ? "<0.1%" : (100 * x).toFixed(x < 0.1 ? 1 : 0) + "%"; }
 
   // ------------------------------------------------------------------ drawing
 
   var C0 = "#1f77b4", REF = "#b8b8b8", NOISE = "#f4a261", GRID = "#e6e6e6", INK = "#333";
-  var PW = 236, PH = 168, M = { l: 44, r: 8, t: 20, b: 30 }; // plot size and margins, CSS pixels
+  var PW = 236, PH = 168, M = { l: 44, r: 16, t: 20, b: 30 }; // plot size and margins, CSS pixels
 
   function canvas(w, h) {
     var cv = document.createElement("canvas"), r = window.devicePixelRatio || 1;
@@ -159,7 +162,7 @@ var DDPMExplorer = (function () {
     yticks.forEach(function (v) {
       var y = Math.round(ax.y(v)) + 0.5;
       ctx.beginPath(); ctx.moveTo(M.l, y); ctx.lineTo(M.l + w, y); ctx.stroke();
-      ctx.fillText(log ? (v === 1 ? "1" : fmt(v, 1).replace(/^1×/, "")) : String(v), M.l - 4, y);
+      ctx.fillText(log ? pow10(Math.round(Math.log10(v))) : String(v), M.l - 4, y);
     });
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
@@ -243,9 +246,9 @@ var DDPMExplorer = (function () {
     ".ddpmx .warn{background:#fff4e0;border-color:#d9822b}" +
     ".ddpmx .legend{font-size:12px;color:#444;margin:2px 0}" +
     ".ddpmx .figs{display:flex;flex-wrap:wrap;gap:4px}" +
-    ".ddpmx table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}" +
+    ".ddpmx table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums;width:280px}" +
     ".ddpmx td{padding:1px 6px;vertical-align:top}" +
-    ".ddpmx td.k{color:#555;text-align:right}" +
+    ".ddpmx td.k{color:#555;text-align:right;white-space:nowrap}" +
     ".ddpmx td.dim{color:#999}" +
     ".ddpmx .img{display:flex;flex-direction:column;align-items:center;gap:2px;font-size:12px}";
 
@@ -329,8 +332,11 @@ var DDPMExplorer = (function () {
     var msg = el("div", { class: "msg err" }, box);
     var warn = el("div", { class: "msg warn" }, box);
     var legend = el("div", { class: "legend" }, box);
-    legend.innerHTML = '<span style="color:' + C0 + '">━━</span> this schedule &nbsp; <span style="color:' + REF +
-      '">━━</span> DDPM reference (linear, β from 10⁻⁴ to 0.02, T = 1000) &nbsp; <span style="color:#d62728">●</span> the current t';
+    var legendHTML = '<span style="color:' + C0 + '">━━</span> this schedule &nbsp; <span style="color:' + REF +
+      '">━━</span> DDPM (linear, β from 10⁻⁴ to 0.02, T = 1000)<span class="tt"></span> &nbsp; <span style="color:#d62728">●</span> t' +
+      ' &nbsp; <span style="background:rgba(244,162,97,0.35)">&nbsp;&nbsp;&nbsp;</span> steps with ᾱₜ < ' + cfg.noised;
+    legend.innerHTML = legendHTML;
+    var legendT = legend.querySelector(".tt");
 
     // --- figures
     var figs = el("div", { class: "figs" }, box);
@@ -380,6 +386,8 @@ var DDPMExplorer = (function () {
         : st.kind === "cosine" ? "cosine schedule, s = " + fmt(st.s)
         : st.kind + " schedule, β₁ = " + fmt(st.beta_1) + ", β_T = " + fmt(st.beta_T);
       caption.textContent = what + ", T = " + st.T + ", t = " + st.t;
+      legendT.textContent = st.T === REFERENCE.T ? "" : ", drawn against t/T";
+      box.setAttribute("data-settings", JSON.stringify(st)); // for readers of the DOM: tests/browser/check_explorer.py
     }
 
     function redraw(all) {
@@ -418,9 +426,12 @@ var DDPMExplorer = (function () {
       ctx = cvAb.getContext("2d");
       ax = axes(ctx, "ᾱₜ, the share of x₀ left", false, 0, 1, [0, 0.5, 1], xl);
       clip(ctx, ax);
-      if (sc) {
-        ctx.fillStyle = "rgba(244,162,97,0.18)";
-        for (var s = 1; s <= T; s++) if (sc.alphaBar[s] < cfg.noised) { ctx.fillRect(ax.x((s - 1) / T), M.t, ax.x(s / T) - ax.x((s - 1) / T) + 0.5, ax.h); }
+      if (sc) { // shade the steps that are almost pure noise, one rectangle per run of them
+        ctx.fillStyle = "rgba(244,162,97,0.25)";
+        for (var s = 1, run = 0; s <= T + 1; s++) {
+          if (s <= T && sc.alphaBar[s] < cfg.noised) { if (!run) run = s; }
+          else if (run) { ctx.fillRect(ax.x((run - 1) / T), M.t, ax.x((s - 1) / T) - ax.x((run - 1) / T), ax.h); run = 0; }
+        }
       }
       curve(ctx, ax, ref.alphaBar, ref.T, REF, 2, 0);
       if (sc) { curve(ctx, ax, sc.alphaBar, T, C0, 2, 0); marker(ctx, ax, u, sc.alphaBar[t]); }
@@ -456,7 +467,7 @@ var DDPMExplorer = (function () {
       hctx.textAlign = "left";
       hctx.strokeStyle = "#999";
       hctx.strokeRect(M.l + 0.5, M.t + 0.5, w, h);
-      if (!x0) return;
+      if (!x0hist) return; // x0 and eps are still decoding
       var n = x0.length, H = cvImg.height, W = cvImg.width;
       var ictx = cvImg.getContext("2d"), im = ictx.createImageData(W, H), d = im.data;
       var counts = new Float64Array(nb), bw = (hi - lo) / nb;
@@ -493,19 +504,19 @@ var DDPMExplorer = (function () {
       var t = st.t, rows;
       if (!sc) rows = [["", "—"]];
       else {
-        var noisedText = pct(sm.share_noised) + (sm.finishes ? "" : " (not comparable: never finishes)");
+        var noisedText = pct(sm.share_noised) + (sm.finishes ? "" : " (not comparable)");
         rows = [
           ["at t = " + t, ""],
           ["βₜ", t ? fmt(sc.betas[t]) : "0 (clean data)"],
-          ["ᾱₜ", fmt(sc.alphaBar[t], 3)],
+          ["ᾱₜ", fmt(sc.alphaBar[t], 4)],
           ["SNRₜ", fmt(sc.snr[t])],
           ["whole schedule", ""],
           ["ᾱ_T", fmt(sm.alpha_bar_T)],
           ["√ᾱ_T (x₀ left in x_T)", fmt(sm.sqrt_alpha_bar_T)],
           ["Σβₜ", fmt(sm.sum_beta, 3)],
           ["steps with ᾱₜ < " + cfg.noised, noisedText, !sm.finishes],
-          ["SNRₜ = 1 at t =", sm.t_snr_1 === null ? "never (SNR_T > 1)" : sm.t_snr_1 + " (" + pct(sm.t_snr_1 / st.T) + " of T)"],
-          ["finishes noising", sm.finishes ? "yes (ᾱ_T ≤ " + fmt(cfg.finished) + ")" : "no (ᾱ_T > " + fmt(cfg.finished) + ")"],
+          ["SNRₜ = 1 at t =", sm.t_snr_1 === null ? "never" : sm.t_snr_1 + " (" + pct(sm.t_snr_1 / st.T) + " of T)"],
+          ["finishes (ᾱ_T ≤ " + fmt(cfg.finished) + ")", sm.finishes ? "yes" : "no"],
         ];
       }
       table.textContent = "";
