@@ -124,7 +124,7 @@ var DDPMExplorer = (function () {
   // ------------------------------------------------------------------ drawing
 
   var C0 = "#1f77b4", REF = "#b8b8b8", NOISE = "#f4a261", GRID = "#e6e6e6", INK = "#333";
-  var PW = 236, PH = 168, M = { l: 44, r: 16, t: 20, b: 30 }; // plot size and margins, CSS pixels
+  var PW = 208, PH = 160, M = { l: 42, r: 14, t: 20, b: 30 }; // three plots fit a 660-px book column // plot size and margins, CSS pixels
 
   function canvas(w, h) {
     var cv = document.createElement("canvas"), r = window.devicePixelRatio || 1;
@@ -234,23 +234,28 @@ var DDPMExplorer = (function () {
   var CSS =
     ".ddpmx{font:13px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;color:#222;background:#fff;border:1px solid #ddd;" +
     "border-radius:6px;padding:10px 12px;max-width:760px;box-sizing:border-box}" +
-    ".ddpmx .row{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin:2px 0}" +
-    ".ddpmx label.sl{display:flex;align-items:center;gap:6px;min-width:300px}" +
-    ".ddpmx label.sl span.n{width:86px;text-align:right;white-space:nowrap}" +
-    ".ddpmx label.sl span.v{width:120px;font-variant-numeric:tabular-nums;white-space:nowrap}" +
+    ".ddpmx .dx-row{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin:2px 0}" +
+    ".ddpmx label{display:inline-flex;align-items:center;margin:0;font-weight:normal}" + // themes style labels: undo
+    ".ddpmx label.dx-sl{display:flex;gap:6px}" +
+    ".ddpmx .dx-top{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:flex-start}" +
+    ".ddpmx canvas{max-width:none}" +
+    ".ddpmx input[type=radio]{margin:0 4px 0 0;width:auto}" +
+    ".ddpmx label.dx-sl span.dx-n{width:86px;text-align:right;white-space:nowrap}" +
+    ".ddpmx label.dx-sl span.dx-v{width:120px;font-variant-numeric:tabular-nums;white-space:nowrap}" +
     ".ddpmx input[type=range]{width:170px;margin:0}" +
-    ".ddpmx .kinds label{margin-right:8px;cursor:pointer}" +
-    ".ddpmx .caption{color:#555;margin:4px 0}" +
-    ".ddpmx .msg{border-left:4px solid;padding:5px 9px;margin:6px 0}" +
-    ".ddpmx .err{background:#fdecea;border-color:#b3261e}" +
-    ".ddpmx .warn{background:#fff4e0;border-color:#d9822b}" +
-    ".ddpmx .legend{font-size:12px;color:#444;margin:2px 0}" +
-    ".ddpmx .figs{display:flex;flex-wrap:wrap;gap:4px}" +
-    ".ddpmx table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums;width:280px}" +
-    ".ddpmx td{padding:1px 6px;vertical-align:top}" +
-    ".ddpmx td.k{color:#555;text-align:right;white-space:nowrap}" +
-    ".ddpmx td.dim{color:#999}" +
-    ".ddpmx .img{display:flex;flex-direction:column;align-items:center;gap:2px;font-size:12px}";
+    ".ddpmx .dx-kinds label{margin-right:8px;cursor:pointer}" +
+    ".ddpmx .dx-caption{color:#555;margin:4px 0}" +
+    ".ddpmx .dx-msg{border-left:4px solid;padding:5px 9px;margin:6px 0;max-width:380px}" +
+    ".ddpmx .dx-warn{max-width:none}" +
+    ".ddpmx .dx-err{background:#fdecea;border-color:#b3261e}" +
+    ".ddpmx .dx-warn{background:#fff4e0;border-color:#d9822b}" +
+    ".ddpmx .dx-legend{font-size:12px;color:#444;margin:2px 0}" +
+    ".ddpmx .dx-figs{display:flex;flex-wrap:wrap;gap:4px}" +
+    ".ddpmx table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums;width:300px;margin:4px 0 0 0}" +
+    ".ddpmx td{padding:1px 6px;vertical-align:top;border:none;background:none}" +
+    ".ddpmx td.dx-k{color:#555;text-align:right;white-space:nowrap}" +
+    ".ddpmx td.dx-dim{color:#999}" +
+    ".ddpmx .dx-img{display:flex;flex-direction:column;align-items:center;gap:2px;font-size:12px}";
 
   function el(tag, attrs, parent) {
     var e = document.createElement(tag);
@@ -295,7 +300,7 @@ var DDPMExplorer = (function () {
 
     // --- controls
     var inputs = {}, values = {};
-    var kindRow = el("div", { class: "row kinds" }, box);
+    var kindRow = el("div", { class: "dx-row dx-kinds" }, box);
     if (shown.kind && !constant) {
       el("span", { text: "schedule:" }, kindRow);
       var group = "ddpmx-kind-" + Math.random().toString(36).slice(2); // one radio group per explorer
@@ -308,14 +313,16 @@ var DDPMExplorer = (function () {
         inputs["kind:" + k] = r;
       });
     }
-    var sliderRow = el("div", { class: "row" }, box);
+    var top = el("div", { class: "dx-top" }, box); // the sliders, and beside them the image they change
+    var controlCol = el("div", {}, top);
+    var sliderRow = el("div", {}, controlCol);
     function slider(name) {
       var spec = SLIDERS[name];
-      var lab = el("label", { class: "sl" }, sliderRow);
-      el("span", { class: "n", text: spec.label }, lab);
+      var lab = el("label", { class: "dx-sl" }, sliderRow);
+      el("span", { class: "dx-n", text: spec.label }, lab);
       var inp = el("input", { type: "range", min: spec.min, max: spec.max, step: spec.step }, lab);
       inp.setAttribute("data-name", name);
-      values[name] = el("span", { class: "v" }, lab);
+      values[name] = el("span", { class: "dx-v" }, lab);
       inputs[name] = inp;
       inp.addEventListener("input", function () {
         var v = fromSlider(spec, parseFloat(inp.value));
@@ -328,22 +335,21 @@ var DDPMExplorer = (function () {
     else ["beta_1", "beta_T", "s"].forEach(function (k) { if (shown[k]) labels[k] = slider(k); });
     ["T", "t"].forEach(function (k) { if (shown[k]) labels[k] = slider(k); });
 
-    var caption = el("div", { class: "caption" }, box);
-    var msg = el("div", { class: "msg err" }, box);
-    var warn = el("div", { class: "msg warn" }, box);
-    var legend = el("div", { class: "legend" }, box);
+    var caption = el("div", { class: "dx-caption" }, controlCol);
+    var imgBox = el("div", { class: "dx-img" }, top);
+    var msg = el("div", { class: "dx-msg dx-err" }, controlCol); // invalid settings: in place of the readouts
+    var legend = el("div", { class: "dx-legend" }, box);
     var legendHTML = '<span style="color:' + C0 + '">━━</span> this schedule &nbsp; <span style="color:' + REF +
-      '">━━</span> DDPM (linear, β from 10⁻⁴ to 0.02, T = 1000)<span class="tt"></span> &nbsp; <span style="color:#d62728">●</span> t' +
+      '">━━</span> DDPM (linear, β from 10⁻⁴ to 0.02, T = 1000)<span class="dx-tt"></span> &nbsp; <span style="color:#d62728">●</span> t' +
       ' &nbsp; <span style="background:rgba(244,162,97,0.35)">&nbsp;&nbsp;&nbsp;</span> steps with ᾱₜ < ' + cfg.noised;
     legend.innerHTML = legendHTML;
-    var legendT = legend.querySelector(".tt");
+    var legendT = legend.querySelector(".dx-tt");
 
     // --- figures
-    var figs = el("div", { class: "figs" }, box);
+    var figs = el("div", { class: "dx-figs" }, box);
     var cvBeta = canvas(PW, PH), cvAb = canvas(PW, PH), cvSnr = canvas(PW, PH);
     [cvBeta, cvAb, cvSnr].forEach(function (c) { figs.appendChild(c); });
-    var lower = el("div", { class: "figs" }, box);
-    var imgBox = el("div", { class: "img" }, lower);
+    [[cvBeta, "beta"], [cvAb, "alpha_bar"], [cvSnr, "snr"]].forEach(function (cr) { cr[0].setAttribute("data-plot", cr[1]); });
     var H0 = cfg.size[0], W0 = cfg.size[1], side = 2 * Math.max(H0, W0) > 200 ? Math.max(H0, W0) : 2 * Math.max(H0, W0);
     var cvImg = el("canvas", { width: W0, height: H0 }, imgBox);
     cvImg.style.width = Math.round(side * W0 / Math.max(H0, W0)) + "px";
@@ -351,8 +357,11 @@ var DDPMExplorer = (function () {
     cvImg.style.imageRendering = "pixelated";
     var imgCaption = el("div", {}, imgBox);
     var cvHist = canvas(PW, PH);
-    lower.appendChild(cvHist);
-    var table = el("table", {}, lower);
+    imgBox.appendChild(cvHist);
+    cvImg.setAttribute("data-plot", "image");
+    cvHist.setAttribute("data-plot", "hist");
+    var table = el("table", {}, controlCol); // the readouts, under the sliders
+    var warn = el("div", { class: "dx-msg dx-warn" }, box); // last, so that it never moves the plots
 
     // --- state
     var sc = null, sm = null, bad = {}, x0 = null, eps = null, frame = 0, x0hist = null, histTop = 1;
@@ -516,15 +525,16 @@ var DDPMExplorer = (function () {
           ["Σβₜ", fmt(sm.sum_beta, 3)],
           ["steps with ᾱₜ < " + cfg.noised, noisedText, !sm.finishes],
           ["SNRₜ = 1 at t =", sm.t_snr_1 === null ? "never" : sm.t_snr_1 + " (" + pct(sm.t_snr_1 / st.T) + " of T)"],
-          ["finishes (ᾱ_T ≤ " + fmt(cfg.finished) + ")", sm.finishes ? "yes" : "no"],
+          ["finishes (ᾱ_T ≤ " + fmt(cfg.finished) + ")", sm.finishes ? "yes" : "no: see below", false, !sm.finishes],
         ];
       }
       table.textContent = "";
       rows.forEach(function (r) {
         var tr = el("tr", {}, table);
         var head = r[1] === "";
-        el("td", { class: "k", text: r[0], style: head ? "font-weight:600;color:#222;text-align:left" : "" }, tr);
-        el("td", { text: r[1], class: r[2] ? "dim" : "", "data-readout": r[0] }, tr);
+        el("td", { class: "dx-k", text: r[0], style: head ? "font-weight:600;color:#222;text-align:left" : "" }, tr);
+        el("td", { text: r[1], class: r[2] ? "dx-dim" : "", "data-readout": r[0] }, tr);
+        if (r[3]) tr.style.background = "#fff4e0";
       });
     }
 
