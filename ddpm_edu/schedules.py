@@ -24,10 +24,13 @@ from .guard import assert_on_device
 
 __all__ = [
     "Schedule", "extract", "check_t", "as_t", "schedule_problems", "KINDS",
-    "ScheduleSummary", "schedule_summary", "summary_table", "beta_T_for_sum",
+    "ScheduleSummary", "summarize", "summary_table", "beta_T_for_sum", "NOISED", "FINISHED",
 ]
 
 KINDS = ("linear", "cosine", "quadratic", "sigmoid")
+
+NOISED = 0.01  # a step counts as "almost pure noise" when alpha_bar_t < NOISED (under 1% of x0's variance left)
+FINISHED = 1e-4  # a schedule finishes noising when alpha_bar_T <= FINISHED: x_T keeps at most sqrt(1e-4) = 1% of x0
 
 
 def schedule_problems(T: int | None = None, beta_1: float | None = None, beta_T: float | None = None) -> dict[str, str]:
@@ -209,55 +212,58 @@ def extract(a: Tensor, t: Tensor | int, x: Tensor) -> Tensor:
 # ------------------------------------------------------------------ comparing schedules (chapters 4-5)
 @dataclass(frozen=True)
 class ScheduleSummary:
-    """The numbers chapters 4 and 5 compare schedules by; see :func:`schedule_summary`."""
+    """What a schedule does to the data over all T steps: chapters 4-5 and the explorer's readouts.
+
+    See :func:`summarize`; ``ddpm_edu/js/explorer.js`` computes the same fields in the browser.
+    """
 
     sum_beta: float  # sum_{t=1}^T beta_t; equals -log alpha_bar_T to first order when every beta_t is small
     alpha_bar_1: float  # alpha_bar_1 = 1 - beta_1: how gentle the first step is
     alpha_bar_T: float  # the share of x0's variance left in x_T
-    signal_T: float  # sqrt(alpha_bar_T): the weight x0 still has in x_T
-    finished: bool  # alpha_bar_T <= finished_below: the schedule noises x0 away completely
-    t_snr_1: int | None  # the first t with SNR_t <= 1 (alpha_bar_t <= 1/2); None if there is none
-    noise_share: float | None  # share of t in 1..T with alpha_bar_t < noise_below; None when not finished
+    sqrt_alpha_bar_T: float  # the weight of x0 left in x_T = sqrt(alpha_bar_T) x0 + sqrt(1 - alpha_bar_T) eps
+    finishes: bool  # alpha_bar_T <= FINISHED: x0 is noised away (at most 1% of its amplitude is left)
+    t_snr_1: int | None  # the first t with SNR_t <= 1 (alpha_bar_t <= 1/2); None when SNR_T > 1
+    share_noised: float | None  # share of t in 1..T with alpha_bar_t < NOISED; None when it does not finish
 
 
-def schedule_summary(s: Schedule, *, finished_below: float = 1e-4, noise_below: float = 0.01) -> ScheduleSummary:
-    """Chapters 4-5: sum of beta, alpha_bar_1, alpha_bar_T, the weight sqrt(alpha_bar_T), and two shape numbers.
+def summarize(s: Schedule) -> ScheduleSummary:
+    """Chapters 4-5 and the explorer: sum of beta, alpha_bar_1, alpha_bar_T, its square root, and two shape numbers.
 
-    A schedule is ``finished`` when alpha_bar_T <= ``finished_below`` (default 1e-4: x0 enters x_T with
-    less than 1% of its amplitude). ``noise_share``, the share of steps spent where less than
-    ``noise_below`` of x0's variance is left, rewards a schedule for reaching noise late; a schedule
-    that never reaches it would score 0, the best value. So it is reported only for finished
-    schedules, and is None otherwise.
+    A schedule ``finishes`` when alpha_bar_T <= FINISHED (1e-4: x0 enters x_T with at most 1% of its
+    amplitude). ``share_noised``, the share of steps spent where less than NOISED of x0's variance is
+    left, rewards a schedule for reaching noise late; one that never reaches it would score 0, the best
+    value. So the share is given only for schedules that finish, and is None ("not comparable") otherwise.
     """
     ab = s.alpha_bar[1:]  # alpha_bar_1 .. alpha_bar_T
-    finished = bool(ab[-1] <= finished_below)
-    below_half = (ab <= 0.5).nonzero()
+    alpha_bar_T = float(ab[-1])
+    finishes = alpha_bar_T <= FINISHED
+    crossed = (s.snr[1:] <= 1).nonzero()  # SNR_t = alpha_bar_t / (1 - alpha_bar_t) <= 1
     return ScheduleSummary(
         sum_beta=float(s.betas[1:].sum()),
         alpha_bar_1=float(ab[0]),
-        alpha_bar_T=float(ab[-1]),
-        signal_T=float(ab[-1].sqrt()),
-        finished=finished,
-        t_snr_1=int(below_half[0]) + 1 if below_half.numel() else None,
-        noise_share=float((ab < noise_below).double().mean()) if finished else None,
+        alpha_bar_T=alpha_bar_T,
+        sqrt_alpha_bar_T=math.sqrt(alpha_bar_T),
+        finishes=finishes,
+        t_snr_1=int(crossed[0]) + 1 if crossed.numel() else None,
+        share_noised=float((ab < NOISED).double().mean()) if finishes else None,
     )
 
 
-def summary_table(schedules: Mapping[str, Schedule], **kwargs: float) -> str:
-    """Chapters 4-5: one text row of :func:`schedule_summary` per labelled schedule (kwargs go to it).
+def summary_table(schedules: Mapping[str, Schedule]) -> str:
+    """Chapters 4-5: one text row of :func:`summarize` per labelled schedule.
 
-    Columns: sum of beta, alpha_bar_T, the weight sqrt(alpha_bar_T) of x0 in x_T, finished or not, the
-    first t with SNR_t <= 1, and the share of steps with alpha_bar_t below ``noise_below``. A schedule
-    that does not finish shows "no" and a dash instead of its share of near-noise steps.
+    Columns: sum of beta, alpha_bar_T, the weight sqrt(alpha_bar_T) of x0 in x_T, finishes or not, the
+    first t with SNR_t <= 1, and the share of steps with alpha_bar_t < NOISED. A schedule that does
+    not finish shows "no" and a dash instead of its share of near-noise steps.
     """
-    head = f"{'':>24} {'sum beta':>8} {'alpha_bar_T':>11} {'x0 weight':>9} {'finished':>8} {'SNR=1 at t':>10} {'share near noise':>16}"
+    head = f"{'':>24} {'sum beta':>8} {'alpha_bar_T':>11} {'x0 weight':>9} {'finishes':>8} {'SNR=1 at t':>10} {'share near noise':>16}"
     rows = [head]
     for label, s in schedules.items():
-        r = schedule_summary(s, **kwargs)
-        share = f"{r.noise_share:.0%}" if r.noise_share is not None else "-"
+        r = summarize(s)
+        share = f"{r.share_noised:.0%}" if r.share_noised is not None else "-"
         t_half = str(r.t_snr_1) if r.t_snr_1 is not None else "-"
-        rows.append(f"{label:>24} {r.sum_beta:8.2f} {r.alpha_bar_T:11.1e} {r.signal_T:9.2g} "
-                    f"{'yes' if r.finished else 'no':>8} {t_half:>10} {share:>16}")
+        rows.append(f"{label:>24} {r.sum_beta:8.2f} {r.alpha_bar_T:11.1e} {r.sqrt_alpha_bar_T:9.2g} "
+                    f"{'yes' if r.finishes else 'no':>8} {t_half:>10} {share:>16}")
     return "\n".join(rows)
 
 

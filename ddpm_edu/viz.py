@@ -31,8 +31,8 @@ from .schedules import Schedule
 __all__ = [
     "BookFigure", "new_figure", "figure_png", "figure_bytes", "save_figure",
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
-    "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms",
-    "plot_forward_explorer", "plot_loss_curve", "scatter_rgb",
+    "plot_schedules", "plot_forward_steps", "plot_pixel_histograms",
+    "plot_loss_curve", "scatter_rgb",
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
     "plot_samples_2d", "plot_t_weights", "plot_reverse_steps", "plot_sample_panels", "gif_html",
     "plot_forward_batches",
@@ -329,36 +329,6 @@ def plot_schedules(
     return fig
 
 
-def plot_beta_explorer(
-    s: Schedule,
-    x0: Tensor,
-    eps: Tensor,
-    ts: Sequence[int],
-    *,
-    title: str | None = None,
-    fig: Figure | None = None,
-) -> Figure:
-    """Chapter 4 (the beta widget): one schedule's beta_t, alpha_bar_t and SNR, and x0 noised at ``ts``.
-
-    The images are the closed form x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps
-    (:func:`ddpm_edu.forward.q_sample`) with one shared eps, so only the schedule changes between
-    redraws. x0, eps: (C, H, W); t = 0 shows x0 itself. Pass ``fig`` to redraw in place.
-    """
-    fig = _reset(fig, (9.0, 5.2))
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.0])
-    _schedule_axes(top.subplots(1, 3), {"": s}, ("beta", "alpha_bar", "snr"), "linear", legend=False)
-    for ax in top.axes:
-        for t in ts:
-            ax.axvline(t, color="0.7", lw=0.8, zorder=0)
-    axes = bottom.subplots(1, len(ts), squeeze=False)[0]
-    for ax, t in zip(axes, ts):
-        xt = q_sample(x0[None], t, eps[None], s)[0]
-        _show_image(ax, xt, rf"$t={t}$" + "\n" + rf"$\bar\alpha_t={float(s.alpha_bar[t]):.2g}$")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
 # =====================================================================================
 # Chapter 5: the closed-form forward process.
 # =====================================================================================
@@ -404,33 +374,6 @@ def plot_pixel_histograms(
         ax.set_xlabel("pixel value", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=7, loc="upper left")
-    return fig
-
-
-def plot_forward_explorer(s: Schedule, x0: Tensor, eps: Tensor, t: int, *, fig: Figure | None = None) -> Figure:
-    """Chapter 5 (the t widget): x_t from the closed form, its pixel histogram, and where t sits on alpha_bar.
-
-    x_t = :func:`ddpm_edu.forward.q_sample` (x0, t, eps) with x0, eps: (C, H, W); t in 0..T.
-    """
-    fig = _reset(fig, (9.0, 2.8))
-    ax_img, ax_hist, ax_ab = fig.subplots(1, 3, width_ratios=[1, 1.3, 1.3])
-    xt = q_sample(x0[None], t, eps[None], s)[0]
-    ab = float(s.alpha_bar[t])
-    _show_image(ax_img, xt, rf"$x_t$, $t = {t}$")
-    ax_hist.hist(_np(x0.flatten()), bins=60, range=(-3.5, 3.5), density=True, color="0.75", label=r"$x_0$")
-    ax_hist.hist(_np(xt.flatten()), bins=60, range=(-3.5, 3.5), density=True, histtype="step", lw=1.5, color="C0", label=r"$x_t$")
-    ax_hist.set_ylim(0, 1.6)
-    ax_hist.set_yticks([])
-    ax_hist.set_title("pixel values", fontsize=10)
-    ax_hist.legend(fontsize=8, loc="upper left")
-    steps = np.arange(0, s.T + 1)
-    ax_ab.plot(steps, _np(s.alpha_bar), color="C0", label=r"$\bar\alpha_t$ (signal)")
-    ax_ab.plot(steps, 1.0 - _np(s.alpha_bar), color="C1", label=r"$1-\bar\alpha_t$ (noise)")
-    ax_ab.plot([t, t], [ab, 1.0 - ab], "ko", ms=4)
-    ax_ab.axvline(t, color="0.6", lw=0.8)
-    ax_ab.set_title(rf"$\bar\alpha_t = {ab:.3g}$", fontsize=10)
-    ax_ab.set_xlabel("t")
-    ax_ab.legend(fontsize=8, loc="center right")
     return fig
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.schedules import (KINDS, Schedule, beta_T_for_sum, check_t, extract, schedule_problems,
-                                schedule_summary, summary_table)
+from ddpm_edu.schedules import (FINISHED, KINDS, NOISED, Schedule, beta_T_for_sum, check_t, extract,
+                                schedule_problems, summarize, summary_table)
 
 ALL = [
     Schedule.linear(1000, 1e-4, 0.02),
@@ -139,34 +139,58 @@ def test_make_and_to():
 
 # ------------------------------------------------------------------ comparing schedules (chapters 4-5)
 @pytest.mark.parametrize("kind", KINDS)
-def test_schedule_summary_matches_sums_and_products_of_the_betas(kind):
-    s = Schedule.make(kind, 400, 1e-4, 0.05)
+@pytest.mark.parametrize("beta_T", [0.05, 0.01])  # with T = 400 the first finishes for every kind, the second for none but cosine
+def test_summarize_matches_sums_and_products_of_the_betas(kind, beta_T):
+    s = Schedule.make(kind, 400, 1e-4, beta_T)
     b = s.betas.numpy()[1:]
     ab = np.cumprod(1 - b)  # alpha_bar_1 .. alpha_bar_T, from the betas alone
-    out = schedule_summary(s)
+    out = summarize(s)
     assert out.sum_beta == pytest.approx(b.sum(), rel=1e-12)
     assert out.alpha_bar_1 == pytest.approx(1 - b[0], rel=1e-12)
     assert out.alpha_bar_T == pytest.approx(ab[-1], rel=1e-9)
-    assert out.signal_T == pytest.approx(math.sqrt(ab[-1]), rel=1e-9)
-    assert out.t_snr_1 == next(t for t in range(1, 401) if ab[t - 1] <= 0.5)  # SNR <= 1 iff alpha_bar <= 1/2
-    assert out.finished == (ab[-1] <= 1e-4)
-    if out.finished:
-        assert out.noise_share == pytest.approx(np.mean(ab < 0.01), abs=1e-15)
+    assert out.sqrt_alpha_bar_T == pytest.approx(math.sqrt(ab[-1]), rel=1e-9)
+    assert out.t_snr_1 == next((t for t in range(1, 401) if ab[t - 1] <= 0.5), None)  # SNR <= 1 iff alpha_bar <= 1/2
+    assert out.finishes == (ab[-1] <= FINISHED)
+    if out.finishes:
+        assert out.share_noised == pytest.approx(np.mean(ab < NOISED), abs=1e-15)
+    else:
+        assert out.share_noised is None  # not comparable: never rewarded for not finishing
 
 
-def test_schedule_summary_closed_forms_and_the_unfinished_flag():
+@pytest.mark.parametrize("beta, T", [(0.01, 1000), (1e-4, 1000), (0.3, 7), (0.5, 1)])
+def test_summary_of_a_constant_schedule(beta, T):
+    # beta_1 = beta_T = beta: alpha_bar_t = (1 - beta)^t, so every readout has a closed form.
+    got = summarize(Schedule.linear(T, beta, beta))
+    ab_T = (1 - beta) ** T
+    assert math.isclose(got.alpha_bar_T, ab_T, rel_tol=1e-12) and math.isclose(got.sqrt_alpha_bar_T, ab_T**0.5, rel_tol=1e-12)
+    assert math.isclose(got.alpha_bar_1, 1 - beta, rel_tol=1e-15)
+    assert math.isclose(got.sum_beta, T * beta, rel_tol=1e-12)
+    assert got.finishes == (ab_T <= FINISHED)
+    first_noised = math.floor(math.log(NOISED) / math.log(1 - beta)) + 1  # first t with (1 - beta)^t < 0.01
+    if got.finishes:
+        assert math.isclose(got.share_noised, max(0, T - first_noised + 1) / T)
+    else:
+        assert got.share_noised is None
+    t_half = math.ceil(math.log(0.5) / math.log(1 - beta))  # first t with (1 - beta)^t <= 1/2, i.e. SNR_t <= 1
+    assert got.t_snr_1 == (t_half if t_half <= T else None)
+
+
+def test_summarize_closed_forms_and_the_flag_for_schedules_that_do_not_finish():
     T, b1, bT = 1000, 1e-4, 0.02
-    lin = schedule_summary(Schedule.linear(T, b1, bT))
+    lin = summarize(Schedule.linear(T, b1, bT))
     assert lin.sum_beta == pytest.approx(T * (b1 + bT) / 2, rel=1e-12)  # arithmetic series
-    assert lin.finished and 0 < lin.noise_share < 1
+    assert lin.finishes and 1e-5 < lin.alpha_bar_T < FINISHED and 0 < lin.share_noised < 1
     # With the same beta_1, beta_T the quadratic schedule adds less noise (sqrt(beta) is linear, so
     # sum beta = T (b1 + bT + sqrt(b1 bT)) / 3 + O(1)) and stops short of the 1e-4 threshold.
-    quad = schedule_summary(Schedule.quadratic(T, b1, bT))
+    quad = summarize(Schedule.quadratic(T, b1, bT))
     assert quad.sum_beta == pytest.approx(T * (b1 + bT + math.sqrt(b1 * bT)) / 3, rel=2e-3)
-    assert not quad.finished and quad.noise_share is None  # never rewarded for not finishing
-    assert schedule_summary(Schedule.quadratic(T, b1, bT), finished_below=1e-3).finished
-    # A schedule that never gets near noise has no SNR = 1 crossing either.
-    assert schedule_summary(Schedule.linear(10, 1e-4, 1e-3)).t_snr_1 is None
+    assert not quad.finishes and quad.share_noised is None  # never rewarded for not finishing
+    sq = float((Schedule.quadratic(T, b1, bT).betas ** 2).sum())  # b + b^2/2 <= -log(1 - b) <= b + b^2 for b <= 1/2
+    assert math.exp(-quad.sum_beta - sq) < quad.alpha_bar_T < math.exp(-quad.sum_beta - sq / 2)
+    assert summarize(Schedule.cosine(T)).finishes
+    # chapter 3's sigma = 0.01 (beta = 1e-4): never near noise, no SNR = 1 crossing, and no share to compare.
+    slow = summarize(Schedule.linear(T, 1e-4, 1e-4))
+    assert not slow.finishes and slow.share_noised is None and slow.t_snr_1 is None
 
 
 def _quadratic_beta_T(T, b1, total):
@@ -196,7 +220,7 @@ def test_beta_T_for_sum_rejects_what_it_cannot_do():
 def test_summary_table_has_one_row_per_schedule_and_flags_the_unfinished():
     table = summary_table({"lin": Schedule.linear(1000), "quad": Schedule.quadratic(1000)})
     head, lin, quad = table.splitlines()
-    assert "finished" in head and lin.split()[0] == "lin" and quad.split()[0] == "quad"
-    r = schedule_summary(Schedule.linear(1000))
-    assert f"{r.sum_beta:.2f}" in lin and f"{r.noise_share:.0%}" in lin and " yes " in lin
+    assert "finishes" in head and lin.split()[0] == "lin" and quad.split()[0] == "quad"
+    r = summarize(Schedule.linear(1000))
+    assert f"{r.sum_beta:.2f}" in lin and f"{r.share_noised:.0%}" in lin and " yes " in lin
     assert " no " in quad and quad.split()[-1] == "-"  # no share of near-noise steps for an unfinished schedule

@@ -38,10 +38,8 @@ def small_plots(x0, eps):
         "plot_variance": lambda: viz.plot_variance([0, 1, 2], {"a": [1, 2, 3], "b": [1, 1, 1]}, {"a": [1, 2, 3]}, logy=True),
         "plot_fixed_noise": lambda: viz.plot_fixed_noise(x0, [0.1, 0.01], [0, 2, 5], gen()),
         "plot_schedules": lambda: viz.plot_schedules({k: Schedule.make(k, 50, 1e-3, 0.2) for k in KINDS}),
-        "plot_beta_explorer": lambda: viz.plot_beta_explorer(s, x0, eps, [0, 10, 50], title="t"),
         "plot_forward_steps": lambda: viz.plot_forward_steps(x0, s, [0, 25, 50], eps),
         "plot_pixel_histograms": lambda: viz.plot_pixel_histograms({"a": torch.stack([x0, eps]), "b": torch.stack([eps, x0])}, [1, 2]),
-        "plot_forward_explorer": lambda: viz.plot_forward_explorer(s, x0, eps, 20),
         "plot_loss_curve": lambda: viz.plot_loss_curve([{"step": 10, "loss": 1.0}, {"step": 20, "loss": 0.4}]),
         "plot_density_over_t": lambda: viz.plot_density_over_t([0, 1, 2], torch.linspace(-1, 1, 5), torch.rand(3, 5), paths=torch.zeros(3, 2)),
         "plot_samples_over_t": lambda: viz.plot_samples_over_t([0, 1], torch.randn(2, 100, generator=gen()), torch.linspace(-3, 3, 11), n_paths=3),
@@ -59,7 +57,7 @@ def small_plots(x0, eps):
 
 PLOT_NAMES = [
     "plot_images", "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
-    "plot_schedules", "plot_beta_explorer", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_explorer",
+    "plot_schedules", "plot_forward_steps", "plot_pixel_histograms",
     "plot_loss_curve", "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional",
     "plot_posterior_variances",
     "plot_loss_curve", "plot_samples_2d", "plot_t_weights",
@@ -100,10 +98,9 @@ def test_single_panel_plots_draw_into_a_given_ax(name, x0):
 
 
 def test_multi_panel_plots_redraw_in_place(x0, eps):
-    s = Schedule.linear(20, 1e-3, 0.2)
     fig = viz.new_figure()
-    for t in (0, 10, 20):
-        assert viz.plot_forward_explorer(s, x0, eps, t, fig=fig) is fig
+    for T in (10, 20, 30):
+        assert viz.plot_schedules(Schedule.linear(T, 1e-3, 0.2), fig=fig) is fig
     assert len(fig.axes) == 3  # cleared between redraws, not stacked
 
 

@@ -1,110 +1,165 @@
-"""ddpm_edu.widgets: live widgets, their static HTML players, and messages for bad parameters."""
+"""ddpm_edu.widgets: the schedule explorer's Python face, its self-contained HTML and its embedded images.
 
-import ipywidgets as W
-import matplotlib
+The JavaScript itself is tested in test_explorer.py (under node) and in tests/browser/ (in Chromium).
+"""
+
+import base64
+import io
+import re
+
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
-from ddpm_edu import viz, widgets
+from ddpm_edu import widgets
 from ddpm_edu.data import photo
-from ddpm_edu.schedules import Schedule
+from ddpm_edu.forward import q_sample
+from ddpm_edu.images import to_uint8
+from ddpm_edu.schedules import Schedule, summarize
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-JPEG = b"\xff\xd8\xff"  # the live image is a JPEG
 
 
 @pytest.fixture(scope="module")
 def x0():
-    return photo(16)
+    return photo(24)
 
 
-def n_frames(html: str) -> int:
-    return html.count("data:image/jpeg;base64") + html.count("data:image/png;base64")
+def data_uris(html: str) -> list[str]:
+    return re.findall(r"data:image/png;base64,[A-Za-z0-9+/=]+", html)
 
 
-def test_beta_explorer_bundle_has_widget_view_and_static_html(x0):
-    ex = widgets.beta_explorer(x0, frames=3, T=100)
-    bundle = ex._repr_mimebundle_()
-    assert WIDGET_VIEW in bundle and bundle[WIDGET_VIEW]["model_id"] == ex.widget.model_id
-    assert "text/plain" in bundle
-    html = bundle["text/html"]
-    assert n_frames(html) == 3 and 'type="range"' in html
-    assert isinstance(ex.widget, W.VBox)
-    assert set(ex.controls) == {"kind", "beta_1", "beta_T", "T"}
-    assert ex.error is None and bytes(ex.image.value).startswith(JPEG)
+def test_bundle_has_the_widget_view_and_the_html_view(x0):
+    ex = widgets.schedule_explorer(x0, T=100)
+    data, _ = ex._repr_mimebundle_()
+    assert data[WIDGET_VIEW]["model_id"] == ex.model_id
+    assert data["text/plain"] == repr(ex) and "T=100" in repr(ex)
+    assert 'class="ddpm-explorer"' in data["text/html"] and "DDPMExplorer.mount" in data["text/html"]
 
 
-@pytest.mark.parametrize("frames", [2, 5])
-def test_static_animation_has_the_requested_frames(x0, frames):
-    assert n_frames(widgets.beta_explorer(x0, T=50, frames=frames).to_html()) == frames
-    assert n_frames(widgets.forward_explorer(x0, Schedule.linear(40), frames=frames).to_html()) == frames
+def test_html_is_self_contained(x0):
+    html = widgets.schedule_explorer(x0).to_html()
+    assert not re.search(r"https?://", html)  # no URL at all: no CDN, no namespace, nothing to fetch
+    assert not re.search(r"""\bsrc\s*=\s*["'](?!data:)""", html)  # nothing loaded from anywhere
+    assert "<script src" not in html and "import(" not in html
+    assert html.count("<script>") == 1 and html.count("</script>") == 1  # the JSON cannot close it early
+    assert widgets.explorer_js() in html  # the whole module, inline
 
 
-def test_static_sweep_skips_invalid_frames(x0):
-    # beta_1 = 0.01 is larger than the first two beta_T values of the sweep: those frames are dropped.
-    html = widgets.beta_explorer(x0, beta_1=0.01, beta_T=0.05, T=50, sweep=[0.001, 0.005, 0.02, 0.05]).to_html()
-    assert n_frames(html) == 2
+def test_two_explorers_have_distinct_ids(x0):
+    a, b = widgets.schedule_explorer(x0), widgets.schedule_explorer(x0)
+    ids = [re.findall(r'id="([^"]+)"', h) for h in (a.to_html(), b.to_html(), a.to_html())]
+    assert all(len(i) == 1 for i in ids) and len({i[0] for i in ids}) == 3
+    html = a.to_html()
+    root = re.findall(r'id="([^"]+)"', html)[0]
+    assert f'document.getElementById("{root}")' in html  # the script mounts on its own element
+
+
+def test_embedded_images_decode_to_the_image_size(x0):
+    ex = widgets.schedule_explorer(x0, seed=3)
+    uris = data_uris(ex.to_html())
+    assert len(uris) == 2  # x0 and eps, once each
+    for uri in uris:
+        img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+        assert img.format == "PNG" and img.mode == "RGB" and img.size == (24, 24)
+    x0_back, eps = ex.embedded()
+    assert np.array_equal(to_uint8(x0_back), to_uint8(x0))  # x0 survives exactly, as 8-bit pixels
+    want = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    inside = want.abs() < 3.9
+    assert (eps - want)[inside].abs().max() <= 0.5 / widgets.EPS_SCALE + 1e-12  # quantised to steps of 1/32
+    assert abs(eps.std() - 1) < 0.1
+
+
+def test_default_image_is_the_photograph_and_small():
+    html = widgets.schedule_explorer().to_html()
+    assert widgets.schedule_explorer().config["size"] == [96, 96]
+    assert len(html) < 150_000  # x0, eps and the module: well under the old 10-frame animation
+
+
+def test_grey_images_are_expanded_to_rgb():
+    ex = widgets.schedule_explorer(torch.zeros(1, 8, 8))
+    assert ex.embedded()[0].shape == (3, 8, 8)
 
 
 @pytest.mark.parametrize(
-    "params, text",
+    "settings",
+    [
+        dict(kind="linear", beta_1=3e-4, beta_T=0.05, T=500),
+        dict(kind="quadratic", beta_1=1e-4, beta_T=0.02, T=1000),
+        dict(kind="sigmoid", beta_1=1e-5, beta_T=0.1, T=37),
+        dict(kind="cosine", s=0.02, T=250),
+    ],
+)
+def test_schedule_round_trips_the_browser_settings(x0, settings):
+    ex = widgets.schedule_explorer(x0, T=10)
+    # what the browser sends when the reader moves the controls
+    ex.set_state({"t": 3, **settings})
+    if settings["kind"] == "cosine":
+        want = Schedule.cosine(settings["T"], settings["s"])
+    else:
+        want = Schedule.make(settings["kind"], settings["T"], settings["beta_1"], settings["beta_T"])
+    got = ex.schedule()
+    assert got.T == want.T
+    for name in ("betas", "alpha_bar", "snr"):
+        assert torch.equal(getattr(got, name), getattr(want, name))
+    assert ex.summary() == summarize(want) and ex.error is None
+
+
+def test_constant_ties_beta_1_to_beta_T(x0):
+    ex = widgets.schedule_explorer(x0, constant=True, beta_T=0.01, controls=["beta_T", "t"])
+    assert ex.beta_1 == ex.beta_T == 0.01 and ex.config["constant"] and ex.config["controls"] == ["beta_T", "t"]
+    assert torch.allclose(ex.schedule().alpha_bar, torch.tensor(0.99, dtype=torch.float64) ** torch.arange(1001))
+
+
+def test_the_shown_image_is_the_closed_form(x0):
+    ex = widgets.schedule_explorer(x0, T=50)
+    x0e, eps = ex.embedded()
+    xt = q_sample(x0e[None], 20, eps[None], ex.schedule())[0]
+    ab = ex.schedule().alpha_bar[20]
+    assert torch.allclose(xt, ab.sqrt() * x0e + (1 - ab).sqrt() * eps)
+
+
+@pytest.mark.parametrize(
+    "settings, text",
     [
         (dict(beta_1=0.05, beta_T=0.01), "beta_1 <= beta_T"),
         (dict(beta_T=1.0), "open interval (0, 1)"),
-        (dict(beta_1=1.0), "open interval (0, 1)"),
-        (dict(kind="nope"), "unknown schedule kind"),
+        (dict(beta_1=0.0), "open interval (0, 1)"),
     ],
 )
-def test_bad_parameters_give_the_library_message_not_a_traceback(x0, params, text):
-    ex = widgets.beta_explorer(x0, T=50, frames=2, **params)  # must not raise
+def test_invalid_settings_give_a_message_not_a_traceback(x0, settings, text):
+    ex = widgets.schedule_explorer(x0, **settings)  # must not raise
     assert text in ex.error
-    bundle = ex._repr_mimebundle_()  # displaying it must not raise either
-    assert text.replace("<", "&lt;") in ex.message.value and ex.image.layout.display == "none"
-    assert bundle["text/html"] == ex.to_html()
-    assert "traceback" not in ex.to_html().lower()
-    assert widgets.message_html(ex.error) == ex.to_html()  # the static view is the message box
+    with pytest.raises(ValueError, match=re.escape(text)):
+        ex.schedule()
+    data, _ = ex._repr_mimebundle_()  # displaying it must not raise either
+    assert "DDPMExplorer.mount" in data["text/html"]  # the browser shows the message itself
 
 
-def test_live_controls_show_a_message_and_recover(x0):
-    ex = widgets.beta_explorer(x0, T=50, frames=2)
-    ex.widget
-    ex.controls["beta_1"].value = 0.1  # > beta_T = 0.02
-    assert "beta_1 <= beta_T" in ex.error and "beta_1 &lt;= beta_T" in ex.message.value
-    assert ex.image.layout.display == "none"
-    ex.controls["beta_T"].value = 1.0
-    assert "open interval (0, 1)" in ex.error
-    ex.controls["beta_T"].value = 0.5
-    assert ex.error is None and ex.message.value == "" and ex.image.layout.display is None
-    ex.controls["kind"].value = "cosine"
-    assert ex.controls["beta_1"].disabled and "cosine" in ex.message.value
+def test_settings_from_the_browser_can_be_invalid_and_recover(x0):
+    ex = widgets.schedule_explorer(x0)
+    ex.set_state({"beta_1": 0.1})  # > beta_T = 0.02
+    assert "beta_1 <= beta_T" in ex.error
+    ex.set_state({"beta_T": 0.5})
+    assert ex.error is None and ex.schedule().betas[-1] == 0.5
 
 
-def test_live_image_changes_with_the_slider(x0):
-    ex = widgets.forward_explorer(x0, Schedule.linear(40), frames=2)
-    first = ex.widget and ex.image.value
-    ex.controls["t"].value = 40
-    assert bytes(ex.image.value) != bytes(first) and bytes(ex.image.value).startswith(JPEG)
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        (dict(kind="nope"), "unknown schedule kind"),
+        (dict(controls=["beta"]), "unknown controls"),
+        (dict(kind="cosine", constant=True), "constant=True"),
+        (dict(T=0), "T must be an integer >= 1"),
+        (dict(T=10, t=11), "t must lie in 0..T"),
+    ],
+)
+def test_mistakes_of_the_caller_raise(x0, kwargs, text):
+    with pytest.raises(ValueError, match=re.escape(text)):
+        widgets.schedule_explorer(x0, **kwargs)
 
 
-def test_explorer_times():
-    assert widgets.explorer_times(1000, (0.0, 0.1, 0.25, 0.5, 1.0)) == [0, 100, 250, 500, 1000]
-    assert widgets.explorer_times(3, (0.0, 0.1, 1.0)) == [0, 3]
-
-
-def test_animation_html_embeds_one_image_per_frame():
-    fig = viz.new_figure((2, 2), dpi=20)
-    ax = fig.add_subplot()
-    before = dict(matplotlib.rcParams)
-    html = widgets.animation_html(fig, lambda i: ax.plot([0, 1], [0, i]), 4, frame_format="png")
-    assert html.count("data:image/png;base64") == 4
-    assert 'type="range"' in html  # the kernel-free slider
-    assert dict(matplotlib.rcParams) == before
-    jpeg = widgets.animation_html(fig, lambda i: ax.plot([0, 1], [0, i]), 2, frame_format="jpeg")
-    assert jpeg.count("data:image/jpeg;base64") == 2
-    with pytest.raises(ValueError, match="n_frames"):
-        widgets.animation_html(fig, lambda i: None, 0)
-
-
-def test_message_html_escapes():
-    h = widgets.message_html("beta_1 <= beta_T")
-    assert "beta_1 &lt;= beta_T" in h and "<div" in h
-    assert widgets.message_html("x", "note") != widgets.message_html("x")  # a note is styled apart from an error
+def test_wrong_image_shape_raises():
+    with pytest.raises(ValueError, match="img must be"):
+        widgets.schedule_explorer(torch.zeros(2, 8, 8))
