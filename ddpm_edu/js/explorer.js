@@ -88,7 +88,8 @@ var DDPMExplorer = (function () {
     return p;
   }
 
-  /** The readouts; mirrors ddpm_edu.schedules.summarize (noised = NOISED, finished = FINISHED). */
+  /** The readouts; mirrors ddpm_edu.schedules.summarize field by field (noised = NOISED, finished = FINISHED).
+   *  share_noised is null for a schedule that does not finish: never reaching noise must not look like a virtue. */
   function summary(sc, noised, finished) {
     var T = sc.T, sum = 0, n = 0, tSnr1 = null;
     for (var t = 1; t <= T; t++) {
@@ -96,8 +97,9 @@ var DDPMExplorer = (function () {
       if (sc.alphaBar[t] < noised) n++;
       if (tSnr1 === null && sc.snr[t] <= 1) tSnr1 = t;
     }
-    var abT = sc.alphaBar[T];
-    return { alpha_bar_T: abT, sqrt_alpha_bar_T: Math.sqrt(abT), sum_beta: sum, share_noised: n / T, t_snr_1: tSnr1, finishes: abT <= finished };
+    var abT = sc.alphaBar[T], finishes = abT <= finished;
+    return { sum_beta: sum, alpha_bar_1: sc.alphaBar[1], alpha_bar_T: abT, sqrt_alpha_bar_T: Math.sqrt(abT),
+             finishes: finishes, t_snr_1: tSnr1, share_noised: finishes ? n / T : null };
   }
 
   // ------------------------------------------------------------------ number formatting
@@ -513,7 +515,7 @@ var DDPMExplorer = (function () {
       var t = st.t, rows;
       if (!sc) rows = [["", "—"]];
       else {
-        var noisedText = pct(sm.share_noised) + (sm.finishes ? "" : " (not comparable)");
+        var noisedText = sm.finishes ? pct(sm.share_noised) : "not comparable";
         rows = [
           ["at t = " + t, ""],
           ["βₜ", t ? fmt(sc.betas[t]) : "0 (clean data)"],
