@@ -6,7 +6,8 @@ Python that has Playwright, and point ``--python`` at one that has ddpm_edu:
     python3 -m venv /tmp/pw && /tmp/pw/bin/pip install playwright      # once
     apt-get install chromium                                              # once (Debian)
     /tmp/pw/bin/python tests/browser/check_explorer.py --python .venv/bin/python --shots /tmp/explorer_shots
-    /tmp/pw/bin/python tests/browser/check_explorer.py --python .venv/bin/python --page _build/html/book/04_schedules.html
+    /tmp/pw/bin/python tests/browser/check_explorer.py --python .venv/bin/python --page _build/html/book/04_schedules.html \
+        --root _build/html
 
 Without ``--page`` it writes a page with three explorers (the settings of chapters 3, 4 and 5). It
 serves the page's folder on 127.0.0.1 and blocks every other request. For every explorer on the
@@ -177,7 +178,9 @@ def exercise(page: Page, i: int, box, config: dict, pixel_checks: list, real_dra
         box.evaluate(SET_SLIDER, ["beta_1", -4])  # 1e-4
         box.evaluate(SET_SLIDER, ["beta_T", -1.69897])  # 0.02
         wait_painted(page)
-        check("does not finish noising" in snap()["warn"], "quadratic 1e-4 -> 0.02 is flagged as not finishing")
+        flagged = snap()
+        check("does not finish noising" in flagged["warn"], "quadratic 1e-4 -> 0.02 is flagged as not finishing")
+        check("not comparable" in flagged["table"], "and its share of near-noise steps reads 'not comparable'")
         box.evaluate(SET_SLIDER, ["beta_1", -1])  # 0.1 > beta_T
         wait_painted(page)
         bad = snap()
@@ -199,6 +202,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="a Python with ddpm_edu")
     ap.add_argument("--page", type=Path, help="an HTML page to check (default: write one with three explorers)")
+    ap.add_argument("--root", type=Path, help="the folder to serve, which holds --page (default: the page's folder); "
+                    "give a built book's _build/html so that the page gets its theme")
     ap.add_argument("--shots", type=Path, help="save screenshots here")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
@@ -208,7 +213,8 @@ def main() -> int:
         page_path = args.page.resolve() if args.page else Path(tmp) / "explorers.html"
         if not args.page:
             subprocess.run([args.python, "-c", WRITE_PAGE, str(page_path)], check=True, **env_cwd)
-        server, base = serve(page_path.parent)
+        folder = args.root.resolve() if args.root else page_path.parent
+        server, base = serve(folder)
         blocked: list[str] = []
         pixel_checks: list[dict] = []
         with sync_playwright() as pw:
@@ -217,7 +223,7 @@ def main() -> int:
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else (blocked.append(r.request.url), r.abort()))
-            page.goto(base + page_path.name)
+            page.goto(base + page_path.relative_to(folder).as_posix())
             page.wait_for_selector(".ddpmx")
             page.wait_for_timeout(500)  # the embedded PNGs decode
             boxes = page.locator(".ddpmx")
