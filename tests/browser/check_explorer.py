@@ -153,6 +153,7 @@ def exercise(page: Page, i: int, box, config: dict, pixel_checks: list, real_dra
             continue  # shown with the cosine kind, below
         if real_drag and name in ("beta_T", "beta"):
             handle = box.locator(f'input[data-name="{name}"]')
+            handle.scroll_into_view_if_needed()  # on a long page (a built chapter) the mouse only reaches what is in view
             bb = handle.bounding_box()
             def drag(bb=bb):
                 thumb = float(handle.evaluate("i => (i.value - i.min) / (i.max - i.min)"))
