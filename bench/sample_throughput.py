@@ -11,7 +11,9 @@ computation from the same x_T with the same noise stream:
   from our betas;
 * ``bare``: the same arithmetic with every coefficient precomputed as a Python float, the floor.
 
-Each repeat runs the three once, in a rotating order; the ratios are medians of the per-repeat ratios.
+All three run under ``torch.inference_mode`` (ours enters it itself; the other two are wrapped), so the
+grad mode is the same. Each repeat runs the three once, in a rotating order; the ratios are medians of
+the per-repeat ratios.
 The outputs are compared too: ours and diffusers against the bare loop, which runs both time grids
 (diffusers' DDIM visits T - 19, T - 39, ..., 1 with stride T / S, ours ``ddim_timesteps``; the step
 arithmetic and its cost do not depend on which t are visited).
@@ -105,7 +107,16 @@ def diffusers_loops(s: Schedule, steps: int) -> tuple[dict[str, Loop], list[int]
             x = ddim.step(trivial_eps(x, t), t, x, eta=0.0, use_clipped_model_output=True).prev_sample
         return x
 
-    return {"ddpm": run_ddpm, "ddim": run_ddim}, [int(t) + 1 for t in ddim.timesteps]
+    return {"ddpm": inference(run_ddpm), "ddim": inference(run_ddim)}, [int(t) + 1 for t in ddim.timesteps]
+
+
+def inference(loop: Loop) -> Loop:
+    """``loop`` under torch.inference_mode, the grad mode ddpm_edu's samplers run in."""
+    def run(x_T: Tensor, g: torch.Generator) -> Tensor:
+        with torch.inference_mode():
+            return loop(x_T, g)
+
+    return run
 
 
 def bare_ddpm(s: Schedule) -> Loop:
@@ -127,7 +138,7 @@ def bare_ddpm(s: Schedule) -> Loop:
                 x += sigma * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
         return x
 
-    return run
+    return inference(run)
 
 
 def bare_ddim(s: Schedule, taus: list[int]) -> Loop:
@@ -145,7 +156,7 @@ def bare_ddim(s: Schedule, taus: list[int]) -> Loop:
             x = sa_prev * x0 + s1_prev * eps
         return x
 
-    return run
+    return inference(run)
 
 
 def _t_rows(ts: list[int], x: Tensor) -> Tensor:
@@ -165,9 +176,9 @@ def overhead(args: argparse.Namespace, device: torch.device) -> list[dict]:
         bare["ddim"] = (bare["ddim"][0], bare_ddim(s, their_taus))
     x_T = torch.randn(args.overhead_shape, generator=torch.Generator().manual_seed(0)).to(device)
     rows = []
-    for kind in ("ddpm", "ddim"):
+    for kind, rounds in (("ddpm", args.repeats), ("ddim", 20 * args.repeats)):  # a DDIM run is short: more rounds
         contestants = {name: loops[name][kind] for name in loops} | {"bare": bare[kind][0]}
-        times = interleave(contestants, x_T, args.repeats, device)
+        times = interleave(contestants, x_T, rounds, device)
         diffs = agreement(contestants, bare[kind], x_T, device)
         rows.append(overhead_row(args, device, kind, times, diffs))
     return rows
@@ -226,7 +237,7 @@ def overhead_row(args: argparse.Namespace, device: torch.device, kind: str, time
           + (f", ours/diffusers {med['ours'] / med['diffusers']:.3f}" if "diffusers" in med else ""))
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     shape = "x".join(map(str, args.overhead_shape))
-    row["md"] = (f"| {common(device)} | {loop} | {shape} | {args.repeats} | {row['ours_ms']:.2f} "
+    row["md"] = (f"| {common(device)} | {loop} | {shape} | {len(times['ours'])} | {row['ours_ms']:.2f} "
                  f"| {fmt(row['diffusers_ms'], '.2f')} | {row['bare_ms']:.2f} | {fmt(row['ours_diffusers'], '.3f')} "
                  f"| {row['ours_bare']:.3f} | {row['diff_ours']:.1e}, {fmt(row['diff_diffusers'], '.1e')} |")
     return row
@@ -330,7 +341,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ddim-steps", type=int, default=50, help="DDIM model calls (both parts)")
     p.add_argument("--overhead-shape", type=lambda v: tuple(map(int, v.split("x"))), default=None,
                    help="part 1: x's shape, e.g. 256x1x8x8 (default: the preset's images at --batch)")
-    p.add_argument("--repeats", type=int, default=7, help="interleaved rounds (part 1 and DDIM of part 2)")
+    p.add_argument("--repeats", type=int, default=7,
+                   help="interleaved rounds: part 1 DDPM (DDIM: 20x as many) and part 2 DDIM")
     p.add_argument("--ddpm-repeats", type=int, default=1, help="part 2: rounds of the full DDPM chain")
     p.add_argument("--preset", default="digits", help="part 2: the config preset whose U-Net is timed")
     p.add_argument("--T-model", type=int, default=0, help="part 2: override the config's T (0: keep it)")
