@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .schedules import Schedule, as_t, extract
 
-__all__ = ["ddpm_step", "sample", "ddim_timesteps", "ddim_step", "ddim_sample", "DDPMCoefs", "DDIMCoefs", "TrajectoryRecorder", "VARIANCES"]
+__all__ = ["ddpm_step", "sample", "ddim_timesteps", "ddim_step", "ddim_sample", "TrajectoryRecorder", "VARIANCES"]
 
 Model = Callable[[Tensor, Tensor], Tensor]  # (x_t (B, ...), t (B,)) -> eps_hat (B, ...)
 Callback = Callable[[int, Tensor, Tensor], None]  # (t, x_t, x0_hat)
@@ -50,7 +50,7 @@ def _predict_x0(xt: Tensor, eps_hat: Tensor, sqrt_ab: float | Tensor, sqrt_1m_ab
 
 # --------------------------------------------------------------------------- DDPM (Algorithm 2)
 class DDPMCoefs(NamedTuple):
-    """The coefficients of one DDPM step: Python floats for one t, or (B, 1, ..., 1) tensors for a t per example."""
+    """The coefficients of one DDPM step: Python floats (in the samplers) or tensors broadcastable to x."""
 
     sqrt_ab: float | Tensor  # sqrt(alpha_bar_t)
     sqrt_1m_ab: float | Tensor  # sqrt(1 - alpha_bar_t)
@@ -88,11 +88,8 @@ def ddpm_step(
     xt, eps_hat, z: (B, ...); t: int or (B,) in 1..T. Returns x_{t-1}, (B, ...).
     """
     _check_variance(variance)
-    t, per_t = as_t(t, s.T), _ddpm_per_t(s, variance)
-    if isinstance(t, int):
-        k = DDPMCoefs(*(float(a[t]) for a in per_t))
-    else:
-        k = DDPMCoefs(*(extract(a, t, xt) for a in per_t))
+    t = as_t(t, s.T)
+    k = DDPMCoefs(*(extract(a, t, xt) for a in _ddpm_per_t(s, variance)))  # on xt's device: no host read
     return _ddpm_step(xt, eps_hat, z, k, clip_x0)
 
 
@@ -170,7 +167,8 @@ def ddim_step(
     if isinstance(t_prev, bool) or not isinstance(t_prev, numbers.Integral) or not 0 <= t_prev < t:
         raise ValueError(f"t_prev must be an integer in 0..{t - 1} (below t = {t}), got {t_prev!r}")
     _check_eta(eta)
-    return _ddim_step(xt, eps_hat, z, DDIMCoefs.at(float(s.alpha_bar[t]), float(s.alpha_bar[t_prev]), eta), clip_x0)
+    k = DDIMCoefs.at(float(s.alpha_bar[t]), float(s.alpha_bar[t_prev]), eta)
+    return _ddim_step(xt, eps_hat, z, k, clip_x0)
 
 
 class DDIMCoefs(NamedTuple):
