@@ -22,8 +22,8 @@ Part 2, throughput. A preset's U-Net (random weights: only the time matters) sam
 images with DDPM over the config's T steps and with DDIM over 50 steps; images/s is the batch over
 the median time of a whole run. ``--variants`` times several ways of running the model side by side,
 interleaved (tokens joined by ``+``): ``fp32``/``bf16``/``fp16`` (autocast), ``cl`` (channels_last),
-``compile`` (torch.compile), ``graphs`` (torch.compile mode="reduce-overhead", CUDA graphs),
-``inference`` (the sampler under torch.inference_mode).
+``compile`` (torch.compile), ``graphs`` (torch.compile mode="reduce-overhead", CUDA graphs).
+The samplers always run under torch.inference_mode; part 1's "bare no_grad" column measures what it saves.
 
     python bench/sample_throughput.py                         # CPU: overhead + digits, batch 256
     python bench/sample_throughput.py --device cuda --preset cifar10 \
@@ -36,7 +36,6 @@ interleaved (tokens joined by ``+``): ``fp32``/``bf16``/``fp16`` (autocast), ``c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import math
 import os
@@ -57,12 +56,16 @@ from ddpm_edu.schedules import Schedule  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 OVERHEAD_HEADER = (
-    "| date | machine | torch | device | threads | loop | shape | repeats | ours ms | diffusers ms | bare ms "
-    "| ours/diffusers | ours/bare | max abs diff to bare: ours, diffusers |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "| date | machine | torch | device | threads | loop | shape | rounds | ours ms | diffusers ms | bare ms "
+    "| ours/diffusers | ours/bare | bare no_grad/bare | max abs diff to bare: ours, diffusers |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
+# The loops agree when max |x_0 - bare x_0| <= TOLERANCE. The same float32 arithmetic agrees exactly;
+# diffusers keeps alpha_bar in float32 (relative error ~1e-7 in each coefficient), which over 1000
+# steps of values of order 1 stays far below 1e-3. A wrong coefficient or noise draw is off by O(0.01-1).
+TOLERANCE = 1e-3
 THROUGHPUT_HEADER = (
-    "| date | machine | torch | device | threads | preset | sampler | model calls | batch | variant | repeats "
+    "| date | machine | torch | device | threads | preset | sampler | model calls | batch | variant | rounds "
     "| s per run | img/s | ms per model call |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
@@ -107,13 +110,13 @@ def diffusers_loops(s: Schedule, steps: int) -> tuple[dict[str, Loop], list[int]
             x = ddim.step(trivial_eps(x, t), t, x, eta=0.0, use_clipped_model_output=True).prev_sample
         return x
 
-    return {"ddpm": inference(run_ddpm), "ddim": inference(run_ddim)}, [int(t) + 1 for t in ddim.timesteps]
+    return {"ddpm": run_ddpm, "ddim": run_ddim}, [int(t) + 1 for t in ddim.timesteps]
 
 
-def inference(loop: Loop) -> Loop:
-    """``loop`` under torch.inference_mode, the grad mode ddpm_edu's samplers run in."""
+def under(mode: Callable, loop: Loop) -> Loop:
+    """``loop`` under a grad mode: torch.inference_mode (as ddpm_edu's samplers run) or torch.no_grad."""
     def run(x_T: Tensor, g: torch.Generator) -> Tensor:
-        with torch.inference_mode():
+        with mode():
             return loop(x_T, g)
 
     return run
@@ -138,7 +141,7 @@ def bare_ddpm(s: Schedule) -> Loop:
                 x += sigma * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
         return x
 
-    return inference(run)
+    return run
 
 
 def bare_ddim(s: Schedule, taus: list[int]) -> Loop:
@@ -156,7 +159,7 @@ def bare_ddim(s: Schedule, taus: list[int]) -> Loop:
             x = sa_prev * x0 + s1_prev * eps
         return x
 
-    return inference(run)
+    return run
 
 
 def _t_rows(ts: list[int], x: Tensor) -> Tensor:
@@ -165,23 +168,40 @@ def _t_rows(ts: list[int], x: Tensor) -> Tensor:
 
 
 def overhead(args: argparse.Namespace, device: torch.device) -> list[dict]:
-    """Part 1: time ours, diffusers and bare side by side for DDPM (T steps) and DDIM (``--ddim-steps``)."""
+    """Part 1: time ours, diffusers and bare side by side for DDPM (T steps) and DDIM (``--ddim-steps``).
+
+    ours, diffusers and bare run under inference_mode; "bare no_grad" is the bare loop under torch.no_grad,
+    which measures what inference_mode saves.
+    """
     s = Schedule.linear(args.T)
     loops = {"ours": ours_loops(s, args.ddim_steps)}
-    ours_taus = ddim_timesteps(s.T, args.ddim_steps)[::-1]
     ddpm_floor = bare_ddpm(s)  # DDPM: diffusers visits the same t as we do
-    bare = {"ddpm": (ddpm_floor, ddpm_floor), "ddim": (bare_ddim(s, ours_taus), None)}
-    if not args.no_diffusers:
-        loops["diffusers"], their_taus = diffusers_loops(s, args.ddim_steps)
+    bare = {"ddpm": (ddpm_floor, ddpm_floor), "ddim": (bare_ddim(s, ddim_timesteps(s.T, args.ddim_steps)[::-1]), None)}
+    if has_diffusers(args):
+        theirs, their_taus = diffusers_loops(s, args.ddim_steps)
+        loops["diffusers"] = {k: under(torch.inference_mode, v) for k, v in theirs.items()}
         bare["ddim"] = (bare["ddim"][0], bare_ddim(s, their_taus))
     x_T = torch.randn(args.overhead_shape, generator=torch.Generator().manual_seed(0)).to(device)
     rows = []
     for kind, rounds in (("ddpm", args.repeats), ("ddim", 20 * args.repeats)):  # a DDIM run is short: more rounds
-        contestants = {name: loops[name][kind] for name in loops} | {"bare": bare[kind][0]}
+        contestants = {name: loops[name][kind] for name in loops} | {
+            "bare": under(torch.inference_mode, bare[kind][0]), "bare no_grad": under(torch.no_grad, bare[kind][0])}
         times = interleave(contestants, x_T, rounds, device)
-        diffs = agreement(contestants, bare[kind], x_T, device)
-        rows.append(overhead_row(args, device, kind, times, diffs))
+        floors = (contestants["bare"], under(torch.inference_mode, bare[kind][1]) if bare[kind][1] else None)
+        rows.append(overhead_row(args, device, kind, times, agreement(contestants, floors, x_T, device)))
     return rows
+
+
+def has_diffusers(args: argparse.Namespace) -> bool:
+    """Whether part 1 runs diffusers' loops: unless --no-diffusers, and only where diffusers imports."""
+    if args.no_diffusers:
+        return False
+    try:
+        import diffusers  # noqa: F401
+    except ImportError:
+        print("  diffusers does not import: part 1 times ours and the bare loop only")
+        return False
+    return True
 
 
 def agreement(contestants: dict[str, Loop], bare: tuple[Loop, Loop | None], x_T: Tensor,
@@ -222,35 +242,34 @@ def paired_ratio(a: list[float], b: list[float]) -> float:
 
 def overhead_row(args: argparse.Namespace, device: torch.device, kind: str, times: dict[str, list[float]],
                  diffs: dict[str, float]) -> dict:
-    med = {n: statistics.median(v) for n, v in times.items()}
-    loop = f"DDPM, {args.T} steps" if kind == "ddpm" else f"DDIM eta=0, {args.ddim_steps} steps"
-    row = dict(kind="overhead", loop=loop, ours_ms=med["ours"] * 1e3, bare_ms=med["bare"] * 1e3,
-               ours_bare=paired_ratio(times["ours"], times["bare"]), diff_ours=diffs["ours"],
-               diffusers_ms=None, ours_diffusers=None, diff_diffusers=None)
-    if "diffusers" in times:
-        row.update(diffusers_ms=med["diffusers"] * 1e3, diff_diffusers=diffs["diffusers"],
-                   ours_diffusers=paired_ratio(times["ours"], times["diffusers"]))
+    """Print the timings of part 1 and make its row: medians in ms, paired ratios, the agreement."""
+    med = {n: statistics.median(v) * 1e3 for n, v in times.items()}
     for n, v in times.items():
-        print(f"  {kind} {n}: median {med[n] * 1e3:.2f} ms (min {min(v) * 1e3:.2f}, max {max(v) * 1e3:.2f}, "
-              f"{len(v)} runs)")
-    print(f"  {kind}: ratio of medians ours/bare {med['ours'] / med['bare']:.3f}"
-          + (f", ours/diffusers {med['ours'] / med['diffusers']:.3f}" if "diffusers" in med else ""))
+        print(f"  {kind} {n}: median {med[n]:.2f} ms (min {min(v) * 1e3:.2f}, max {max(v) * 1e3:.2f}, {len(v)} runs)")
+    theirs = "diffusers" in times
+    loop = f"DDPM, {args.T} steps" if kind == "ddpm" else f"DDIM eta=0, {args.ddim_steps} steps"
+    row = dict(kind="overhead", loop=loop, ours_ms=med["ours"], bare_ms=med["bare"], diffusers_ms=med.get("diffusers"),
+               ours_bare=paired_ratio(times["ours"], times["bare"]),
+               ours_diffusers=paired_ratio(times["ours"], times["diffusers"]) if theirs else None,
+               no_grad_bare=paired_ratio(times["bare no_grad"], times["bare"]),
+               diff_ours=diffs["ours"], diff_diffusers=diffs.get("diffusers"))
+    row["agree"] = all(d <= TOLERANCE for d in diffs.values())
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-    shape = "x".join(map(str, args.overhead_shape))
-    row["md"] = (f"| {common(device)} | {loop} | {shape} | {len(times['ours'])} | {row['ours_ms']:.2f} "
-                 f"| {fmt(row['diffusers_ms'], '.2f')} | {row['bare_ms']:.2f} | {fmt(row['ours_diffusers'], '.3f')} "
-                 f"| {row['ours_bare']:.3f} | {row['diff_ours']:.1e}, {fmt(row['diff_diffusers'], '.1e')} |")
+    row["md"] = (f"| {common(device)} | {row['loop']} | {'x'.join(map(str, args.overhead_shape))} "
+                 f"| {len(times['ours'])} | {med['ours']:.2f} | {fmt(row['diffusers_ms'], '.2f')} | {med['bare']:.2f} "
+                 f"| {fmt(row['ours_diffusers'], '.3f')} | {row['ours_bare']:.3f} | {row['no_grad_bare']:.3f} "
+                 f"| {row['diff_ours']:.1e}, {fmt(row['diff_diffusers'], '.1e')} |")
     return row
 
 
 # --------------------------------------------------------------------------- part 2: the U-Net
-def variant_model(preset: str, variant: str, device: torch.device) -> tuple[Callable, Callable, torch.memory_format]:
-    """The preset's U-Net run as ``variant`` says: (eps model, context for the whole sampler, memory format)."""
+def variant_model(preset: str, variant: str, device: torch.device) -> tuple[Callable, torch.memory_format]:
+    """The preset's U-Net run as ``variant`` says: (eps model, memory format of x)."""
     from ddpm_edu.build import build_model
     from ddpm_edu.config import load_config
 
     tokens = set(variant.split("+"))
-    unknown = tokens - {"fp32", "bf16", "fp16", "cl", "compile", "graphs", "inference"}
+    unknown = tokens - {"fp32", "bf16", "fp16", "cl", "compile", "graphs"}
     if unknown:
         raise SystemExit(f"unknown variant token(s) {sorted(unknown)} in {variant!r}")
     torch.manual_seed(0)  # benchmark script: the model's init draws from the global RNG; weights do not matter
@@ -266,8 +285,7 @@ def variant_model(preset: str, variant: str, device: torch.device) -> tuple[Call
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             return model(x, t)
 
-    outer = torch.inference_mode if "inference" in tokens else contextlib.nullcontext
-    return eps, outer, fmt
+    return eps, fmt
 
 
 def throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
@@ -281,10 +299,10 @@ def throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
     shape = (args.batch, *data_shape(cfg))
     runs: dict[tuple[str, str], Callable] = {}
     for v in args.variants.split(","):
-        eps, outer, fmt = variant_model(args.preset, v, device)
+        eps, fmt = variant_model(args.preset, v, device)
         x_T = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device, memory_format=fmt)
         for kind in ("ddpm", "ddim"):
-            runs[(v, kind)] = _sampler_run(eps, outer, x_T, s, kind, args.ddim_steps, clip, cfg.sample.variance)
+            runs[(v, kind)] = _sampler_run(eps, x_T, s, kind, args.ddim_steps, clip, cfg.sample.variance)
     rows = []
     for kind, reps in (("ddim", args.repeats), ("ddpm", args.ddpm_repeats)):  # DDIM first: it warms up
         mine = {v: run for (v, k), run in runs.items() if k == kind}  # the models (and compiles them)
@@ -294,13 +312,13 @@ def throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
     return rows
 
 
-def _sampler_run(eps: Callable, outer: Callable, x_T: Tensor, s: Schedule, kind: str, steps: int,
-                 clip: float | None, variance: str) -> Callable:
+def _sampler_run(eps: Callable, x_T: Tensor, s: Schedule, kind: str, steps: int, clip: float | None,
+                 variance: str) -> Callable:
+    """One whole sampling run, as the config samples (its variance and clipping; DDIM with eta = 0)."""
     def run(_: object, g: torch.Generator) -> Tensor:
-        with outer():
-            if kind == "ddpm":
-                return sample(eps, x_T.shape, s, generator=g, variance=variance, clip_x0=clip, x_T=x_T)
-            return ddim_sample(eps, x_T.shape, s, steps, 0.0, generator=g, clip_x0=clip, x_T=x_T)
+        if kind == "ddpm":
+            return sample(eps, x_T.shape, s, generator=g, variance=variance, clip_x0=clip, x_T=x_T)
+        return ddim_sample(eps, x_T.shape, s, steps, 0.0, generator=g, clip_x0=clip, x_T=x_T)
 
     return run
 
@@ -329,7 +347,8 @@ def common(device: torch.device) -> str:
         machine = torch.cuda.get_device_name(device)
     else:
         machine = f"{platform.machine()} CPU, {os.cpu_count()} cores"
-    return f"{datetime.date.today().isoformat()} | {machine} | {torch.__version__} | {device.type} | {torch.get_num_threads()}"
+    threads = torch.get_num_threads()
+    return f"{datetime.date.today().isoformat()} | {machine} | {torch.__version__} | {device.type} | {threads}"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -385,6 +404,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(header + "\n".join(mine))
     if args.record:
         record(rows, sys.argv[1:] if argv is None else argv)
+    if not all(r.get("agree", True) for r in rows):
+        raise SystemExit(f"the loops of part 1 disagree by more than {TOLERANCE}: they do not compute the same thing")
     return rows
 
 

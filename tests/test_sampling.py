@@ -215,7 +215,7 @@ def _folded_steps(model, shape, s, seed, taus, step):
     x = torch.randn(shape, generator=g, dtype=torch.float64)
     for t, t_prev in zip(taus, taus[1:] + [0]):
         eps = model(x, torch.full((shape[0],), t))
-        z = torch.randn(shape, generator=g, dtype=torch.float64) if t_prev > 0 else torch.zeros(shape, dtype=torch.float64)
+        z = torch.randn(shape, generator=g, dtype=torch.float64) if t_prev > 0 else torch.zeros_like(x)
         x = step(x, t, t_prev, eps, z)
     return x
 
@@ -239,7 +239,7 @@ def test_ddim_sampler_is_the_public_step_applied_S_times(eta, clip_x0):
     s = Schedule.cosine(60)
     model = MixtureEps((0.4, 0.6), [[-0.8, 0.2], [0.7, -0.3]], (0.1, 0.2), s)
     ref = _folded_steps(model, (64, 2), s, 5, ddim_timesteps(s.T, 7)[::-1],
-                        lambda x, t, t_prev, eps, z: ddim_step(x, t, eps, s, z, t_prev=t_prev, eta=eta, clip_x0=clip_x0))
+                        lambda x, t, tp, eps, z: ddim_step(x, t, eps, s, z, t_prev=tp, eta=eta, clip_x0=clip_x0))
     out = ddim_sample(model, (64, 2), s, 7, eta, generator=torch.Generator().manual_seed(5), clip_x0=clip_x0,
                       dtype=torch.float64)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
