@@ -55,6 +55,7 @@ from ddpm_edu.sampling import ddim_sample, ddim_timesteps, sample  # noqa: E402
 from ddpm_edu.schedules import Schedule  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+TOKENS = {"fp32", "bf16", "fp16", "cl", "compile", "graphs"}  # what --variants may combine with "+"
 OVERHEAD_HEADER = (
     "| date | machine | torch | device | threads | loop | shape | rounds | ours ms | diffusers ms | bare ms "
     "| ours/diffusers | ours/bare | bare no_grad/bare | max abs diff to bare: ours, diffusers |\n"
@@ -269,9 +270,6 @@ def variant_model(preset: str, variant: str, device: torch.device) -> tuple[Call
     from ddpm_edu.config import load_config
 
     tokens = set(variant.split("+"))
-    unknown = tokens - {"fp32", "bf16", "fp16", "cl", "compile", "graphs"}
-    if unknown:
-        raise SystemExit(f"unknown variant token(s) {sorted(unknown)} in {variant!r}")
     torch.manual_seed(0)  # benchmark script: the model's init draws from the global RNG; weights do not matter
     fmt = torch.channels_last if "cl" in tokens else torch.contiguous_format
     model = build_model(load_config(preset)).to(device, memory_format=fmt).eval()
@@ -297,16 +295,22 @@ def throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
     cfg = load_config(args.preset, [f"diffusion.T={args.T_model}"] if args.T_model else [])
     s, clip = build_schedule(cfg, device), cfg.sample.clip_x0
     shape = (args.batch, *data_shape(cfg))
-    runs: dict[tuple[str, str], Callable] = {}
-    for v in args.variants.split(","):
-        eps, fmt = variant_model(args.preset, v, device)
-        x_T = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device, memory_format=fmt)
-        for kind in ("ddpm", "ddim"):
-            runs[(v, kind)] = _sampler_run(eps, x_T, s, kind, args.ddim_steps, clip, cfg.sample.variance)
+    runs: dict[str, dict[str, Callable]] = {}
     rows = []
-    for kind, reps in (("ddim", args.repeats), ("ddpm", args.ddpm_repeats)):  # DDIM first: it warms up
-        mine = {v: run for (v, k), run in runs.items() if k == kind}  # the models (and compiles them)
-        times = interleave(mine, None, reps, device, warmup=kind == "ddim")
+    for v in args.variants.split(","):
+        try:
+            eps, fmt = variant_model(args.preset, v, device)
+            x_T = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device, memory_format=fmt)
+            runs[v] = {k: _sampler_run(eps, x_T, s, k, args.ddim_steps, clip, cfg.sample.variance)
+                       for k in ("ddim", "ddpm")}
+            runs[v]["ddim"](None, torch.Generator(device).manual_seed(1))  # warm-up: compiles, autotunes cuDNN
+            sync(device)
+        except Exception as e:  # noqa: BLE001 - a path never run on this machine may fail: time the others
+            print(f"  variant {v} FAILED: {type(e).__name__}: {e}")
+            runs.pop(v, None)
+            rows.append(dict(kind="failed", variant=v, error=f"{type(e).__name__}: {e}"))
+    for kind, reps in (("ddim", args.repeats), ("ddpm", args.ddpm_repeats)):
+        times = interleave({v: r[kind] for v, r in runs.items()}, None, reps, device, warmup=False)
         calls = s.T if kind == "ddpm" else len(ddim_timesteps(s.T, args.ddim_steps))
         rows += [throughput_row(args, device, kind, v, calls, ts) for v, ts in times.items()]
     return rows
@@ -376,6 +380,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.T_model = args.T_model or 10
     shape = (3, 32, 32) if args.preset.startswith("cifar10") else (1, 8, 8)
     args.overhead_shape = args.overhead_shape or (args.batch, *shape)
+    unknown = {tok for v in args.variants.split(",") for tok in v.split("+")} - TOKENS
+    if unknown:
+        p.error(f"unknown --variants token(s) {sorted(unknown)}; combine {sorted(TOKENS)} with '+'")
     if min(args.T, args.ddim_steps, args.repeats, args.ddpm_repeats, args.batch) < 1 or args.ddim_steps > args.T:
         p.error("--T, --ddim-steps, --repeats, --ddpm-repeats and --batch must be >= 1, --ddim-steps <= --T")
     return args
@@ -406,6 +413,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         record(rows, sys.argv[1:] if argv is None else argv)
     if not all(r.get("agree", True) for r in rows):
         raise SystemExit(f"the loops of part 1 disagree by more than {TOLERANCE}: they do not compute the same thing")
+    failed = [r["variant"] for r in rows if r["kind"] == "failed"]
+    if failed:
+        raise SystemExit(f"variant(s) {', '.join(failed)} failed (see above); the others were timed")
     return rows
 
 
