@@ -364,7 +364,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ddim-steps", type=int, default=50, help="DDIM model calls (both parts)")
     p.add_argument("--overhead-shape", type=lambda v: tuple(map(int, v.split("x"))), default=None,
                    help="part 1: x's shape, e.g. 256x1x8x8 (default: the preset's images at --batch)")
-    p.add_argument("--repeats", type=int, default=7,
+    p.add_argument("--repeats", type=int, default=11,
                    help="interleaved rounds: part 1 DDPM (DDIM: 20x as many) and part 2 DDIM")
     p.add_argument("--ddpm-repeats", type=int, default=1, help="part 2: rounds of the full DDPM chain")
     p.add_argument("--preset", default="digits", help="part 2: the config preset whose U-Net is timed")
