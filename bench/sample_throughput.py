@@ -12,8 +12,8 @@ computation from the same x_T with the same noise stream:
 * ``bare``: the same arithmetic with every coefficient precomputed as a Python float, the floor.
 
 All three run under ``torch.inference_mode`` (ours enters it itself; the other two are wrapped), so the
-grad mode is the same. Each repeat runs the three once, in a rotating order; the ratios are medians of
-the per-repeat ratios.
+grad mode is the same. Each round runs every loop once, in a random order; the ratios in the rows are medians
+of the per-round ratios (the ratios of the medians and of the minima are printed too).
 The outputs are compared too: ours and diffusers against the bare loop, which runs both time grids
 (diffusers' DDIM visits T - 19, T - 39, ..., 1 with stride T / S, ours ``ddim_timesteps``; the step
 arithmetic and its cost do not depend on which t are visited).
@@ -40,6 +40,7 @@ import datetime
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -219,14 +220,14 @@ def agreement(contestants: dict[str, Loop], bare: tuple[Loop, Loop | None], x_T:
 
 def interleave(loops: dict[str, Callable], x_T: Tensor | None, repeats: int, device: torch.device,
                warmup: bool = True) -> dict[str, list[float]]:
-    """Seconds per run of each loop: one warm-up run each (if ``warmup``), then ``repeats`` rounds in a
-    rotating order, so that no loop always runs first."""
-    names = list(loops)
+    """Seconds per run of each loop: one warm-up run each (if ``warmup``), then ``repeats`` rounds, each in
+    a fresh random order (seeded), so that no loop always runs first or always follows the same other one."""
+    names, order = list(loops), random.Random(0)
     times: dict[str, list[float]] = {n: [] for n in names}
     for n in names if warmup else []:
         loops[n](x_T, torch.Generator(device).manual_seed(1))
-    for r in range(repeats):
-        for n in names[r % len(names):] + names[:r % len(names)]:
+    for _ in range(repeats):
+        for n in order.sample(names, len(names)):
             g = torch.Generator(device).manual_seed(1)
             sync(device)
             t0 = time.perf_counter()
@@ -247,6 +248,10 @@ def overhead_row(args: argparse.Namespace, device: torch.device, kind: str, time
     med = {n: statistics.median(v) * 1e3 for n, v in times.items()}
     for n, v in times.items():
         print(f"  {kind} {n}: median {med[n]:.2f} ms (min {min(v) * 1e3:.2f}, max {max(v) * 1e3:.2f}, {len(v)} runs)")
+    for n in ("diffusers", "bare"):  # the machine's noise only adds time: the minima show the unloaded cost
+        if n in times:
+            print(f"  {kind} ours/{n}: {paired_ratio(times['ours'], times[n]):.3f} (median of per-round ratios), "
+                  f"{med['ours'] / med[n]:.3f} (ratio of medians), {min(times['ours']) / min(times[n]):.3f} (of minima)")
     theirs = "diffusers" in times
     loop = f"DDPM, {args.T} steps" if kind == "ddpm" else f"DDIM eta=0, {args.ddim_steps} steps"
     row = dict(kind="overhead", loop=loop, ours_ms=med["ours"], bare_ms=med["bare"], diffusers_ms=med.get("diffusers"),

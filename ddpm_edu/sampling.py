@@ -9,8 +9,8 @@ and once more with t = 0, the final x_0 and x0_hat = x_0. That is the hook a tra
 needs; :class:`TrajectoryRecorder` is such a callback.
 
 One loop serves both samplers: it visits (t, t_prev) pairs, predicts eps_hat, calls the
-callback, draws z and applies the sampler's update (the cores of :func:`ddpm_step` and
-:func:`ddim_step`). The public step functions check t and read the schedule at t; a sampler
+callback, draws z and applies the sampler's update (``_ddpm_step`` or ``_ddim_step``, the cores
+of :func:`ddpm_step` and :func:`ddim_step`). The public step functions check t and read the schedule at t; a sampler
 reads every coefficient it needs once per call, as Python floats, so its loop indexes no schedule
 tensor, casts nothing and never waits for the device (a float multiplies a tensor in one kernel,
 in the tensor's precision). Without a callback, nothing is computed for one. The loop runs under
@@ -34,7 +34,7 @@ __all__ = ["ddpm_step", "sample", "ddim_timesteps", "ddim_step", "ddim_sample", 
 
 Model = Callable[[Tensor, Tensor], Tensor]  # (x_t (B, ...), t (B,)) -> eps_hat (B, ...)
 Callback = Callable[[int, Tensor, Tensor], None]  # (t, x_t, x0_hat)
-Update = Callable[[Tensor, int, int, Tensor, "Tensor | None"], Tensor]  # (x_t, t, t_prev, eps_hat, z) -> x_{t_prev}
+Step = Callable[..., Tensor]  # (x_t, eps_hat, z or None, coefficients of step t, clip_x0) -> x_{t_prev}
 VARIANCES = ("beta_tilde", "beta")
 
 
@@ -126,12 +126,8 @@ def sample(
     x = _initial(shape, x_T, generator, device or _model_device(model), dtype)  # Alg. 2, line 1
     times = [(t, t - 1) for t in range(s.T, 0, -1)]  # line 2: t = T, ..., 1
     k = [DDPMCoefs(*c) for c in zip(*(a.tolist() for a in _ddpm_per_t(s, variance)))]  # k[t]: floats, read once
-
-    def update(xt: Tensor, t: int, t_prev: int, eps_hat: Tensor, z: Tensor | None) -> Tensor:
-        return _ddpm_step(xt, eps_hat, z, k[t], clip_x0)  # line 4
-
-    return _run(model, x, times, update, s.alpha_bar.tolist(), noisy=True, progress="DDPM" if progress else None,
-                clip_x0=clip_x0, callback=callback, generator=generator)
+    return _run(model, x, times, _ddpm_step, k, noisy=True, progress="DDPM" if progress else None,
+                clip_x0=clip_x0, callback=callback, generator=generator)  # line 4 is _ddpm_step with k[t]
 
 
 # --------------------------------------------------------------------------- DDIM
@@ -221,11 +217,7 @@ def ddim_sample(
     times = list(zip(taus, taus[1:] + [0]))
     ab = s.alpha_bar.tolist()  # alpha_bar_t as floats, read once
     k = {t: DDIMCoefs.at(ab[t], ab[t_prev], eta) for t, t_prev in times}
-
-    def update(xt: Tensor, t: int, t_prev: int, eps_hat: Tensor, z: Tensor | None) -> Tensor:
-        return _ddim_step(xt, eps_hat, z, k[t], clip_x0)
-
-    return _run(model, x, times, update, ab, noisy=eta > 0, progress="DDIM" if progress else None,
+    return _run(model, x, times, _ddim_step, k, noisy=eta > 0, progress="DDIM" if progress else None,
                 clip_x0=clip_x0, callback=callback, generator=generator)
 
 
@@ -234,8 +226,8 @@ def _run(
     model: Model,
     x: Tensor,
     times: list[tuple[int, int]],
-    update: Update,
-    ab: list[float],
+    step: Step,
+    k: Sequence[DDPMCoefs] | dict[int, DDIMCoefs],
     *,
     noisy: bool,
     progress: str | None,
@@ -245,9 +237,10 @@ def _run(
 ) -> Tensor:
     """The loop both samplers share: x_t -> x_{t_prev} for each (t, t_prev) in ``times`` (Alg. 2, lines 2-6).
 
-    z ~ N(0, I) is drawn when ``noisy`` and t_prev > 0, else z = None (no noise is added).
-    ab: alpha_bar_t as floats, for the callback's x0_hat. ``progress``: a progress bar's title, or None
-    for no bar. x: (B, ...) is x_T; returns x_0.
+    The update is ``step(x_t, eps_hat, z, k[t], clip_x0)`` (:func:`_ddpm_step` or :func:`_ddim_step`), with k[t]
+    the coefficients of step t as floats; z ~ N(0, I) is drawn when ``noisy`` and t_prev > 0, else z = None
+    (no noise is added). ``progress``: a progress bar's title, or None for no bar. x: (B, ...) is x_T;
+    returns x_0.
 
     The loop runs under ``torch.inference_mode`` (no autograd bookkeeping on any operation), so the
     callback sees inference tensors; the x_0 returned is a normal tensor again (a clone made outside).
@@ -259,11 +252,11 @@ def _run(
             if eps_hat.dtype != x.dtype:
                 eps_hat = eps_hat.to(x.dtype)
             if callback is not None:  # x0_hat as the update clamps it
-                callback(t, x, _predict_x0(x, eps_hat, math.sqrt(ab[t]), math.sqrt(1 - ab[t]), clip_x0))
+                callback(t, x, _predict_x0(x, eps_hat, k[t].sqrt_ab, k[t].sqrt_1m_ab, clip_x0))
             z = None
             if noisy and t_prev > 0:  # line 3
                 z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = update(x, t, t_prev, eps_hat, z)  # line 4
+            x = step(x, eps_hat, z, k[t], clip_x0)  # line 4
         if callback is not None:
             callback(0, x, x)
     return x.clone()  # line 6; inference tensors refuse autograd and in-place updates outside inference mode
