@@ -25,9 +25,11 @@ logged() {
 
 if [[ -n "${DRY_RUN:-}" ]]; then
     dev=cpu; prec=fp32; preset=digits; batch=16; steps=10; tests="cuda or gpu"; compile=""
+    cmp_steps=(4 1 3 1); threads="--threads 1"  # step 4 small too: diffusers is in requirements.txt now
     sampling="--dry-run --preset digits --variants fp32,fp32+cl"
 else
     dev=cuda; prec=bf16; preset=cifar10; batch=128; steps=300; tests="cuda or gpu"; compile="--compile"
+    cmp_steps=(50 10 30 5); threads=""
     sampling="--preset cifar10 --batch 256 --variants fp32,bf16+cl,bf16+cl+graphs"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
 fi
@@ -37,15 +39,15 @@ step "1. CUDA tests: device-resident data, bf16 and fp16 + GradScaler, channels_
 logged pytest.txt timeout 300 $PY -m pytest -q -p no:cacheprovider -rs tests/test_train.py tests/test_data.py \
     tests/test_sampling.py -k "$tests"
 
-bench() { logged bench.txt timeout 300 $PY bench/train_throughput.py --device $dev --preset $preset --batch $batch "$@"; }
+bench() { logged bench.txt timeout 300 $PY bench/train_throughput.py --device $dev --preset $preset --batch $batch $threads "$@"; }
 step "2. the Trainer step, $preset, batch $batch, $prec, channels_last $compile"
 bench --trainer --precision $prec --channels-last $compile --steps $steps --warmup 20
 step "3. the same, eager (no compile)"
 bench --trainer --precision $prec --channels-last --steps $((steps / 3)) --warmup 10
 step "4. the model alone against diffusers' UNet2DModel (if diffusers imports)"
 if $PY -c "import diffusers" 2>/dev/null; then
-    bench --compare-diffusers --precision $prec --channels-last $compile --steps 50 --warmup 10
-    bench --compare-diffusers --precision $prec --channels-last --steps 30 --warmup 5
+    bench --compare-diffusers --precision $prec --channels-last $compile --steps ${cmp_steps[0]} --warmup ${cmp_steps[1]}
+    bench --compare-diffusers --precision $prec --channels-last --steps ${cmp_steps[2]} --warmup ${cmp_steps[3]}
 else
     echo "diffusers is not installed: skipped"
 fi
