@@ -52,6 +52,7 @@ figs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/train_throughput.py --preset digits
+	$(PY) bench/sample_throughput.py
 
 clean:
 	rm -rf _build

@@ -9,8 +9,9 @@ Substituting x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) gives eq
     mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t),
 which :func:`mean_from_eps` computes and the tests show is the same mean.
 
-Each public function checks t (1..T) and calls its private core, which takes t as it is; the
-samplers check t once per step and call the cores directly.
+Each public function checks t (1..T) and calls its private core, which takes t as it is. The
+samplers (:mod:`ddpm_edu.sampling`) compute the same quantities from coefficients they read once per
+call as Python floats; its tests check them against :func:`ddpm_edu.sampling.ddpm_step`.
 """
 
 from __future__ import annotations

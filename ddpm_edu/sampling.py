@@ -9,34 +9,69 @@ and once more with t = 0, the final x_0 and x0_hat = x_0. That is the hook a tra
 needs; :class:`TrajectoryRecorder` is such a callback.
 
 One loop serves both samplers: it visits (t, t_prev) pairs, predicts eps_hat, calls the
-callback, draws z and applies the sampler's update (:func:`ddpm_step` or :func:`ddim_step`).
-The public step functions check t; the loop's t come from ``range`` or :func:`ddim_timesteps`,
-so it calls the unchecked cores (``_ddpm_step``, ``_ddim_step`` and those of
-:mod:`ddpm_edu.posterior`) directly.
+callback, draws z and applies the sampler's update (``_ddpm_step`` or ``_ddim_step``, the cores
+of :func:`ddpm_step` and :func:`ddim_step`). The public step functions check t and read the
+schedule at t. A sampler reads every coefficient it needs once per call, as Python floats
+(:class:`DDPMCoefs`, :class:`DDIMCoefs`), so its loop indexes no schedule tensor, casts nothing and
+never waits for the device; a float multiplies a tensor in one kernel, in the tensor's precision.
+Without a callback, nothing is computed for one. The loop runs under ``torch.inference_mode``: a
+callback receives inference tensors, which it may read or copy (as :class:`TrajectoryRecorder`
+does) but should not keep for autograd, and a model cannot use autograd inside it (no gradient
+guidance); the samplers return normal tensors.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .posterior import _eps_from_x0, _mean_from_eps, _q_posterior, _x0_from_eps
 from .schedules import Schedule, as_t, extract
 
 __all__ = ["ddpm_step", "sample", "ddim_timesteps", "ddim_step", "ddim_sample", "TrajectoryRecorder", "VARIANCES"]
 
 Model = Callable[[Tensor, Tensor], Tensor]  # (x_t (B, ...), t (B,)) -> eps_hat (B, ...)
 Callback = Callable[[int, Tensor, Tensor], None]  # (t, x_t, x0_hat)
-Update = Callable[[Tensor, int, int, Tensor, Tensor], Tensor]  # (x_t, t, t_prev, eps_hat, z) -> x_{t_prev}
+Step = Callable[..., Tensor]  # (x_t, eps_hat, z or None, coefficients of step t, clip_x0) -> x_{t_prev}
 VARIANCES = ("beta_tilde", "beta")
 
 
+def _predict_x0(xt: Tensor, eps_hat: Tensor, sqrt_ab: float | Tensor, sqrt_1m_ab: float | Tensor,
+                clip_x0: float | None) -> Tensor:
+    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t), clamped to [-c, c] if clip_x0 = c.
+
+    The coefficients are floats (one t) or tensors broadcastable to xt (B, ...). Returns (B, ...).
+    """
+    x0_hat = (xt - sqrt_1m_ab * eps_hat) / sqrt_ab
+    return x0_hat if clip_x0 is None else x0_hat.clamp_(-clip_x0, clip_x0)  # in place: x0_hat is new
+
+
 # --------------------------------------------------------------------------- DDPM (Algorithm 2)
+class DDPMCoefs(NamedTuple):
+    """The coefficients of one DDPM step: Python floats (in the samplers) or tensors broadcastable to x."""
+
+    sqrt_ab: float | Tensor  # sqrt(alpha_bar_t)
+    sqrt_1m_ab: float | Tensor  # sqrt(1 - alpha_bar_t)
+    eps_coef: float | Tensor  # beta_t / sqrt(1 - alpha_bar_t), eq. (11)
+    sqrt_alpha: float | Tensor  # sqrt(alpha_t), eq. (11)
+    coef_x0: float | Tensor  # posterior-mean weight on x0, eq. (7)
+    coef_xt: float | Tensor  # posterior-mean weight on x_t, eq. (7)
+    sigma: float | Tensor  # sigma_t = sqrt(beta_tilde_t) or sqrt(beta_t); 0 at t = 1 (Alg. 2, line 3)
+
+
+def _ddpm_per_t(s: Schedule, variance: str) -> DDPMCoefs:
+    """Every DDPM coefficient as a (T + 1,) float64 tensor indexed by t."""
+    sigma = (s.beta_tilde if variance == "beta_tilde" else s.betas).sqrt()
+    sigma = sigma * (torch.arange(s.T + 1, device=sigma.device) > 1)  # no noise at t = 1
+    eps_coef = s.betas / (1.0 - s.alpha_bar).clamp_min(1e-300).sqrt()
+    return DDPMCoefs(s.alpha_bar.sqrt(), (1.0 - s.alpha_bar).sqrt(), eps_coef, s.alphas.sqrt(), s.coef_x0,
+                     s.coef_xt, sigma)
+
+
 def ddpm_step(
     xt: Tensor,
     t: Tensor | int,
@@ -55,25 +90,19 @@ def ddpm_step(
     xt, eps_hat, z: (B, ...); t: int or (B,) in 1..T. Returns x_{t-1}, (B, ...).
     """
     _check_variance(variance)
-    return _ddpm_step(xt, as_t(t, s.T), eps_hat, s, z, variance, clip_x0)
+    t = as_t(t, s.T)
+    k = DDPMCoefs(*(extract(a, t, xt) for a in _ddpm_per_t(s, variance)))  # on xt's device: no host read
+    return _ddpm_step(xt, eps_hat, z, k, clip_x0)
 
 
-def _ddpm_step(xt: Tensor, t: Tensor | int, eps_hat: Tensor, s: Schedule, z: Tensor, variance: str, clip_x0: float | None) -> Tensor:
-    """:func:`ddpm_step` for a t and a variance already checked."""
+def _ddpm_step(xt: Tensor, eps_hat: Tensor, z: Tensor | None, k: DDPMCoefs, clip_x0: float | None) -> Tensor:
+    """:func:`ddpm_step` with step t's coefficients ``k``; z = None adds no noise."""
     if clip_x0 is None:
-        mean = _mean_from_eps(xt, t, eps_hat, s)  # eq. (11)
+        mean = (xt - k.eps_coef * eps_hat) / k.sqrt_alpha  # eq. (11)
     else:
-        x0_hat = _x0_from_eps(xt, t, eps_hat, s).clamp(-clip_x0, clip_x0)
-        mean, _ = _q_posterior(x0_hat, xt, t, s)  # eq. (7) at the clipped x0_hat
-    sigma = extract((s.beta_tilde if variance == "beta_tilde" else s.betas).sqrt(), t, xt)  # sigma_t, in float64 first
-    return mean + sigma * _not_last(t, xt) * z  # Alg. 2, line 4 (z = 0 when t = 1)
-
-
-def _not_last(t: Tensor | int, x: Tensor) -> Tensor | float:
-    """1 where t > 1 and 0 where t = 1, broadcastable to x: (B, 1, ..., 1) for a tensor t."""
-    if isinstance(t, int):
-        return float(t > 1)
-    return (t > 1).to(x.dtype).reshape(t.shape + (1,) * (x.dim() - t.dim()))
+        x0_hat = _predict_x0(xt, eps_hat, k.sqrt_ab, k.sqrt_1m_ab, clip_x0)
+        mean = k.coef_x0 * x0_hat + k.coef_xt * xt  # eq. (7) at the clipped x0_hat
+    return mean if z is None else mean + k.sigma * z  # Alg. 2, line 4
 
 
 @torch.no_grad()
@@ -98,12 +127,9 @@ def sample(
     _check_variance(variance)
     x = _initial(shape, x_T, generator, device or _model_device(model), dtype)  # Alg. 2, line 1
     times = [(t, t - 1) for t in range(s.T, 0, -1)]  # line 2: t = T, ..., 1
-
-    def update(xt: Tensor, t: int, t_prev: int, eps_hat: Tensor, z: Tensor) -> Tensor:
-        return _ddpm_step(xt, t, eps_hat, s, z, variance, clip_x0)  # line 4
-
-    return _run(model, x, _progress(times, progress, "DDPM"), update, s, noisy=True, clip_x0=clip_x0,
-                callback=callback, generator=generator)
+    k = [DDPMCoefs(*c) for c in zip(*(a.tolist() for a in _ddpm_per_t(s, variance)))]  # k[t]: floats, read once
+    return _run(model, x, times, _ddpm_step, k, noisy=True, progress="DDPM" if progress else None,
+                clip_x0=clip_x0, callback=callback, generator=generator)  # line 4 is _ddpm_step with k[t]
 
 
 # --------------------------------------------------------------------------- DDIM
@@ -139,19 +165,34 @@ def ddim_step(
     if isinstance(t_prev, bool) or not isinstance(t_prev, numbers.Integral) or not 0 <= t_prev < t:
         raise ValueError(f"t_prev must be an integer in 0..{t - 1} (below t = {t}), got {t_prev!r}")
     _check_eta(eta)
-    return _ddim_step(xt, t, eps_hat, s, z, int(t_prev), eta, clip_x0)
+    k = DDIMCoefs.at(float(s.alpha_bar[t]), float(s.alpha_bar[t_prev]), eta)
+    return _ddim_step(xt, eps_hat, z, k, clip_x0)
 
 
-def _ddim_step(xt: Tensor, t: int, eps_hat: Tensor, s: Schedule, z: Tensor, t_prev: int, eta: float, clip_x0: float | None) -> Tensor:
-    """:func:`ddim_step` for t, t_prev and eta already checked."""
-    ab_t, ab_prev = float(s.alpha_bar[t]), float(s.alpha_bar[t_prev])  # Python floats: float64 on every device
-    x0_hat = _x0_from_eps(xt, t, eps_hat, s)  # eq. (12), "predicted x0"
+class DDIMCoefs(NamedTuple):
+    """The coefficients of one DDIM step t -> t_prev as Python floats (Song et al. 2021, eqs. 12 and 16)."""
+
+    sqrt_ab: float  # sqrt(alpha_bar_t)
+    sqrt_1m_ab: float  # sqrt(1 - alpha_bar_t)
+    sqrt_ab_prev: float  # sqrt(alpha_bar_{t_prev})
+    direction: float  # sqrt(1 - alpha_bar_{t_prev} - sigma^2), eq. (12): "direction pointing to x_t"
+    sigma: float  # eq. (16)
+
+    @classmethod
+    def at(cls, ab_t: float, ab_prev: float, eta: float) -> "DDIMCoefs":
+        """From ab_t = alpha_bar_t and ab_prev = alpha_bar_{t_prev}."""
+        sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))  # eq. (16)
+        direction = math.sqrt(max(1 - ab_prev - sigma**2, 0.0))
+        return cls(math.sqrt(ab_t), math.sqrt(1 - ab_t), math.sqrt(ab_prev), direction, sigma)
+
+
+def _ddim_step(xt: Tensor, eps_hat: Tensor, z: Tensor | None, k: DDIMCoefs, clip_x0: float | None) -> Tensor:
+    """:func:`ddim_step` with the step's coefficients ``k``; z = None adds no noise."""
+    x0_hat = _predict_x0(xt, eps_hat, k.sqrt_ab, k.sqrt_1m_ab, clip_x0)  # eq. (12), "predicted x0"
     if clip_x0 is not None:
-        x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
-        eps_hat = _eps_from_x0(xt, t, x0_hat, s)  # the eps that goes with the clipped x0_hat
-    sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))  # eq. (16)
-    direction = math.sqrt(max(1 - ab_prev - sigma**2, 0.0))  # eq. (12), "direction pointing to x_t"
-    return math.sqrt(ab_prev) * x0_hat + direction * eps_hat + sigma * z
+        eps_hat = (xt - k.sqrt_ab * x0_hat) / k.sqrt_1m_ab  # the eps that goes with the clipped x0_hat
+    x_prev = k.sqrt_ab_prev * x0_hat + k.direction * eps_hat  # eq. (12)
+    return x_prev if z is None else x_prev + k.sigma * z
 
 
 @torch.no_grad()
@@ -176,49 +217,56 @@ def ddim_sample(
     taus = ddim_timesteps(s.T, steps)[::-1]  # tau_S = T > ... > tau_1
     x = _initial(shape, x_T, generator, device or _model_device(model), dtype)
     times = list(zip(taus, taus[1:] + [0]))
-
-    def update(xt: Tensor, t: int, t_prev: int, eps_hat: Tensor, z: Tensor) -> Tensor:
-        return _ddim_step(xt, t, eps_hat, s, z, t_prev, eta, clip_x0)
-
-    return _run(model, x, _progress(times, progress, "DDIM"), update, s, noisy=eta > 0, clip_x0=clip_x0,
-                callback=callback, generator=generator)
+    ab = s.alpha_bar.tolist()  # alpha_bar_t as floats, read once
+    k = {t: DDIMCoefs.at(ab[t], ab[t_prev], eta) for t, t_prev in times}
+    return _run(model, x, times, _ddim_step, k, noisy=eta > 0, progress="DDIM" if progress else None,
+                clip_x0=clip_x0, callback=callback, generator=generator)
 
 
 # --------------------------------------------------------------------------- the shared loop
 def _run(
     model: Model,
     x: Tensor,
-    times: Iterable[tuple[int, int]],
-    update: Update,
-    s: Schedule,
+    times: list[tuple[int, int]],
+    step: Step,
+    k: Sequence[DDPMCoefs] | dict[int, DDIMCoefs],
     *,
     noisy: bool,
+    progress: str | None,
     clip_x0: float | None,
     callback: Callback | None,
     generator: torch.Generator | None,
 ) -> Tensor:
     """The loop both samplers share: x_t -> x_{t_prev} for each (t, t_prev) in ``times`` (Alg. 2, lines 2-6).
 
-    z ~ N(0, I) is drawn when ``noisy`` and t_prev > 0, else z = 0. x: (B, ...) is x_T; returns x_0.
+    The update is ``step(x_t, eps_hat, z, k[t], clip_x0)`` (:func:`_ddpm_step` or :func:`_ddim_step`), with k[t]
+    the coefficients of step t as floats; z ~ N(0, I) is drawn when ``noisy`` and t_prev > 0, else z = None
+    (no noise is added). ``progress``: a progress bar's title, or None for no bar. x: (B, ...) is x_T;
+    returns x_0.
+
+    The loop runs under ``torch.inference_mode`` (no autograd bookkeeping on any operation), so the
+    callback sees inference tensors; the x_0 returned is a normal tensor again (a clone made outside).
     """
-    for t, t_prev in times:  # Alg. 2, line 2
-        eps_hat = model(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).to(x.dtype)
+    with torch.inference_mode():
+        t_rows = _t_rows([t for t, _ in times], x)
+        for i, (t, t_prev) in enumerate(_progress(times, progress)):  # Alg. 2, line 2
+            eps_hat = model(x, t_rows[i])
+            if eps_hat.dtype != x.dtype:
+                eps_hat = eps_hat.to(x.dtype)
+            if callback is not None:  # x0_hat as the update clamps it
+                callback(t, x, _predict_x0(x, eps_hat, k[t].sqrt_ab, k[t].sqrt_1m_ab, clip_x0))
+            z = None
+            if noisy and t_prev > 0:  # line 3
+                z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = step(x, eps_hat, z, k[t], clip_x0)  # line 4
         if callback is not None:
-            callback(t, x, _x0_hat(x, t, eps_hat, s, clip_x0))
-        if noisy and t_prev > 0:  # line 3
-            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        else:
-            z = torch.zeros_like(x)
-        x = update(x, t, t_prev, eps_hat, z)  # line 4
-    if callback is not None:
-        callback(0, x, x)
-    return x  # line 6
+            callback(0, x, x)
+    return x.clone()  # line 6; inference tensors refuse autograd and in-place updates outside inference mode
 
 
-def _x0_hat(x: Tensor, t: int, eps_hat: Tensor, s: Schedule, clip_x0: float | None) -> Tensor:
-    """The prediction the callback sees: x0_hat from eps_hat, clamped as the update clamps it."""
-    x0 = _x0_from_eps(x, t, eps_hat, s)
-    return x0 if clip_x0 is None else x0.clamp(-clip_x0, clip_x0)
+def _t_rows(ts: list[int], x: Tensor) -> Tensor:
+    """(len(ts), B) long on x's device, row i filled with ts[i]: the model's t for every step, made at once."""
+    return torch.tensor(ts, device=x.device).repeat_interleave(x.shape[0]).view(len(ts), x.shape[0])
 
 
 def _check_variance(variance: str) -> None:
@@ -255,8 +303,8 @@ def _initial(
     return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
 
 
-def _progress(it: Sequence[tuple[int, int]], enabled: bool, desc: str) -> Iterable[tuple[int, int]]:
-    if not enabled:
+def _progress(it: Sequence[tuple[int, int]], desc: str | None) -> Iterable[tuple[int, int]]:
+    if desc is None:
         return it
     from tqdm.auto import tqdm
 
@@ -286,5 +334,6 @@ class TrajectoryRecorder:
     def __call__(self, t: int, xt: Tensor, x0_hat: Tensor) -> None:
         i, self._calls = self._calls, self._calls + 1
         if i in self._keep:
-            self.frames.append((t, xt.detach().cpu()))
-            self.x0_frames.append((t, x0_hat.detach().cpu()))
+            with torch.inference_mode(False):  # normal tensors, even when the sampler's are inference tensors
+                self.frames.append((t, xt.detach().to("cpu", copy=True)))
+                self.x0_frames.append((t, x0_hat.detach().to("cpu", copy=True)))

@@ -64,3 +64,61 @@ def test_flop_count_is_three_forwards_less_the_unneeded_input_gradients(bench, p
     skipped = 2 * conv.in_channels * conv.out_channels * 9 * r * r + 2 * lin.in_features * lin.out_features
     assert bench.train_flops(preset, 1) == 3 * fwd - skipped
     assert bench.train_flops(preset, 8) == 8 * bench.train_flops(preset, 1)
+
+
+# --------------------------------------------------------------------------- bench/sample_throughput.py
+_SAMPLE_PATH = _PATH.parent / "sample_throughput.py"
+
+
+@pytest.fixture(scope="module")
+def sampling_bench():
+    spec = importlib.util.spec_from_file_location("sample_throughput", _SAMPLE_PATH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _header_cells(header: str) -> list[str]:
+    return _cells(header.splitlines()[0])
+
+
+def test_sampling_dry_run_rows_are_well_formed_and_the_three_loops_agree(sampling_bench, tmp_path, monkeypatch):
+    """ours, diffusers and the bare loop of precomputed floats compute the same x_0; every row is complete."""
+    b = sampling_bench
+    monkeypatch.setattr(b, "RESULTS", tmp_path / "RESULTS.md")
+    rows = b.main(["--dry-run", "--record"])
+    over = [r for r in rows if r["kind"] == "overhead"]
+    assert [r["loop"] for r in over] == ["DDPM, 20 steps", "DDIM eta=0, 5 steps"]
+    for r in over:
+        cells = _cells(r["md"])
+        assert len(cells) == len(_header_cells(b.OVERHEAD_HEADER)) and "-" not in cells  # diffusers ran
+        assert r["agree"] and max(r["diff_ours"], r["diff_diffusers"]) <= b.TOLERANCE
+        assert min(r["ours_ms"], r["diffusers_ms"], r["bare_ms"], r["ours_bare"], r["ours_diffusers"]) > 0
+    thr = [r for r in rows if r["kind"] == "throughput"]
+    assert [(r["sampler"], r["calls"]) for r in thr] == [("DDIM eta=0", 5), ("DDPM", 10)]
+    for r in thr:
+        cells = _cells(r["md"])
+        assert len(cells) == len(_header_cells(b.THROUGHPUT_HEADER)) and cells[5] == "digits" and cells[8] == "4"
+        assert r["img_per_s"] == pytest.approx(4 / r["s_per_run"]) and float(cells[12]) > 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text.count("| date |") == 2 and all(r["md"] in text for r in rows)
+
+
+def test_sampling_dry_run_without_diffusers_times_ours_against_the_bare_loop(sampling_bench):
+    rows = sampling_bench.main(["--dry-run", "--no-diffusers", "--part", "overhead"])
+    assert len(rows) == 2
+    for r in rows:
+        assert r["agree"] and r["diff_ours"] <= sampling_bench.TOLERANCE and r["diffusers_ms"] is None
+        assert len(_cells(r["md"])) == len(_header_cells(sampling_bench.OVERHEAD_HEADER))
+
+
+def test_sampling_agreement_check_catches_a_different_computation(sampling_bench):
+    """Unclipped DDPM is not the clipped bare loop: the check must say so."""
+    from ddpm_edu.sampling import sample
+    from ddpm_edu.schedules import Schedule
+
+    b, s = sampling_bench, Schedule.linear(20)
+    unclipped = lambda x_T, g: sample(b.trivial_eps, x_T.shape, s, generator=g, x_T=x_T)  # noqa: E731
+    x_T, cpu = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.device("cpu")
+    assert b.agreement({"ours": b.ours_loops(s, 5)["ddpm"]}, (b.bare_ddpm(s), None), x_T, cpu)["ours"] <= b.TOLERANCE
+    assert b.agreement({"ours": unclipped}, (b.bare_ddpm(s), None), x_T, cpu)["ours"] > b.TOLERANCE

@@ -207,3 +207,77 @@ def test_trajectory_recorder_keeps_every_state_when_asked_for_more_than_there_ar
     assert [t for t, _ in rec.frames] == ddim_timesteps(5, 3)[::-1] + [0]
     with pytest.raises(ValueError, match="frames"):
         TrajectoryRecorder(10, frames=1)
+
+
+def _folded_steps(model, shape, s, seed, taus, step):
+    """The reference loop: the public step functions applied one by one, z drawn as the samplers draw it."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    for t, t_prev in zip(taus, taus[1:] + [0]):
+        eps = model(x, torch.full((shape[0],), t))
+        z = torch.randn(shape, generator=g, dtype=torch.float64) if t_prev > 0 else torch.zeros_like(x)
+        x = step(x, t, t_prev, eps, z)
+    return x
+
+
+@pytest.mark.parametrize("clip_x0", [None, 1.0])
+@pytest.mark.parametrize("variance", ["beta_tilde", "beta"])
+def test_ddpm_sampler_is_the_public_step_applied_T_times(variance, clip_x0):
+    """The sampler reads its coefficients once as floats; ddpm_step indexes the schedule tensors at t."""
+    s = Schedule.cosine(60)
+    model = MixtureEps((0.4, 0.6), [[-0.8, 0.2], [0.7, -0.3]], (0.1, 0.2), s)
+    ref = _folded_steps(model, (64, 2), s, 4, list(range(s.T, 0, -1)),
+                        lambda x, t, _, eps, z: ddpm_step(x, t, eps, s, z, variance=variance, clip_x0=clip_x0))
+    out = sample(model, (64, 2), s, generator=torch.Generator().manual_seed(4), variance=variance, clip_x0=clip_x0,
+                 dtype=torch.float64)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("clip_x0", [None, 1.0])
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_sampler_is_the_public_step_applied_S_times(eta, clip_x0):
+    s = Schedule.cosine(60)
+    model = MixtureEps((0.4, 0.6), [[-0.8, 0.2], [0.7, -0.3]], (0.1, 0.2), s)
+    ref = _folded_steps(model, (64, 2), s, 5, ddim_timesteps(s.T, 7)[::-1],
+                        lambda x, t, tp, eps, z: ddim_step(x, t, eps, s, z, t_prev=tp, eta=eta, clip_x0=clip_x0))
+    out = ddim_sample(model, (64, 2), s, 7, eta, generator=torch.Generator().manual_seed(5), clip_x0=clip_x0,
+                      dtype=torch.float64)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_samplers_return_normal_tensors_though_the_loop_runs_in_inference_mode():
+    """Inference tensors refuse in-place updates and autograd outside inference mode; the results must not."""
+    small = Schedule.linear(10, 1e-3, 0.2)
+    rec, seen = TrajectoryRecorder(small.T, frames=4), []
+    x = sample(lambda x, t: seen.append(torch.is_inference_mode_enabled()) or 0.1 * x, (3, 2), small, callback=rec)
+    y = ddim_sample(lambda x, t: 0.1 * x, (3, 2), small, steps=4)
+    assert all(seen) and not torch.is_inference_mode_enabled()
+    for v in [x, y] + [f for _, f in rec.frames + rec.x0_frames]:
+        assert not v.is_inference()
+    w = torch.ones(2, requires_grad=True)
+    (x * w).sum().backward()  # usable in autograd ...
+    x.add_(1.0)  # ... and in place
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_sampling_loop_never_waits_for_the_gpu():
+    """The host may wait a fixed number of times per call (reading the schedule), never once per step."""
+    import warnings
+
+    def syncs(T: int, sampler) -> int:
+        s = Schedule.linear(T, 1e-3, 0.2).to("cuda")
+        g = torch.Generator("cuda").manual_seed(0)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                sampler(s, g)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(x.message) for x in w)
+
+    for sampler in (lambda s, g: sample(lambda x, t: 0.1 * x, (4, 3), s, generator=g, clip_x0=1.0, device="cuda"),
+                    lambda s, g: ddim_sample(lambda x, t: 0.1 * x, (4, 3), s, s.T // 2, 0.5, generator=g,
+                                             clip_x0=1.0, device="cuda")):
+        assert syncs(10, sampler) == syncs(40, sampler)
