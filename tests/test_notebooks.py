@@ -51,3 +51,18 @@ def test_dirty_notebook_would_be_caught(tmp_path):
     p.write_text(json.dumps(nb))
     with pytest.raises(AssertionError, match="outputs"):
         test_notebook_has_no_outputs(p)
+
+
+def test_the_book_ships_its_own_mathjax():
+    """Equations must render with no network: MathJax comes from the build's _static, not a CDN."""
+    import importlib
+    from importlib.resources import files
+
+    sphinx = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
+    ext = "sphinx-mathjax-offline"
+    assert ext in sphinx.get("extra_extensions", []), f"_config.yml must load {ext}"
+    path = sphinx["config"]["mathjax_path"]
+    assert "://" not in path and not path.startswith("//"), f"mathjax_path {path!r} points off the site"
+    importlib.import_module(ext)  # installed by requirements.txt
+    shipped = files(ext).joinpath("static", "mathjax", path.removeprefix("mathjax/"))
+    assert shipped.is_file(), f"{ext} does not ship {path}"
