@@ -66,3 +66,45 @@ def test_the_book_ships_its_own_mathjax():
     importlib.import_module(ext)  # installed by requirements.txt
     shipped = files(ext).joinpath("static", "mathjax", path.removeprefix("mathjax/"))
     assert shipped.is_file(), f"{ext} does not ship {path}"
+
+
+def _set_repository_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_install_cells_name_the_configured_repository():
+    sr = _set_repository_module()
+    assert sr.mismatches() == [], "run: python tools/set_repository.py OWNER/NAME"
+
+
+def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
+    import shutil
+
+    sr = _set_repository_module()
+    (tmp_path / "book").mkdir()
+    shutil.copy(ROOT / "_config.yml", tmp_path)
+    for nb in NOTEBOOKS:
+        shutil.copy(nb, tmp_path / "book")
+    before = {p: p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
+
+    for bad in ("no-slash", "a b/c", "https://github.com/x/y", "-x/y"):
+        with pytest.raises(ValueError, match="OWNER/NAME"):
+            sr.set_repository(bad, tmp_path)
+    assert {p: p.read_text() for p in before} == before  # a refused name changes nothing
+
+    changed = sr.set_repository("a-fork/ddpm.edu", tmp_path)
+    assert len(changed) == len(NOTEBOOKS) + 1
+    assert sr.configured(tmp_path) == "a-fork/ddpm.edu" and sr.mismatches(tmp_path) == []
+    assert yaml.safe_load((tmp_path / "_config.yml").read_text())["repository"]["url"] == "https://github.com/a-fork/ddpm.edu"
+    for nb in (tmp_path / "book").glob("*.ipynb"):
+        setup = json.loads(nb.read_text())["cells"][0]["source"]
+        assert "git+https://github.com/a-fork/ddpm.edu" in "".join(setup)
+
+    one = tmp_path / "book" / NOTEBOOKS[0].name
+    one.write_text(one.read_text().replace("a-fork/ddpm.edu", "someone/else"))
+    assert [m.split(":")[0] for m in sr.mismatches(tmp_path)] == [f"book/{one.name}"]
