@@ -129,3 +129,13 @@ def tiny_config(*extra: str, steps: int = 6):
     return load_config("digits", tiny_unet_overrides() + [
         f"train.steps={steps}", "data.batch_size=16", "train.log_every=1", "train.ckpt_every=0",
         "train.sample_every=0", "train.keep_last=100", *extra])
+
+
+def load_script(path: Path):
+    """A script that is not part of the package (bench/*.py, tools/*.py), imported as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

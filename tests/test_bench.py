@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
 from ddpm_edu.unet import PRESETS, UNet
+from conftest import load_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -17,10 +17,7 @@ _PATH = Path(__file__).resolve().parents[1] / "bench" / "train_throughput.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("train_throughput", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(_PATH)
 
 
 def _cells(row: str) -> list[str]:
@@ -72,10 +69,7 @@ _SAMPLE_PATH = _PATH.parent / "sample_throughput.py"
 
 @pytest.fixture(scope="module")
 def sampling_bench():
-    spec = importlib.util.spec_from_file_location("sample_throughput", _SAMPLE_PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(_SAMPLE_PATH)
 
 
 def _header_cells(header: str) -> list[str]:

@@ -69,12 +69,9 @@ def test_the_book_ships_its_own_mathjax():
 
 
 def _set_repository_module():
-    import importlib.util
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location("set_repository", ROOT / "tools" / "set_repository.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "tools" / "set_repository.py")
 
 
 def test_install_cells_name_the_configured_repository():
