@@ -9,7 +9,7 @@ Substituting x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) gives eq
     mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t),
 which :func:`mean_from_eps` computes and the tests show is the same mean.
 
-Each public function checks t (1..T) and calls its private core, which takes t as it is. The
+Each function checks t (1..T) once. The
 samplers (:mod:`ddpm_edu.sampling`) compute the same quantities from coefficients they read once per
 call as Python floats; its tests check them against :func:`ddpm_edu.sampling.ddpm_step`.
 """
@@ -29,7 +29,9 @@ def q_posterior(x0: Tensor, xt: Tensor, t: Tensor | int, s: Schedule) -> tuple[T
     x0, xt: (B, ...); t: (B,) in 1..T or an int. Returns (mu_tilde (B, ...),
     beta_tilde broadcastable to x, shape (B, 1, ..., 1) or 0-d).
     """
-    return _q_posterior(x0, xt, as_t(t, s.T), s)
+    t = as_t(t, s.T)
+    mean = extract(s.coef_x0, t, xt) * x0 + extract(s.coef_xt, t, xt) * xt  # eq. (7)
+    return mean, extract(s.beta_tilde, t, xt)
 
 
 def x0_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
@@ -37,7 +39,8 @@ def x0_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor
 
     xt, eps: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
     """
-    return _x0_from_eps(xt, as_t(t, s.T), eps, s)
+    t = as_t(t, s.T)
+    return (xt - extract((1.0 - s.alpha_bar).sqrt(), t, xt) * eps) / extract(s.alpha_bar.sqrt(), t, xt)
 
 
 def eps_from_x0(xt: Tensor, t: Tensor | int, x0: Tensor, s: Schedule) -> Tensor:
@@ -45,7 +48,8 @@ def eps_from_x0(xt: Tensor, t: Tensor | int, x0: Tensor, s: Schedule) -> Tensor:
 
     xt, x0: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
     """
-    return _eps_from_x0(xt, as_t(t, s.T), x0, s)
+    t = as_t(t, s.T)
+    return (xt - extract(s.alpha_bar.sqrt(), t, xt) * x0) / extract((1.0 - s.alpha_bar).sqrt(), t, xt)
 
 
 def mean_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
@@ -54,23 +58,7 @@ def mean_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tens
 
     xt, eps: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
     """
-    return _mean_from_eps(xt, as_t(t, s.T), eps, s)
-
-
-# The cores: t is already checked (by the public function above, or once per sampler step).
-def _q_posterior(x0: Tensor, xt: Tensor, t: Tensor | int, s: Schedule) -> tuple[Tensor, Tensor]:
-    mean = extract(s.coef_x0, t, xt) * x0 + extract(s.coef_xt, t, xt) * xt  # eq. (7)
-    return mean, extract(s.beta_tilde, t, xt)
-
-
-def _x0_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
-    return (xt - extract((1.0 - s.alpha_bar).sqrt(), t, xt) * eps) / extract(s.alpha_bar.sqrt(), t, xt)
-
-
-def _eps_from_x0(xt: Tensor, t: Tensor | int, x0: Tensor, s: Schedule) -> Tensor:
-    return (xt - extract(s.alpha_bar.sqrt(), t, xt) * x0) / extract((1.0 - s.alpha_bar).sqrt(), t, xt)
-
-
-def _mean_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    t = as_t(t, s.T)
     coef = extract(s.betas / (1.0 - s.alpha_bar).clamp_min(1e-300).sqrt(), t, xt)  # beta_t / sqrt(1 - alpha_bar_t)
     return (xt - coef * eps) / extract(s.alphas.sqrt(), t, xt)  # eq. (11)
+
