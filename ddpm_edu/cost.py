@@ -1,8 +1,8 @@
 """What a training run costs: FLOPs counted from the model, and time estimated from them (chapter 9).
 
 A training step of a U-Net is its forward and backward pass over one batch. Its floating-point
-operations are counted, not guessed, by ``torch.utils.flop_counter`` on one image on the CPU (a
-multiply-add counts 2) and scaled to the batch. Time is then
+operations are counted, not guessed, by ``torch.utils.flop_counter`` for one image (a multiply-add
+counts 2) and scaled to the batch. Time is then
 
     hours = steps * FLOP per step / (sustained FLOP/s) / 3600,
 
@@ -49,7 +49,9 @@ ACCELERATORS = (
 def train_flops(cfg_or_kwargs: Config | dict, batch: int | None = None) -> float:
     """FLOP of one training step (forward + backward) of a U-Net config at ``batch`` (default: the config's).
 
-    Counted by ``torch.utils.flop_counter`` on one image on the CPU and multiplied by the batch size.
+    Counted by ``torch.utils.flop_counter`` for one image on the ``meta`` device (which tracks shapes
+    and computes nothing, so even the 35.7M-parameter model is counted in seconds) and multiplied by
+    the batch size.
     ``cfg_or_kwargs`` is a :class:`Config` (``model.kind = unet``) or keyword arguments of :class:`UNet`.
     """
     from torch.utils.flop_counter import FlopCounterMode
@@ -61,10 +63,12 @@ def train_flops(cfg_or_kwargs: Config | dict, batch: int | None = None) -> float
         kw = cfg_or_kwargs
     if batch is None:
         raise ValueError("batch is required when the model is given as keyword arguments")
-    model = UNet(**kw)
-    x = torch.zeros(1, kw["in_ch"], kw["image_size"], kw["image_size"])  # (1, C, H, W)
+    with torch.device("meta"):  # shapes only: the counter needs no arithmetic, so nothing is computed
+        model = UNet(**kw)
+        x = torch.zeros(1, kw["in_ch"], kw["image_size"], kw["image_size"])  # (1, C, H, W)
+        t = torch.ones(1, dtype=torch.long)
     with FlopCounterMode(display=False) as counter:
-        model(x, torch.ones(1, dtype=torch.long)).sum().backward()
+        model(x, t).sum().backward()
     return counter.get_total_flops() * batch
 
 
