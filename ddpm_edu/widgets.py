@@ -24,9 +24,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import uuid
 from functools import lru_cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Sequence
 
 import anywidget
@@ -44,6 +46,22 @@ __all__ = ["ScheduleExplorer", "schedule_explorer", "CONTROLS", "EPS_SCALE"]
 
 CONTROLS = ("kind", "beta_1", "beta_T", "s", "T", "t")  # every control a reader can be given
 EPS_SCALE = 32  # eps is stored as round(32 eps) + 128 in 8 bits: steps of 1/32, clipped to [-4, 3.97]
+
+
+ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")  # onnxruntime-web's ES module and its WASM
+
+
+def ort_dist() -> Path:
+    """The folder of onnxruntime-web's files: ``$DDPM_EDU_ORT``, else ``node_modules/onnxruntime-web/dist`` of the
+    checkout (``npm ci`` installs the version package-lock.json pins). FileNotFoundError says how to get it."""
+    folder = Path(os.environ.get("DDPM_EDU_ORT") or Path(__file__).resolve().parents[1] / "node_modules/onnxruntime-web/dist")
+    missing = [f for f in ORT_FILES if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"onnxruntime-web is not installed: {', '.join(missing)} missing from {folder}. Run `npm ci` in the "
+            "repository root (it installs the version pinned in package-lock.json), or point $DDPM_EDU_ORT at its dist/ folder."
+        )
+    return folder
 
 
 @lru_cache(maxsize=1)
