@@ -203,3 +203,54 @@ def test_the_onnx_unet_in_onnxruntime_web_gives_pytorchs_eps_hat():
             want = model(x, torch.full((5,), task["t"]))
         assert float(want.abs().max()) > 0.1  # a network that does something
         assert np.abs(np.array(got) - want.flatten().numpy()).max() < 1e-4
+
+
+# --------------------------------------------------------------------------- the Python face (ddpm_edu.widgets)
+def small_toy_widget(**kw):
+    from ddpm_edu.config import load_config
+    from ddpm_edu.widgets import live_toy
+
+    return live_toy(load_config("toy2d"), model=MLPDenoiser(hidden=8, layers=1, t_dim=4), n=50, **kw)
+
+
+def test_the_inline_scripts_parse_and_carry_the_config(tmp_path):
+    from ddpm_edu.widgets import live_digits, live_toy
+
+    model = UNet(**unet_kwargs("digits", in_ch=1, image_size=8, ch=8)).eval()
+    for w in (small_toy_widget(), live_toy(exact=True), live_digits(model=model)):
+        html = w.to_html()
+        script = html.split("<script>", 1)[1].rsplit("</script>", 1)[0]
+        (tmp_path / "inline.js").write_text(script)
+        out = subprocess.run([node(), "--check", str(tmp_path / "inline.js")], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert ("mountToy" if w.config["kind"] == "toy" else "mountDigits") in script
+    assert live_toy(exact=True).config["mlp"] is None and len(small_toy_widget().config["data"]) == 2000
+
+
+def test_the_anywidget_module_imports_as_an_es_module(tmp_path):
+    from ddpm_edu.widgets import LiveSampler
+
+    esm = tmp_path / "live.mjs"
+    esm.write_text(LiveSampler._esm)
+    check = f'import("{esm.as_uri()}").then(m => process.exit(typeof m.default.render === "function" ? 0 : 3))'
+    out = subprocess.run([node(), "-e", check], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="sampler"):
+        small_toy_widget(sampler="euler")
+    with pytest.raises(ValueError, match="eta"):
+        small_toy_widget(eta=-1)
+
+
+def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):
+    from types import SimpleNamespace
+
+    from ddpm_edu import sphinxext
+    from ddpm_edu.widgets import ORT_FILES
+
+    app = SimpleNamespace(builder=SimpleNamespace(format="html"), outdir=str(tmp_path))
+    sphinxext.copy_runtime(app, None)
+    for name in ORT_FILES:
+        assert (tmp_path / sphinxext.FOLDER / name).read_bytes() == (ort_dist() / name).read_bytes()

@@ -293,12 +293,280 @@ var DDPMLive = (function (E) {
     return mean(x, y, false) - 0.5 * mean(x, x, true) - 0.5 * mean(y, y, true);
   }
 
+  // ------------------------------------------------------------------ the widgets: shared pieces
+
+  function el(tag, attrs, parent) {
+    var e = document.createElement(tag);
+    for (var k in attrs) if (k === "text") e.textContent = attrs[k]; else e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+
+  var CSS =
+    ".ddpml{font:13px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;color:#222;background:#fff;border:1px solid #ddd;" +
+    "border-radius:6px;padding:10px 12px;max-width:760px;box-sizing:border-box}" +
+    ".ddpml .dl-row{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin:3px 0}" +
+    ".ddpml label{display:inline-flex;align-items:center;gap:4px;margin:0;font-weight:normal}" +
+    ".ddpml input[type=radio],.ddpml input[type=checkbox]{margin:0;width:auto}" +
+    ".ddpml input[type=range]{width:130px;margin:0}.ddpml input[type=number]{width:64px}" +
+    ".ddpml .dl-v{min-width:34px;font-variant-numeric:tabular-nums}" +
+    ".ddpml button{padding:3px 14px;border:1px solid #888;border-radius:4px;background:#f4f4f4;cursor:pointer}" +
+    ".ddpml .dl-status{color:#444;font-variant-numeric:tabular-nums;margin:4px 0;min-height:1.4em}" +
+    ".ddpml .dl-err{color:#b3261e}.ddpml canvas{max-width:none;border:1px solid #eee}";
+
+  /** A control row builder; every control reads and writes st[name] and calls changed(). */
+  function controls(box, st, changed) {
+    var row = el("div", { class: "dl-row" }, box), api = { row: row, inputs: {} };
+    api.newRow = function () { row = el("div", { class: "dl-row" }, box); api.row = row; return row; };
+    api.radio = function (name, title, options) {
+      var span = el("span", { "data-control": name }, row), group = "ddpml-" + name + "-" + Math.random().toString(36).slice(2);
+      el("span", { text: title }, span);
+      options.forEach(function (o) {
+        var lab = el("label", {}, span), r = el("input", { type: "radio", name: group, value: o[0] }, lab);
+        lab.appendChild(document.createTextNode(o[1]));
+        r.checked = st[name] === o[0];
+        r.addEventListener("change", function () { if (r.checked) { st[name] = o[0]; changed(name); } });
+      });
+      return span;
+    };
+    api.slider = function (name, title, min, max, step, show) {
+      var lab = el("label", { "data-control": name }, row);
+      lab.appendChild(document.createTextNode(title));
+      var inp = el("input", { type: "range", min: min, max: max, step: step, "data-name": name }, lab), v = el("span", { class: "dl-v" }, lab);
+      inp.value = st[name];
+      v.textContent = show(st[name]);
+      inp.addEventListener("input", function () { st[name] = parseFloat(inp.value); v.textContent = show(st[name]); changed(name); });
+      api.inputs[name] = inp;
+      return lab;
+    };
+    api.check = function (name, title) {
+      var lab = el("label", { "data-control": name }, row), c = el("input", { type: "checkbox", "data-name": name }, lab);
+      lab.appendChild(document.createTextNode(title));
+      c.checked = !!st[name];
+      c.addEventListener("change", function () { st[name] = c.checked; changed(name); });
+      return lab;
+    };
+    api.number = function (name, title) {
+      var lab = el("label", { "data-control": name }, row);
+      lab.appendChild(document.createTextNode(title));
+      var inp = el("input", { type: "number", min: 0, step: 1, "data-name": name }, lab);
+      inp.value = st[name];
+      inp.addEventListener("change", function () { st[name] = Math.max(0, parseInt(inp.value, 10) || 0); changed(name); });
+      return lab;
+    };
+    return api;
+  }
+
+  /** The sampler chosen in st: DDPM over all T steps, or DDIM over st.steps; returns a Promise of x_0. */
+  function chosenSampler(model, x, B, sc, st, opts) {
+    return st.sampler === "ddpm" ? ddpmSample(model, x, B, sc, opts)
+      : ddimSample(model, x, B, sc, Math.min(st.steps, sc.T), st.eta, opts);
+  }
+
+  function nextFrame() { return new Promise(function (r) { (typeof requestAnimationFrame === "function" ? requestAnimationFrame : setTimeout)(r); }); }
+
+  function show(node, on) { node.style.display = on ? "" : "none"; }
+
+  // ------------------------------------------------------------------ the 2-D toy
+
+  /** Mount the 2-D live sampler in `root`. cfg: {schedule: {kind, T, beta_1, beta_T}, mlp: mlp_weights() or null,
+   *  mix: a mixture for the exact eps* (used when mlp is null), data: flat (n, 2) reference points, n, settings}. */
+  function mountToy(root, cfg) {
+    var st = Object.assign({ sampler: "ddpm", variance: "beta_tilde", steps: 50, eta: 0, seed: 0, T: cfg.schedule.T }, cfg.settings);
+    var exact = !cfg.mlp, weights = exact ? null : decodeWeights(cfg.mlp.weights), data = Float64Array.from(cfg.data);
+    root.textContent = "";
+    var box = el("div", { class: "ddpml ddpml-toy" }, root), runId = 0;
+    el("style", { text: CSS }, box);
+    var c = controls(box, st, update);
+    c.radio("sampler", "sampler:", [["ddpm", " DDPM"], ["ddim", " DDIM"]]);
+    var variance = c.radio("variance", "σ²:", [["beta_tilde", " β̃"], ["beta", " β"]]);
+    c.newRow();
+    var steps = c.slider("steps", "steps ", 10, 200, 1, String);
+    var eta = c.slider("eta", "η ", 0, 1, 0.05, function (v) { return v.toFixed(2); });
+    c.newRow();
+    var tCtl = exact ? c.slider("T", "T ", 10, 1000, 10, String) : el("span", { class: "dl-v", text: "T = " + cfg.schedule.T + " (the network's)" }, c.row);
+    c.number("seed", "seed ");
+    var button = el("button", { type: "button", text: "sample" }, c.row);
+    var W = 340, view = 2.6, cv = el("canvas", { width: W, height: W, "data-plot": "points" }, box), ctx = cv.getContext("2d");
+    var status = el("div", { class: "dl-status" }, box);
+    function update() {
+      show(variance, st.sampler === "ddpm"); show(steps, st.sampler === "ddim"); show(eta, st.sampler === "ddim");
+    }
+    function draw(x, n) {
+      var px = function (v) { return (v + view) / (2 * view) * W; };
+      ctx.clearRect(0, 0, W, W);
+      ctx.fillStyle = "#d0d0d0";
+      for (var i = 0; i < data.length / 2; i++) ctx.fillRect(px(data[2 * i]) - 1, W - px(data[2 * i + 1]) - 1, 2, 2);
+      ctx.fillStyle = "rgba(31,119,180,0.75)";
+      for (var j = 0; j < n; j++) ctx.fillRect(px(x[2 * j]) - 1.25, W - px(x[2 * j + 1]) - 1.25, 2.5, 2.5);
+    }
+    async function sample() {
+      var id = ++runId, n = cfg.n, sc = schedule(cfg.schedule.kind, exact ? st.T : cfg.schedule.T, cfg.schedule.beta_1, cfg.schedule.beta_T);
+      var model = exact ? mixtureEps(cfg.mix, sc) : mlpModel(weights, cfg.mlp.sizes), t0 = performance.now(), calls = 0;
+      root.setAttribute("data-state", "running");
+      var x = randn(2 * n, uniform(st.seed * 2 + 1)); // x_T ~ N(0, I); the sampler's z come from seed * 2
+      var out = await chosenSampler(model, x, n, sc, st, {
+        variance: st.variance, seed: st.seed * 2, stop: function () { return id !== runId; },
+        callback: async function (t, xt) {
+          draw(xt, n);
+          status.textContent = t > 0 ? "t = " + t + " · step " + (++calls) : "";
+          await nextFrame();
+        },
+      });
+      if (out === null) return; // a newer run took over
+      var ms = performance.now() - t0, ed = energyDistance(out, data, 2);
+      status.textContent = "done: " + calls + " steps in " + (ms / 1000).toFixed(1) + " s · energy distance to the data: " + ed.toFixed(4);
+      root.setAttribute("data-energy", String(ed));
+      root.setAttribute("data-ms", String(ms));
+      root.setAttribute("data-state", "done");
+      root.__ddpmSamples = out;
+    }
+    button.addEventListener("click", function () { sample().catch(function (e) { status.textContent = String(e); root.setAttribute("data-state", "error"); }); });
+    update();
+    draw(new Float64Array(0), 0);
+    status.textContent = "Press sample: " + cfg.n + " points start from N(0, I)" + (exact ? " and follow the exact ε*." : " and follow the trained network.");
+    root.setAttribute("data-state", "idle");
+  }
+
+  // ------------------------------------------------------------------ the digits
+
+  /** Where the book keeps onnxruntime-web: <content root>/_static/ddpm_live/ (Sphinx writes the root on <html>). */
+  function assetsURL(cfg) {
+    if (cfg.assets) return new URL(cfg.assets, document.baseURI).href;
+    var root = document.documentElement.getAttribute("data-content_root");
+    if (root === null) {
+      var s = document.querySelector("script[src*='_static/']");
+      root = s ? s.getAttribute("src").split("_static/")[0] : "./";
+    }
+    return new URL(root + "_static/ddpm_live/", document.baseURI).href;
+  }
+
+  /** onnxruntime-web, loaded once per page: from the module source and WASM bytes given (a kernel's widget),
+   *  or from the book's _static folder. Nothing is fetched from anywhere else. */
+  function loadOrt(cfg, given) {
+    var g = typeof window !== "undefined" ? window : {};
+    if (g.__ddpmOrt) return g.__ddpmOrt;
+    g.__ddpmOrt = (async function () {
+      var mod, wasm;
+      if (given) {
+        var got = await given();
+        mod = URL.createObjectURL(new Blob([got.js], { type: "text/javascript" }));
+        wasm = got.wasm;
+      } else {
+        var base = assetsURL(cfg);
+        mod = base + "ort.wasm.bundle.min.mjs";
+        var res = await fetch(base + "ort-wasm-simd-threaded.wasm");
+        if (!res.ok) throw new Error("the ONNX runtime is not at " + base + " (HTTP " + res.status + ")");
+        wasm = await res.arrayBuffer();
+      }
+      var ort = await import(mod);
+      ort.env.wasm.numThreads = 1; // a static page is not cross-origin isolated: no threads
+      ort.env.wasm.wasmBinary = wasm;
+      return ort;
+    })();
+    g.__ddpmOrt.catch(function () { g.__ddpmOrt = null; });
+    return g.__ddpmOrt;
+  }
+
+  /** Mount the digits live sampler. cfg: {model: base64 ONNX, shape: [1, 8, 8], schedule, n: 16, assets, settings};
+   *  given: a function that resolves to {js, wasm}, onnxruntime-web's module source and WASM bytes (a kernel's
+   *  widget), else null: the book's _static folder. */
+  function mountDigits(root, cfg, given) {
+    var st = Object.assign({ sampler: "ddim", steps: 25, eta: 0, clip: true, view: "x0", seed: 0 }, cfg.settings);
+    var n = cfg.n, side = Math.round(Math.sqrt(n)), H = cfg.shape[1], Wd = cfg.shape[2], P = H * Wd, runId = 0, frame = null;
+    root.textContent = "";
+    var box = el("div", { class: "ddpml ddpml-digits" }, root);
+    el("style", { text: CSS }, box);
+    var c = controls(box, st, update);
+    c.radio("sampler", "sampler:", [["ddpm", " DDPM (T = " + cfg.schedule.T + ")"], ["ddim", " DDIM"]]);
+    c.check("clip", " clip x̂₀ to [−1, 1]");
+    c.newRow();
+    var steps = c.slider("steps", "steps ", 10, 200, 1, String);
+    var eta = c.slider("eta", "η ", 0, 1, 0.05, function (v) { return v.toFixed(2); });
+    c.newRow();
+    c.radio("view", "show:", [["xt", " x_t"], ["x0", " x̂₀"]]);
+    c.number("seed", "seed ");
+    var button = el("button", { type: "button", text: "sample" }, c.row);
+    var G = side * (Wd + 1) + 1, cv = el("canvas", { width: G, height: G, "data-plot": "digits" }, box);
+    cv.style.width = cv.style.height = 8 * G + "px";
+    cv.style.imageRendering = "pixelated";
+    var ctx = cv.getContext("2d"), status = el("div", { class: "dl-status" }, box);
+    function update(name) {
+      show(steps, st.sampler === "ddim"); show(eta, st.sampler === "ddim");
+      if (name === "view" && frame) draw(frame);
+    }
+    /** The grid: image b at cell (b / side, b % side), pixels [-1, 1] -> grey 0..255, one pixel of gap. */
+    function draw(f) {
+      var img = ctx.createImageData(G, G), x = st.view === "x0" ? f.x0 : f.xt;
+      for (var i = 0; i < img.data.length; i++) img.data[i] = 255;
+      for (var b = 0; b < n; b++) for (var r = 0; r < H; r++) for (var q = 0; q < Wd; q++) {
+        var v = Math.round((Math.max(-1, Math.min(1, x[b * P + r * Wd + q])) + 1) * 127.5);
+        var o = 4 * ((Math.floor(b / side) * (H + 1) + 1 + r) * G + (b % side) * (Wd + 1) + 1 + q);
+        img.data[o] = img.data[o + 1] = img.data[o + 2] = v;
+      }
+      ctx.putImageData(img, 0, 0);
+    }
+    async function sample() {
+      var id = ++runId;
+      root.setAttribute("data-state", "loading");
+      status.textContent = "loading the network…";
+      var ort = await loadOrt(cfg, given);
+      if (!root.__ddpmSession) root.__ddpmSession = await ort.InferenceSession.create(bytes(cfg.model));
+      var model = onnxModel(ort, root.__ddpmSession, cfg.shape), sc = schedule(cfg.schedule.kind, cfg.schedule.T, cfg.schedule.beta_1, cfg.schedule.beta_T);
+      var calls = 0, x = randn(n * P, uniform(st.seed * 2 + 1)), t0 = performance.now(), tNet = 0;
+      root.setAttribute("data-state", "running");
+      var timed = async function (xx, t, B) { var a = performance.now(), e = await model(xx, t, B); tNet += performance.now() - a; return e; };
+      var out = await chosenSampler(timed, x, n, sc, st, {
+        clip: st.clip ? 1 : null, seed: st.seed * 2, stop: function () { return id !== runId; },
+        callback: async function (t, xt, x0) {
+          frame = { xt: xt, x0: x0 };
+          draw(frame);
+          if (t > 0) status.textContent = "t = " + t + " · step " + (++calls) + " · " + (tNet / calls).toFixed(0) + " ms per step";
+          await nextFrame();
+        },
+      });
+      if (out === null) return;
+      var ms = performance.now() - t0;
+      status.textContent = "done: " + calls + " steps in " + (ms / 1000).toFixed(2) + " s · " + (tNet / calls).toFixed(0) +
+        " ms per step in the network (" + n + " digits per call)";
+      root.setAttribute("data-ms", String(ms));
+      root.setAttribute("data-net-ms", String(tNet));
+      root.setAttribute("data-steps", String(calls));
+      root.setAttribute("data-state", "done");
+      root.__ddpmSamples = out;
+    }
+    button.addEventListener("click", function () {
+      sample().catch(function (e) { status.innerHTML = ""; el("span", { class: "dl-err", text: String(e && e.message || e) }, status); root.setAttribute("data-state", "error"); });
+    });
+    update();
+    draw({ xt: new Float64Array(n * P).fill(-1), x0: new Float64Array(n * P).fill(-1) });
+    status.textContent = "Press sample: " + n + " digits from N(0, I), denoised by the trained U-Net in your browser.";
+    root.setAttribute("data-state", "idle");
+  }
+
+  /** anywidget's entry point. The digits ask the kernel for onnxruntime-web when *sample* is first pressed: it
+   *  answers with the module's source and the WASM as a binary buffer (never part of the saved widget state). */
+  function render(ctx) {
+    var cfg = ctx.model.get("config");
+    if (cfg.kind === "toy") return mountToy(ctx.el, cfg);
+    return mountDigits(ctx.el, cfg, function () {
+      return new Promise(function (resolve, reject) {
+        ctx.model.on("msg:custom", function (msg, buffers) {
+          if (msg.error) reject(new Error(msg.error));
+          else if (msg.ort_js) resolve({ js: msg.ort_js, wasm: buffers[0].buffer.slice(buffers[0].byteOffset, buffers[0].byteOffset + buffers[0].byteLength) });
+        });
+        ctx.model.send({ want: "ort" });
+      });
+    });
+  }
+
   return {
     uniform: uniform, randn: randn, schedule: schedule, predictX0: predictX0,
     ddpmCoefs: ddpmCoefs, ddpmStep: ddpmStep, ddpmSample: ddpmSample,
     roundHalfEven: roundHalfEven, ddimTimesteps: ddimTimesteps, ddimCoefs: ddimCoefs, ddimStep: ddimStep, ddimSample: ddimSample,
     run: run, mixtureEps: mixtureEps, timestepEmbedding: timestepEmbedding, mlpModel: mlpModel,
     decodeWeights: decodeWeights, bytes: bytes, onnxModel: onnxModel, energyDistance: energyDistance,
+    mountToy: mountToy, mountDigits: mountDigits, render: render,
   };
 })(typeof DDPMExplorer !== "undefined" ? DDPMExplorer : require("./explorer.js"));
 
