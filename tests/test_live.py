@@ -25,7 +25,7 @@ import torch
 from ddpm_edu import export
 from ddpm_edu.analytic import MixtureEps
 from ddpm_edu.metrics import energy_distance
-from ddpm_edu.sampling import ddim_step, ddim_timesteps, ddpm_step
+from ddpm_edu.sampling import ddim_sample, ddim_step, ddim_timesteps, ddpm_step
 from ddpm_edu.schedules import Schedule
 from ddpm_edu.toy import MIXTURE, MLPDenoiser
 from ddpm_edu.unet import UNet, unet_kwargs
@@ -71,7 +71,9 @@ const sched = c => L.schedule(c.kind, c.T, c.beta_1, c.beta_T);
       ort.env.wasm.numThreads = 1;
       ort.env.wasm.wasmBinary = require("fs").readFileSync(c.ort + "/ort-wasm-simd-threaded.wasm");
       const session = await ort.InferenceSession.create(Buffer.from(c.model, "base64"));
-      out.push(Array.from(await L.onnxModel(ort, session, c.shape)(f64(c.x), c.t, c.B)));
+      const model = L.onnxModel(ort, session, c.shape);
+      if (c.steps) out.push(Array.from(await L.ddimSample(model, f64(c.x), c.B, sched(c.sched), c.steps, 0, { clip: 1 })));
+      else out.push(Array.from(await model(f64(c.x), c.t, c.B)));
     } else throw new Error("unknown op " + c.op);
   }
   process.stdout.write(JSON.stringify(out));
@@ -203,6 +205,11 @@ def test_the_onnx_unet_in_onnxruntime_web_gives_pytorchs_eps_hat():
             want = model(x, torch.full((5,), task["t"]))
         assert float(want.abs().max()) > 0.1  # a network that does something
         assert np.abs(np.array(got) - want.flatten().numpy()).max() < 1e-4
+
+    # and a whole DDIM run through it, from the same x_T: what the reader's page computes, end to end
+    task = {**tasks[0], "steps": 10, "sched": COSINE}
+    want = ddim_sample(model, (5, 1, 8, 8), schedule(COSINE), 10, 0.0, clip_x0=1.0, x_T=x)
+    np.testing.assert_allclose(np.array(run_js([task])[0]), want.flatten().numpy(), rtol=0, atol=1e-4)
 
 
 # --------------------------------------------------------------------------- the Python face (ddpm_edu.widgets)
