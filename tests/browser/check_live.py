@@ -24,6 +24,8 @@ import argparse
 import functools
 import http.server
 import json
+import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ from pathlib import Path
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
+FAST = os.environ.get("DDPM_EDU_FAST", "").strip().lower() in ("1", "true", "yes", "on")  # as ddpm_edu.fastmode.fast()
 
 WRITE_PAGE = """
 import shutil, sys
@@ -76,6 +79,9 @@ READ_GRID = """(root) => {
       const o = 4 * ((Math.floor(b / side) * 9 + 1 + r) * c.width + (b % side) * 9 + 1 + q); img.push(d[o] / 127.5 - 1); }
     out.push(img); }
   return out; }"""
+
+
+NOT_OURS = ("Identifier 'THEBE_JS_URL' has already been declared",)  # Jupyter Book 1.x emits sphinx-thebe's config twice
 
 
 class Failed(Exception):
@@ -163,7 +169,11 @@ def main() -> int:
                     box.scroll_into_view_if_needed()
                     r = press_and_wait(page, box, shot(f"toy{i}"), 60)
                     check(r["data-state"] == "done", f"toy {i}: DDPM run finished ({r['status']})")
-                    check(float(r["data-energy"]) < 0.05, f"toy {i}: energy distance {float(r['data-energy']):.4f} < 0.05")
+                    energy = float(r["data-energy"])
+                    if FAST:  # a model trained for a few dozen steps: only that the run ends with a number
+                        check(math.isfinite(energy), f"toy {i}: energy distance {energy:.4f} (fast-mode model)")
+                    else:
+                        check(energy < 0.05, f"toy {i}: energy distance {energy:.4f} < 0.05")
                 box = digits.nth(0)
                 box.scroll_into_view_if_needed()
                 box.locator('input[type=radio][value="ddpm"]').check()
@@ -195,7 +205,8 @@ def main() -> int:
                 b, p = scores["browser"]["confident"], scores["python"]["confident"]
                 tol = 3 * (scores["browser"]["se"] ** 2 + scores["python"]["se"] ** 2) ** 0.5 + 0.03
                 check(abs(b - p) <= tol, f"browser's confident fraction {b:.3f} vs Python's {p:.3f} (within {tol:.3f})")
-                check(not errors, f"no JavaScript errors {errors}")
+                ours = [e for e in errors if not any(n in e for n in NOT_OURS)]
+                check(not ours, f"no JavaScript errors of ours {ours} (the page's own: {len(errors) - len(ours)})")
                 check(not blocked, f"no request left the page's server (blocked: {blocked})")
                 print("  page weight (bytes): " + json.dumps(weight))
             except Failed as e:
