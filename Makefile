@@ -29,21 +29,27 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
+# onnxruntime-web (npm), pinned by package-lock.json: the book ships its WASM, tests/test_live.py runs it under node.
+ORT := node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm
+$(ORT): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
 test: unit nbval book-fast
 
-unit: $(STAMP)
+unit: $(STAMP) $(ORT)
 	DDPM_EDU_FAST=1 MPLBACKEND=Agg $(PY) -m pytest tests
 
-nbval: $(STAMP)
+nbval: $(STAMP) $(ORT)
 ifneq ($(NOTEBOOKS),)
 	DDPM_EDU_FAST=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
 endif
 
 # The fast build has its own output folder, so its cached fast-mode outputs never reach `make book`.
-book-fast: $(STAMP)
+book-fast: $(STAMP) $(ORT)
 	DDPM_EDU_FAST=1 $(JB) build -W -n --keep-going --path-output _build/fast .
 
-book: $(STAMP)
+book: $(STAMP) $(ORT)
 	$(JB) build -W -n --keep-going .
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 

@@ -1,0 +1,32 @@
+"""A Sphinx extension that ships onnxruntime-web with the book, for the live digits sampler of chapter 8.
+
+``_config.yml`` lists it in ``extra_extensions``. When the HTML build finishes it copies the two files of
+:data:`ddpm_edu.widgets.ORT_FILES` (from :func:`ddpm_edu.widgets.ort_dist`, i.e. ``node_modules`` after
+``npm ci``) into ``_static/ddpm_live/``, where ``ddpm_edu/js/live.js`` loads them from. Nothing comes
+from a CDN; a build without onnxruntime-web fails with the message that says how to install it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .widgets import ORT_FILES, ort_dist
+
+FOLDER = "_static/ddpm_live"  # relative to the HTML output; live.js's assetsURL() looks here
+
+
+def copy_runtime(app, exception) -> None:
+    """Copy onnxruntime-web's module and WASM into the HTML output (HTML builders only)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    src, dest = ort_dist(), Path(app.outdir) / FOLDER
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ORT_FILES:
+        shutil.copyfile(src / name, dest / name)
+
+
+def setup(app):
+    ort_dist()  # fail early, with the message that says how to install it
+    app.connect("build-finished", copy_runtime)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

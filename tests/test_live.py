@@ -1,0 +1,263 @@
+"""ddpm_edu/js/live.js under node: the browser's samplers and networks against ddpm_edu (chapters 6 and 8).
+
+The reader's page samples with this file, so it must do what the library does:
+- one DDPM step and one DDIM step, fed the same x_t, eps_hat and z, give the x_{t-1} of
+  ddpm_edu.sampling to 1e-5 (the JS works in float64, so the agreement is much closer);
+- a full seeded run driven by the exact eps* of a Gaussian returns that Gaussian, the test the
+  Python samplers pass (tests/test_sampling.py), with the same tolerance from the sample size;
+- the toy MLP in plain JS and the digits U-Net exported to ONNX and run by onnxruntime-web give
+  PyTorch's eps_hat to 1e-4 on fixed inputs.
+These tests need Node.js, and the last one the npm package onnxruntime-web (``npm ci``); without
+them they fail, they do not skip.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ddpm_edu import export
+from ddpm_edu.analytic import MixtureEps
+from ddpm_edu.metrics import energy_distance
+from ddpm_edu.sampling import ddim_sample, ddim_step, ddim_timesteps, ddpm_step
+from ddpm_edu.schedules import Schedule
+from ddpm_edu.toy import MIXTURE, MLPDenoiser
+from ddpm_edu.unet import UNet, unet_kwargs
+from ddpm_edu.widgets import ort_dist
+
+from test_explorer import node
+
+JS = Path(export.__file__).parent / "js" / "live.js"
+
+# Reads {op, ...} tasks as a JSON list on stdin and prints a JSON list of results.
+DRIVER = r"""
+const L = require(process.argv[1]);
+const tasks = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const f64 = a => Float64Array.from(a);
+const sched = c => L.schedule(c.kind, c.T, c.beta_1, c.beta_T);
+(async () => {
+  const out = [];
+  for (const c of tasks) {
+    const sc = c.kind ? sched(c) : null;
+    if (c.op === "ddpm_step") {
+      const k = L.ddpmCoefs(sc, c.variance)[c.t];
+      out.push(Array.from(L.ddpmStep(f64(c.xt), f64(c.eps), c.z && f64(c.z), k, c.clip)));
+    } else if (c.op === "ddim_step") {
+      const k = L.ddimCoefs(sc.alphaBar[c.t], sc.alphaBar[c.t_prev], c.eta);
+      out.push(Array.from(L.ddimStep(f64(c.xt), f64(c.eps), c.z && f64(c.z), k, c.clip)));
+    } else if (c.op === "timesteps") {
+      out.push(L.ddimTimesteps(c.T, c.steps));
+    } else if (c.op === "gaussian_run") {
+      const model = L.mixtureEps({ weights: [1], means: [[c.mu]], stds: [c.sd] }, sc);
+      const x = L.randn(c.n, L.uniform(c.seed + 1000));
+      const opts = { variance: c.variance, seed: c.seed };
+      const x0 = c.sampler === "ddpm" ? await L.ddpmSample(model, x, c.n, sc, opts) : await L.ddimSample(model, x, c.n, sc, c.steps, c.eta, opts);
+      out.push(Array.from(x0));
+    } else if (c.op === "mixture_eps") {
+      out.push(Array.from(L.mixtureEps(c.mix, sc)(f64(c.x), c.t, c.x.length / 2)));
+    } else if (c.op === "mlp") {
+      const m = L.mlpModel(L.decodeWeights(c.w.weights), c.w.sizes);
+      out.push(Array.from(m(f64(c.x), c.t, c.x.length / c.w.sizes.dim)));
+    } else if (c.op === "energy") {
+      out.push(L.energyDistance(f64(c.x), f64(c.y), 2));
+    } else if (c.op === "onnx") {
+      const ort = await import(c.ort + "/ort.wasm.bundle.min.mjs");
+      ort.env.wasm.numThreads = 1;
+      ort.env.wasm.wasmBinary = require("fs").readFileSync(c.ort + "/ort-wasm-simd-threaded.wasm");
+      const session = await ort.InferenceSession.create(Buffer.from(c.model, "base64"));
+      const model = L.onnxModel(ort, session, c.shape);
+      if (c.steps) out.push(Array.from(await L.ddimSample(model, f64(c.x), c.B, sched(c.sched), c.steps, 0, { clip: 1 })));
+      else out.push(Array.from(await model(f64(c.x), c.t, c.B)));
+    } else throw new Error("unknown op " + c.op);
+  }
+  process.stdout.write(JSON.stringify(out));
+})().catch(e => { console.error(e); process.exit(1); });
+"""
+
+SCHED = dict(kind="linear", T=1000, beta_1=1e-4, beta_T=0.02)
+COSINE = dict(kind="cosine", T=400)
+
+
+def run_js(tasks: list[dict]) -> list:
+    out = subprocess.run([node(), "-e", DRIVER, str(JS)], input=json.dumps(tasks), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def schedule(c: dict) -> Schedule:
+    return Schedule.make(c["kind"], c["T"], c.get("beta_1", 1e-4), c.get("beta_T", 0.02))
+
+
+def draws(seed: int, *shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+STEPS = [(sc, t, clip) for sc in (SCHED, COSINE) for t in (1, 2, 37, sc["T"]) for clip in (None, 1.0)]
+
+
+@pytest.mark.parametrize("variance", ["beta_tilde", "beta"])
+def test_one_ddpm_step_matches_the_library(variance):
+    tasks, want = [], []
+    for i, (c, t, clip) in enumerate(STEPS):
+        xt, eps, z = draws(i, 3, 64) * 1.5, draws(100 + i, 3, 64), draws(200 + i, 3, 64)
+        tasks.append(dict(op="ddpm_step", **c, t=t, variance=variance, clip=clip, xt=xt.flatten().tolist(),
+                          eps=eps.flatten().tolist(), z=z.flatten().tolist()))
+        want.append(ddpm_step(xt, t, eps, schedule(c), z, variance=variance, clip_x0=clip))
+    for task, got, w in zip(tasks, run_js(tasks), want):
+        np.testing.assert_allclose(np.array(got), w.flatten().numpy(), rtol=0, atol=1e-5, err_msg=str(task["t"]))
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_one_ddim_step_matches_the_library(eta):
+    tasks, want = [], []
+    for i, (c, t, clip) in enumerate(STEPS):
+        for t_prev in sorted({0, t - 1, t // 3}):
+            xt, eps, z = draws(i, 3, 64) * 1.5, draws(100 + i, 3, 64), draws(200 + i, 3, 64)
+            tasks.append(dict(op="ddim_step", **c, t=t, t_prev=t_prev, eta=eta, clip=clip, xt=xt.flatten().tolist(),
+                              eps=eps.flatten().tolist(), z=z.flatten().tolist()))
+            want.append(ddim_step(xt, t, eps, schedule(c), z, t_prev=t_prev, eta=eta, clip_x0=clip))
+    for got, w in zip(run_js(tasks), want):
+        np.testing.assert_allclose(np.array(got), w.flatten().numpy(), rtol=0, atol=1e-5)
+
+
+def test_ddim_timesteps_match_the_library():
+    cases = [(T, steps) for T in (1, 10, 200, 400, 1000) for steps in (1, 2, 3, 7, 10, 25, 50, 200) if steps <= T]
+    got = run_js([dict(op="timesteps", T=T, steps=steps) for T, steps in cases])
+    assert got == [ddim_timesteps(T, steps) for T, steps in cases]
+
+
+# The Gaussian test of tests/test_sampling.py, with its data and tolerance: 5 standard errors of n draws.
+MU, SD, N = 0.5, 0.3, 4000
+
+
+def assert_gaussian(x: np.ndarray, mu: float, sd: float) -> None:
+    n = x.size
+    assert abs(x.mean() - mu) < 5 * sd / math.sqrt(n), x.mean()
+    assert abs(x.std(ddof=1) - sd) < 5 * sd / math.sqrt(2 * n), x.std(ddof=1)
+
+
+@pytest.mark.parametrize("run", [dict(sampler="ddpm", variance="beta_tilde"), dict(sampler="ddpm", variance="beta"),
+                                 dict(sampler="ddim", steps=1000, eta=0.0), dict(sampler="ddim", steps=1000, eta=1.0)])
+def test_a_seeded_run_with_the_exact_eps_returns_the_gaussian(run):
+    x = np.array(run_js([dict(op="gaussian_run", **SCHED, mu=MU, sd=SD, n=N, seed=3, **run)])[0])
+    assert x.shape == (N,)
+    assert_gaussian(x, MU, SD)
+
+
+def test_a_seeded_run_is_reproducible_and_the_seed_matters():
+    task = dict(op="gaussian_run", kind="linear", T=50, mu=MU, sd=SD, n=10, sampler="ddpm", variance="beta_tilde")
+    a, b, c = run_js([{**task, "seed": 1}, {**task, "seed": 1}, {**task, "seed": 2}])
+    assert a == b and a != c
+
+
+def test_the_exact_mixture_eps_matches_the_library():
+    x, tasks = draws(7, 50, 2), []
+    for t in (1, 20, 200):
+        tasks.append(dict(op="mixture_eps", kind="linear", T=200, beta_1=1e-4, beta_T=0.1, t=t, mix=MIXTURE,
+                          x=x.flatten().tolist()))
+    s = Schedule.linear(200, 1e-4, 0.1)
+    for task, got in zip(tasks, run_js(tasks)):
+        want = MixtureEps(**MIXTURE, s=s)(x, torch.full((50,), task["t"]))
+        np.testing.assert_allclose(np.array(got), want.flatten().numpy(), rtol=0, atol=1e-9)
+
+
+def test_the_mlp_in_js_gives_pytorchs_eps_hat():
+    torch.manual_seed(0)  # a test asks for global seeds: every weight, including the zero-initialised output layer
+    model = MLPDenoiser(hidden=32, layers=2, t_dim=16).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.3 * torch.randn_like(p))
+    x = draws(9, 40, 2).float()
+    tasks = [dict(op="mlp", w=export.mlp_weights(model), x=x.flatten().tolist(), t=t) for t in (1, 57, 200)]
+    for task, got in zip(tasks, run_js(tasks)):
+        with torch.no_grad():
+            want = model(x, torch.full((40,), task["t"]))
+        assert np.abs(np.array(got) - want.flatten().numpy()).max() < 1e-4
+
+
+def test_energy_distance_matches_the_library():
+    x, y = draws(1, 60, 2), draws(2, 45, 2) + 0.3
+    assert run_js([dict(op="energy", x=x.flatten().tolist(), y=y.flatten().tolist())])[0] == pytest.approx(
+        energy_distance(x, y), abs=1e-12)
+
+
+def test_the_onnx_unet_in_onnxruntime_web_gives_pytorchs_eps_hat():
+    torch.manual_seed(0)
+    model = UNet(**unet_kwargs("digits", in_ch=1, image_size=8)).eval()
+    with torch.no_grad():  # every weight non-zero, so the test sees the whole network
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = draws(4, 5, 1, 8, 8).float()
+    onnx = export.onnx_bytes(model, (1, 8, 8))
+    import base64
+
+    tasks = [dict(op="onnx", ort=str(ort_dist()), model=base64.b64encode(onnx).decode(), shape=[1, 8, 8], B=5, t=t,
+                  x=x.flatten().tolist()) for t in (1, 150, 400)]
+    for task, got in zip(tasks, run_js(tasks)):
+        with torch.no_grad():
+            want = model(x, torch.full((5,), task["t"]))
+        assert float(want.abs().max()) > 0.1  # a network that does something
+        assert np.abs(np.array(got) - want.flatten().numpy()).max() < 1e-4
+
+    # and a whole DDIM run through it, from the same x_T: what the reader's page computes, end to end
+    task = {**tasks[0], "steps": 10, "sched": COSINE}
+    want = ddim_sample(model, (5, 1, 8, 8), schedule(COSINE), 10, 0.0, clip_x0=1.0, x_T=x)
+    np.testing.assert_allclose(np.array(run_js([task])[0]), want.flatten().numpy(), rtol=0, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- the Python face (ddpm_edu.widgets)
+def small_toy_widget(**kw):
+    from ddpm_edu.config import load_config
+    from ddpm_edu.widgets import live_toy
+
+    return live_toy(load_config("toy2d"), model=MLPDenoiser(hidden=8, layers=1, t_dim=4), n=50, **kw)
+
+
+def test_the_inline_scripts_parse_and_carry_the_config(tmp_path):
+    from ddpm_edu.widgets import live_digits, live_toy
+
+    model = UNet(**unet_kwargs("digits", in_ch=1, image_size=8, ch=8)).eval()
+    for w in (small_toy_widget(), live_toy(exact=True), live_digits(model=model)):
+        html = w.to_html()
+        script = html.split("<script>", 1)[1].rsplit("</script>", 1)[0]
+        (tmp_path / "inline.js").write_text(script)
+        out = subprocess.run([node(), "--check", str(tmp_path / "inline.js")], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert ("mountToy" if w.config["kind"] == "toy" else "mountDigits") in script
+    assert live_toy(exact=True).config["mlp"] is None and len(small_toy_widget().config["data"]) == 2000
+
+
+def test_the_anywidget_module_imports_as_an_es_module(tmp_path):
+    from ddpm_edu.widgets import LiveSampler
+
+    esm = tmp_path / "live.mjs"
+    esm.write_text(LiveSampler._esm)
+    check = f'import("{esm.as_uri()}").then(m => process.exit(typeof m.default.render === "function" ? 0 : 3))'
+    out = subprocess.run([node(), "-e", check], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="sampler"):
+        small_toy_widget(sampler="euler")
+    with pytest.raises(ValueError, match="eta"):
+        small_toy_widget(eta=-1)
+
+
+def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):
+    from types import SimpleNamespace
+
+    from ddpm_edu import sphinxext
+    from ddpm_edu.widgets import ORT_FILES
+
+    app = SimpleNamespace(builder=SimpleNamespace(format="html"), outdir=str(tmp_path))
+    sphinxext.copy_runtime(app, None)
+    for name in ORT_FILES:
+        assert (tmp_path / sphinxext.FOLDER / name).read_bytes() == (ort_dist() / name).read_bytes()
