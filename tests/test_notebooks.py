@@ -87,6 +87,8 @@ def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
     shutil.copy(ROOT / "_config.yml", tmp_path)
     for nb in NOTEBOOKS:
         shutil.copy(nb, tmp_path / "book")
+    for page in sr.LINK_PAGES:
+        shutil.copy(ROOT / page, tmp_path / page)
     before = {p: p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
 
     for bad in ("no-slash", "a b/c", "https://github.com/x/y", "-x/y"):
@@ -94,8 +96,15 @@ def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
             sr.set_repository(bad, tmp_path)
     assert {p: p.read_text() for p in before} == before  # a refused name changes nothing
 
+    changed = sr.set_repository("A-Fork/ddpm.edu", tmp_path)
+    assert sr.configured(tmp_path) == "A-Fork/ddpm.edu" and sr.mismatches(tmp_path) == []
+    readme, index = (tmp_path / "README.md").read_text(), (tmp_path / "book" / "index.md").read_text()
+    assert "https://a-fork.github.io/ddpm.edu/" in readme  # the published book; GitHub lower-cases the owner
+    for text in (readme, index):  # the Colab links follow the repository
+        assert "colab.research.google.com/github/A-Fork/ddpm.edu/" in text
+        assert "ddpm-edu/ddpm-edu" not in text and "ddpm-edu.github.io" not in text
     changed = sr.set_repository("a-fork/ddpm.edu", tmp_path)
-    assert len(changed) == len(NOTEBOOKS) + 1
+    assert len(changed) == len(NOTEBOOKS) + 1 + len(sr.LINK_PAGES)
     assert sr.configured(tmp_path) == "a-fork/ddpm.edu" and sr.mismatches(tmp_path) == []
     assert yaml.safe_load((tmp_path / "_config.yml").read_text())["repository"]["url"] == "https://github.com/a-fork/ddpm.edu"
     for nb in (tmp_path / "book").glob("*.ipynb"):
