@@ -1,0 +1,214 @@
+"""Several processes: the World's collectives, DDP equivalence, resume across world sizes, sharded sampling, faults.
+
+The multi-process tests start 2 processes themselves, joined by gloo on the CPU, each with torchrun's
+environment (RANK, WORLD_SIZE, ...): :func:`run_ranks` forks them from the test process (torch is
+already imported, so they start at once) and kills them at a deadline, so a hang fails the test
+instead of blocking it. One test goes through the real ``torchrun`` and the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+
+from ddpm_edu import checkpoint as ck
+from ddpm_edu import train as T
+from ddpm_edu.cli import main
+from ddpm_edu.distributed import SINGLE, DistributedError, World, initialized
+from conftest import subprocess_env, tiny_unet_overrides
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+TIMEOUT_S = 120  # a hang fails the test after this long
+
+
+# --------------------------------------------------------------------------- spawning ranks
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, size: int, port: int, fn: Callable, args: tuple) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(size), LOCAL_WORLD_SIZE=str(size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    code = 1
+    try:
+        code = fn(*args) or 0
+    except BaseException:  # noqa: BLE001 - report any failure as the exit status
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(code)  # skip the test process's atexit handlers
+
+
+def start_ranks(fn: Callable, *args, size: int = 2) -> list[multiprocessing.Process]:
+    """Fork ``size`` processes that run ``fn(*args)`` with torchrun's environment; exit status: its return value."""
+    ctx, port = multiprocessing.get_context("fork"), free_port()
+    procs = [ctx.Process(target=_rank_main, args=(r, size, port, fn, args)) for r in range(size)]
+    for p in procs:
+        p.start()
+    return procs
+
+
+def wait_ranks(procs: list[multiprocessing.Process], timeout: float = TIMEOUT_S) -> list[int]:
+    """The exit statuses; processes still running at the deadline are killed and the test fails."""
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    hung = [p for p in procs if p.is_alive()]
+    for p in hung:
+        p.kill()
+        p.join()
+    assert not hung, f"{len(hung)} process(es) still running after {timeout} s"
+    return [p.exitcode for p in procs]
+
+
+def run_ranks(fn: Callable, *args, size: int = 2, timeout: float = TIMEOUT_S) -> list[int]:
+    return wait_ranks(start_ranks(fn, *args, size=size), timeout)
+
+
+def cli(argv: list[str]) -> int:
+    """``ddpm-edu ...`` in a rank: what ``torchrun -m ddpm_edu ...`` runs."""
+    return main(argv)
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+# --------------------------------------------------------------------------- one process
+def test_rows_split_a_global_batch_evenly():
+    for W in (1, 2, 3, 4):
+        rows = [World(rank=r, size=W).rows(12) for r in range(W)]
+        assert sum((list(range(12))[sl] for sl in rows), []) == list(range(12))
+        assert {sl.stop - sl.start for sl in rows} == {12 // W}
+    with pytest.raises(DistributedError, match="data.batch_size = 10 .* 4 processes.*multiple of 4, e.g. 8"):
+        World(rank=0, size=4).rows(10)
+
+
+def test_one_process_is_a_world_of_one():
+    with initialized({}) as w:
+        assert w is SINGLE and w.is_main and w.rows(7) == slice(0, 7)
+    x = torch.arange(3.0)
+    assert SINGLE.max_int(5) == 5 and SINGLE.main_says(True) and SINGLE.mean_(x) is x
+    assert torch.equal(SINGLE.gather(x), x[None])
+    SINGLE.barrier()
+    SINGLE.check_same(3, "anything")
+    assert SINGLE.data_parallel(m := torch.nn.Linear(2, 2)) is m
+
+
+# --------------------------------------------------------------------------- collectives
+def _collectives(out: str) -> int:
+    with initialized() as w:
+        r = w.rank
+        res = {"max": w.max_int(10 + r), "main_says": w.main_says(r == 0),
+               "mean": w.mean_(torch.tensor([float(r), 2.0 * r])).tolist(),
+               "gather": w.gather(torch.tensor([r, -r])).tolist()}
+        try:
+            w.check_same(r, "the rank")
+        except DistributedError as e:
+            res["check_same"] = str(e)
+        w.barrier()
+    Path(out, f"{r}.json").write_text(json.dumps(res))
+    return 0
+
+
+def test_collectives_agree_on_every_rank(tmp_path):
+    assert run_ranks(_collectives, str(tmp_path)) == [0, 0]
+    res = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
+    assert res[0] == res[1]
+    assert res[0]["max"] == 11 and res[0]["main_says"] is True and res[0]["mean"] == [0.5, 1.0]
+    assert res[0]["gather"] == [[0, 0], [1, -1]] and "disagree on the rank: [0, 1]" in res[0]["check_same"]
+
+
+# --------------------------------------------------------------------------- training
+N = 3  # steps before the switch of world size; runs go to 2N
+
+
+def _train_overrides(steps: int, *extra: str) -> list[str]:
+    """A tiny digits U-Net without dropout (dropout masks are per process), a checkpoint after every step."""
+    return tiny_unet_overrides() + ["model.dropout=0.0", "data.batch_size=16", f"train.steps={steps}",
+                                    "train.log_every=1", "train.ckpt_every=1", "train.keep_last=100",
+                                    "train.sample_every=0", *extra]
+
+
+def _ckpt(run: Path, step: int) -> dict:
+    return ck.load_checkpoint(ck.checkpoint_path(run / "checkpoints", step))
+
+
+def _eps_hat(state: dict, part: str) -> torch.Tensor:
+    """The network of a checkpoint (its ``part``: model or ema) on a fixed batch of x_t and t."""
+    from ddpm_edu.build import build_model
+    from ddpm_edu.config import config_from_dict
+
+    net = build_model(config_from_dict(state["config"])).eval()
+    net.load_state_dict(state[part])
+    g = torch.Generator().manual_seed(0)
+    xt, t = torch.randn(8, 1, 8, 8, generator=g), torch.randint(1, 51, (8,), generator=g)
+    with torch.no_grad():
+        return net(xt, t)
+
+
+def _assert_same_run(a: dict, b: dict, atol: float = 1e-4) -> None:
+    """Same step, global data order and t/eps generator (exactly); the same network to float tolerance.
+
+    Parameters are compared with ``atol``: a bias just before a GroupNorm with one channel per group
+    has a zero gradient in exact arithmetic, and Adam normalises the rounding noise that stands in for
+    it into steps of up to lr, so such biases drift apart (1e-5 after 6 steps here) in a way that the
+    network cannot see. Its output on a fixed batch is compared tightly.
+    """
+    assert a["step"] == b["step"]
+    for k in ("epoch", "pos", "n"):
+        assert a["data"][k] == b["data"][k], k
+    for k in ("perm", "flips", "generator"):
+        assert torch.equal(a["data"][k], b["data"][k]), k
+    assert torch.equal(a["rng"]["generator"], b["rng"]["generator"])  # the t and eps draws
+    for part in ("model", "ema"):
+        for k in a[part]:
+            assert torch.allclose(a[part][k], b[part][k], rtol=1e-4, atol=atol), f"{part}.{k}"
+        assert torch.allclose(_eps_hat(a, part), _eps_hat(b, part), rtol=1e-4, atol=1e-5), part
+
+
+def test_two_ranks_train_as_one_process_and_resume_across_world_sizes(tmp_path):
+    """2 ranks, global batch B: step 1 is one process's step 1 on batch B; a 2-rank checkpoint at N resumes
+    on 1 process to 2N like the uninterrupted 2-rank run, and a 1-process checkpoint at N resumes on 2."""
+    two, one = tmp_path / "two", tmp_path / "one"
+    # 1 process: 2N steps straight (its step-N checkpoint is the start of the 1 -> 2 resume below)
+    T.train(_cfg(2 * N), one)
+    procs = start_ranks(cli, ["train", "-c", "digits", *sets(_train_overrides(2 * N)), "--run-dir", str(two)])
+    assert wait_ranks(procs) == [0, 0]
+    # step 1: two ranks on B/2 each == one process on B; a step moves the weights far more than the tolerance
+    _assert_same_run(_ckpt(two, 1), _ckpt(one, 1), atol=1e-7)
+    moved = max((a - b).abs().max().item() for a, b in zip(_ckpt(two, 1)["model"].values(), _ckpt(two, 2)["model"].values()))
+    assert moved > 1e-4
+    # 2 -> 1: resume the 2-rank checkpoint at N in one process, up to 2N
+    r = T.train(_cfg(2 * N, f"train.resume={ck.checkpoint_path(two / 'checkpoints', N)}"), tmp_path / "two-one")
+    assert r.step == 2 * N
+    _assert_same_run(_ckpt(tmp_path / "two-one", 2 * N), _ckpt(two, 2 * N))
+    # 1 -> 2: resume the 1-process checkpoint at N on two ranks, up to 2N
+    resume = f"train.resume={ck.checkpoint_path(one / 'checkpoints', N)}"
+    procs = start_ranks(cli, ["train", "-c", "digits", *sets(_train_overrides(2 * N, resume)),
+                              "--run-dir", str(tmp_path / "one-two")])
+    assert wait_ranks(procs) == [0, 0]
+    _assert_same_run(_ckpt(tmp_path / "one-two", 2 * N), _ckpt(one, 2 * N))
+    logged = [json.loads(line)["step"] for line in (two / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, 2 * N + 1))  # rank 0 alone writes the log: one line per step
+
+
+def _cfg(steps: int, *extra: str):
+    from ddpm_edu.config import load_config
+
+    return load_config("digits", _train_overrides(steps, *extra))
