@@ -33,6 +33,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TIMEOUT_S = 120  # a hang fails the test after this long
 
 
+@pytest.fixture(scope="module", autouse=True)
+def warm(tmp_path_factory):
+    """Import what training loads lazily (scikit-learn, torch's compiler stack, matplotlib) before forking,
+    so that each forked rank does not import it again."""
+    T.train(_cfg(1), tmp_path_factory.mktemp("warm"), samples=False)
+
+
 # --------------------------------------------------------------------------- spawning ranks
 def free_port() -> int:
     with socket.socket() as s:
@@ -212,3 +219,156 @@ def _cfg(steps: int, *extra: str):
     from ddpm_edu.config import load_config
 
     return load_config("digits", _train_overrides(steps, *extra))
+
+
+def _poisoned_cli(bad_rank: int, bad_step: int, argv: list[str]) -> int:
+    """The command line in a rank whose loss becomes NaN at ``bad_step`` on rank ``bad_rank`` only."""
+    if int(os.environ["RANK"]) == bad_rank:
+        real, calls = T.l_simple, []
+
+        def poisoned(*a, **k):
+            calls.append(1)
+            loss = real(*a, **k)
+            return loss * float("nan") if len(calls) == bad_step else loss
+
+        T.l_simple = poisoned
+    return main(argv)
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_path, capfd):
+    run = tmp_path / "run"
+    argv = ["train", "-c", "digits", *sets(_train_overrides(6, "train.log_every=100", "train.ckpt_every=2")),
+            "--run-dir", str(run)]
+    assert run_ranks(_poisoned_cli, 1, 3, argv) == [1, 1]
+    err = capfd.readouterr().err
+    assert err.count("stopped: The loss became nan at step 3") == 2, err  # both ranks name rank 1's loss
+    assert [p.name for p in ck.list_checkpoints(run / "checkpoints")] == ["step_00000002.pt"]
+
+
+def test_a_batch_that_does_not_split_is_refused_by_every_rank(tmp_path, capfd):
+    argv = ["train", "-c", "digits", *sets(_train_overrides(2, "data.batch_size=15")), "--run-dir", str(tmp_path / "r")]
+    assert run_ranks(cli, argv) == [2, 2]
+    assert capfd.readouterr().err.count("must split evenly over the 2 processes") == 2
+    assert not (tmp_path / "r").exists()
+
+
+# --------------------------------------------------------------------------- faults
+def test_a_killed_rank_ends_the_job_and_leaves_a_loadable_checkpoint(tmp_path):
+    """SIGKILL one rank mid-run: the other fails within seconds (gloo sees its peer gone), never hangs,
+    and the newest checkpoint is complete (torchrun would stop the other rank too)."""
+    run = tmp_path / "run"
+    argv = ["train", "-c", "digits", *sets(_train_overrides(100_000, "train.ckpt_every=2", "train.keep_last=2")),
+            "--run-dir", str(run)]
+    procs = start_ranks(cli, argv)
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(ck.list_checkpoints(run / "checkpoints")) < 2:
+        assert all(p.is_alive() for p in procs) and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(procs[1].pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    codes = wait_ranks(procs, timeout=60)
+    assert codes[1] == -signal.SIGKILL and codes[0] != 0
+    assert time.monotonic() - t0 < 60
+    s = ck.load_checkpoint(ck.latest_checkpoint(run / "checkpoints"))
+    assert s["step"] >= 4 and s["step"] % 2 == 0
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def _rank_of(pid: int) -> int | None:
+    env = dict(kv.split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in kv)
+    return int(env["RANK"]) if "RANK" in env else None
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers through /proc (Linux)")
+def test_sigterm_to_one_rank_under_torchrun_stops_the_job_with_a_checkpoint(tmp_path):
+    """The real thing: torchrun -m ddpm_edu train (toy2d) on 2 CPU processes; SIGTERM to rank 1 alone. Every
+    rank stops at the same step, rank 0 writes the checkpoint, the job ends, and the run resumes in one process."""
+    run = tmp_path / "run"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    toy = ["train.steps=100000", "train.log_every=1", "train.ckpt_every=0", "train.progress=false", "model.hidden=32",
+           "data.toy_n=512", "data.batch_size=32"]
+    cmd = [str(torchrun), "--nproc_per_node=2", f"--master-port={free_port()}", "-m", "ddpm_edu", "train", "-c",
+           "toy2d", *sets(toy), "--run-dir", str(run)]
+    env = {**subprocess_env(tmp_path), "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                                                  os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, metrics = time.monotonic() + TIMEOUT_S, run / "metrics.jsonl"
+        while not (metrics.is_file() and metrics.read_text().count("\n") >= 3):  # training for real
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.1)
+        rank1 = [c for c in _children(proc.pid) if _rank_of(c) == 1]
+        assert len(rank1) == 1
+        os.kill(rank1[0], signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0  # torchrun reports the workers' status, 128 + 15, as a failure
+    assert "ddpm-edu train: stopped by SIGTERM" in err, err[-3000:]
+    assert "ddpm_edu" not in err.split("stopped by SIGTERM")[1].split("ChildFailedError")[0]  # no worker traceback
+    s = ck.load_checkpoint(ck.latest_checkpoint(run / "checkpoints"))
+    assert 3 <= s["step"] < 100_000
+    from ddpm_edu.config import load_config
+
+    cfg = load_config("toy2d", [*toy[1:], f"train.steps={s['step'] + 1}"])
+    assert T.train(cfg, run, samples=False).step == s["step"] + 1
+
+
+# --------------------------------------------------------------------------- sharded sampling
+def _sampling_cli(out_json: str, argv: list[str]) -> int:
+    """The command line in a rank, recording which sample files this rank wrote."""
+    from ddpm_edu import generate
+
+    real = generate.write_sample_files
+
+    def recorded(*a, **k):
+        mine = real(*a, **k)
+        Path(out_json, f"{os.environ['RANK']}.json").write_text(json.dumps(mine))
+        return mine
+
+    generate.write_sample_files = recorded
+    return main(argv)
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
+
+
+def test_two_ranks_write_disjoint_complete_sample_files_and_a_rerun_fills_the_gaps(tmp_path, capsys):
+    weights = T.train(_cfg(1), tmp_path / "run", samples=False).run_dir / "ema.safetensors"
+    out, log = tmp_path / "fid", tmp_path / "log"
+    log.mkdir()
+    argv = ["sample", "--checkpoint", str(weights), "--sampler", "ddim", "--steps", "3", "--num-samples", "10",
+            "--batch-size", "3", "--format", "npz", "--out", str(out)]
+
+    assert run_ranks(_sampling_cli, str(log), argv) == [0, 0]
+    mine = [set(json.loads((log / f"{r}.json").read_text())) for r in (0, 1)]
+    assert mine[0] and mine[1] and not mine[0] & mine[1] and mine[0] | mine[1] == set(range(10))
+    first = _files(out)
+    assert list(first) == [f"{i:06d}.png" for i in range(10)]
+    import imageio.v3 as iio
+    import numpy as np
+
+    arr = np.load(out / "samples.npz")["arr_0"]
+    assert arr.shape == (10, 8, 8, 1) and arr.dtype == np.uint8
+    assert all(np.array_equal(arr[i, ..., 0], iio.imread(out / f"{i:06d}.png")) for i in range(10))
+
+    assert main([*argv[:-1], str(tmp_path / "one")]) == 0  # one process draws the same samples
+    assert _files(tmp_path / "one") == first
+
+    gone = [1, 4, 9]
+    for i in gone:
+        (out / f"{i:06d}.png").unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    assert run_ranks(_sampling_cli, str(log), argv) == [0, 0]
+    again = [set(json.loads((log / f"{r}.json").read_text())) for r in (0, 1)]
+    assert again[0] | again[1] == set(gone) and not again[0] & again[1]  # exactly the missing ones
+    assert _files(out) == first  # the same images as before
+    assert {n: (out / n).stat().st_mtime_ns for n in kept} == kept  # the others untouched
+
+    capsys.readouterr()
+    assert main([*argv, "--seed", "7"]) == 2  # other settings are not mixed into the folder
+    assert "other settings (seed differ" in capsys.readouterr().err
