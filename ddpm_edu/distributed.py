@@ -69,7 +69,9 @@ class World:
         from torch.nn.parallel import DistributedDataParallel
 
         dev = next(model.parameters()).device
-        return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        # gradients as views into the all-reduce buckets: no copy, and no stride warning for 1x1 convolutions
+        return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                       gradient_as_bucket_view=True)
 
     def barrier(self) -> None:
         """Wait until every process has reached this line."""
