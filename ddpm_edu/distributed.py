@@ -74,9 +74,9 @@ class World:
                                        gradient_as_bucket_view=True)
 
     def barrier(self) -> None:
-        """Wait until every process has reached this line."""
+        """Wait until every process has reached this line (a CPU collective, whichever device each process uses)."""
         if self.size > 1:
-            torch.distributed.barrier()
+            torch.distributed.all_reduce(torch.zeros(1))
 
     def max_int(self, value: int) -> int:
         """The largest ``value`` over the processes (a CPU collective: it does not wait for a GPU)."""

@@ -194,7 +194,7 @@ def test_two_ranks_train_as_one_process_and_resume_across_world_sizes(tmp_path):
     on 1 process to 2N like the uninterrupted 2-rank run, and a 1-process checkpoint at N resumes on 2."""
     two, one = tmp_path / "two", tmp_path / "one"
     # 1 process: 2N steps straight (its step-N checkpoint is the start of the 1 -> 2 resume below)
-    T.train(_cfg(2 * N), one)
+    T.train(_cfg(2 * N), one, samples=False)
     procs = start_ranks(cli, ["train", "-c", "digits", *sets(_train_overrides(2 * N)), "--run-dir", str(two)])
     assert wait_ranks(procs) == [0, 0]
     # step 1: two ranks on B/2 each == one process on B; a step moves the weights far more than the tolerance
@@ -202,7 +202,8 @@ def test_two_ranks_train_as_one_process_and_resume_across_world_sizes(tmp_path):
     moved = max((a - b).abs().max().item() for a, b in zip(_ckpt(two, 1)["model"].values(), _ckpt(two, 2)["model"].values()))
     assert moved > 1e-4
     # 2 -> 1: resume the 2-rank checkpoint at N in one process, up to 2N
-    r = T.train(_cfg(2 * N, f"train.resume={ck.checkpoint_path(two / 'checkpoints', N)}"), tmp_path / "two-one")
+    resume = f"train.resume={ck.checkpoint_path(two / 'checkpoints', N)}"
+    r = T.train(_cfg(2 * N, resume), tmp_path / "two-one", samples=False)
     assert r.step == 2 * N
     _assert_same_run(_ckpt(tmp_path / "two-one", 2 * N), _ckpt(two, 2 * N))
     # 1 -> 2: resume the 1-process checkpoint at N on two ranks, up to 2N
@@ -372,3 +373,16 @@ def test_two_ranks_write_disjoint_complete_sample_files_and_a_rerun_fills_the_ga
     capsys.readouterr()
     assert main([*argv, "--seed", "7"]) == 2  # other settings are not mixed into the folder
     assert "other settings (seed differ" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL)")
+def test_torchrun_on_two_gpus_trains_and_resumes_on_one(tmp_path):
+    run = tmp_path / "run"
+    toy = ["train.device=cuda", "train.log_every=5", "train.ckpt_every=10", "train.progress=false", "data.batch_size=64"]
+    cmd = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node=2", f"--master-port={free_port()}",
+           "-m", "ddpm_edu", "train", "-c", "toy2d", *sets([*toy, "train.steps=20"]), "--run-dir", str(run)]
+    r = subprocess.run(cmd, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from ddpm_edu.config import load_config
+
+    assert T.train(load_config("toy2d", [*toy, "train.steps=30"]), run, samples=False).step == 30
