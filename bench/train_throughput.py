@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from ddpm_edu.cost import train_flops  # noqa: E402
 from ddpm_edu.losses import l_simple  # noqa: E402
 from ddpm_edu.schedules import Schedule  # noqa: E402
 from ddpm_edu.unet import PRESETS, UNet, count_params  # noqa: E402
@@ -152,19 +153,6 @@ def maybe_compile(model: nn.Module, on: bool) -> Callable:
     return torch.compile(model) if on else model
 
 
-def train_flops(preset: str, batch: int) -> float:
-    """Floating-point operations of one training step's forward + backward (multiply-adds count 2),
-    counted by torch.utils.flop_counter on one image on the CPU and scaled to ``batch``."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    kw = PRESETS[preset]
-    model = UNet(**kw)
-    x = torch.zeros(1, kw["in_ch"], kw["image_size"], kw["image_size"])
-    with FlopCounterMode(display=False) as counter:
-        model(x, torch.ones(1, dtype=torch.long)).sum().backward()
-    return counter.get_total_flops() * batch
-
-
 def time_trainer(args: argparse.Namespace, device: torch.device, precision: str) -> list[float]:
     """Seconds per step of ``ddpm_edu.train.Trainer`` over one window of ``args.steps`` steps (one entry)."""
     from ddpm_edu.config import load_config
@@ -243,7 +231,7 @@ def main(argv: list[str] | None = None) -> str:
 def report(args: argparse.Namespace, device: torch.device, precision: str, results: list[tuple[str, list[float]]]) -> str:
     """Print the timings (name, seconds per step) and the markdown row; with --record append the row."""
     med = [statistics.median(times) for _, times in results]
-    flops = train_flops(args.preset, args.batch)
+    flops = train_flops(PRESETS[args.preset], args.batch)
     print(f"{args.preset} at batch {args.batch}: {flops / 1e12:.3f} TFLOP per forward + backward; "
           f"{flops / med[0] / 1e12:.2f} TFLOP/s achieved by {results[0][0]}")
     for (name, times), m in zip(results, med):

@@ -52,6 +52,8 @@ __all__ = [
     "data_shape",
     "CIFAR10_URL",
     "CIFAR10_FILES",
+    "write_cifar10_files",
+    "write_standin_cifar10",
 ]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -163,6 +165,75 @@ def _missing_message(root: Path, reason: str) -> str:
         f"download: --config digits (8x8 handwritten digits, minutes on a CPU) or --config toy2d "
         f"(2-D points, seconds)."
     )
+
+
+def write_cifar10_files(
+    root: str | os.PathLike,
+    images: dict[str, np.ndarray],
+    label_names: list[str] | None = None,
+) -> Path:
+    """Write images in CIFAR-10's on-disk python format, so ``torchvision.datasets.CIFAR10`` reads them.
+
+    ``images`` maps each of ``data_batch_1`` .. ``data_batch_5`` and ``test_batch`` to uint8 images
+    (n, 3, 32, 32). Each file is a pickled dict (protocol 2, str keys, as the published files unpickle
+    under torchvision's ``encoding="latin1"``) with ``data`` (n, 3072) in channel-major order (the R,
+    G and B planes of 32x32), ``labels`` (image k gets label k mod the number of label names),
+    ``batch_label`` and ``filenames``; ``batches.meta`` holds ``label_names``. Their md5 sums cannot
+    match the published ones, so load them with ``verify_md5=False``. Returns
+    ``root/cifar-10-batches-py``.
+    """
+    import pickle
+
+    names = list(CIFAR10_FILES[:-1])
+    if sorted(images) != sorted(names):
+        raise ValueError(f"images must have exactly the keys {names}, got {sorted(images)}")
+    label_names = label_names or ["class 0"]
+    folder = Path(root).expanduser() / CIFAR10_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        x = np.asarray(images[name])
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (3, 32, 32):
+            raise ValueError(f"{name}: images must be uint8 of shape (n, 3, 32, 32), got {x.dtype} {x.shape}")
+        entry = {
+            "batch_label": f"{'testing' if name == 'test_batch' else 'training'} batch {i + 1} of 5",
+            "labels": [k % len(label_names) for k in range(len(x))],
+            "data": x.reshape(len(x), 3072),  # row-major: the R plane, the G plane, the B plane
+            "filenames": [f"{name}_{k}.png" for k in range(len(x))],
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f, protocol=2)
+    meta = {"label_names": label_names, "num_cases_per_batch": len(images[names[0]]), "num_vis": 3072}
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    return folder
+
+
+def write_standin_cifar10(root: str | os.PathLike, per_batch: int = 200, seed: int = 0) -> Path:
+    """Write stand-in images in CIFAR-10's format: random 32x32 crops of scikit-learn's two sample photos.
+
+    For machines without CIFAR-10 (the book's build, CI): chapter 9 runs its real training and loading
+    code on them. They are *not* CIFAR-10, and nothing trained on them says anything about CIFAR-10.
+    Each of the six files gets ``per_batch`` crops from the photographs scaled to a third of their
+    size (about 142 x 213 pixels), half from each; a crop is labelled by its photograph.
+    Returns ``root/cifar-10-batches-py``.
+    """
+    rng = np.random.default_rng(seed)
+    photos = []
+    for name in ("china.jpg", "flower.jpg"):
+        img = torch.from_numpy(np.array(_sample_image(name))).permute(2, 0, 1).float()[None]  # (1, 3, H, W)
+        small = torch.nn.functional.interpolate(img, scale_factor=1 / 3, mode="area")[0]
+        photos.append(small.round().clamp(0, 255).to(torch.uint8).numpy())  # (3, h, w)
+
+    def crops(n: int) -> np.ndarray:
+        out = np.empty((n, 3, 32, 32), np.uint8)
+        for k in range(n):
+            p = photos[k % 2]
+            top, left = rng.integers(0, p.shape[1] - 31), rng.integers(0, p.shape[2] - 31)
+            out[k] = p[:, top : top + 32, left : left + 32]
+        return out
+
+    images = {name: crops(per_batch) for name in CIFAR10_FILES[:-1]}
+    return write_cifar10_files(root, images, label_names=["china.jpg crop", "flower.jpg crop"])
 
 
 # --------------------------------------------------------------------------- digits and toys

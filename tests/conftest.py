@@ -18,7 +18,6 @@ else - unpickling, stacking, reshaping - is torchvision's code. A test checks th
 from __future__ import annotations
 
 import os
-import pickle
 import sys
 from pathlib import Path
 
@@ -39,22 +38,11 @@ def fake_cifar_images(n: int, seed: int) -> np.ndarray:
 
 def write_fake_cifar10(root: Path, per_batch: int = PER_BATCH) -> dict[str, np.ndarray]:
     """Write <root>/cifar-10-batches-py in CIFAR-10's python format; returns the image arrays per file."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
-        imgs = fake_cifar_images(per_batch, seed=i)
-        arrays[name] = imgs
-        entry = {
-            "batch_label": f"{'testing' if name == 'test_batch' else 'training'} batch {i + 1} of 5",
-            "labels": [int(v) for v in np.arange(per_batch) % 10],
-            "data": imgs.reshape(per_batch, 3072),  # row-major R plane, G plane, B plane
-            "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)],
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(entry, f, protocol=2)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": LABEL_NAMES, "num_cases_per_batch": per_batch, "num_vis": 3072}, f, protocol=2)
+    from ddpm_edu.data import write_cifar10_files
+
+    names = [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]
+    arrays = {name: fake_cifar_images(per_batch, seed=i) for i, name in enumerate(names)}
+    write_cifar10_files(root, arrays, label_names=LABEL_NAMES)
     return arrays
 
 

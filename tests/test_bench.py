@@ -45,24 +45,6 @@ def test_trainer_mode_refuses_the_diffusers_comparison(bench):
     assert e.value.code == 2
 
 
-@pytest.mark.parametrize("preset", ["digits", "cifar10-small"])
-def test_flop_count_is_three_forwards_less_the_unneeded_input_gradients(bench, preset):
-    """Backpropagation through a convolution or a matrix product costs two of its forward passes (the
-    gradient of its input and of its weight). The two layers that read inputs needing no gradient, the
-    image's first convolution and the time embedding's first linear layer, cost one pass less."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    kw = PRESETS[preset]
-    model, r = UNet(**kw), kw["image_size"]
-    with torch.no_grad(), FlopCounterMode(display=False) as c:
-        model(torch.zeros(1, kw["in_ch"], r, r), torch.ones(1, dtype=torch.long))
-    fwd = c.get_total_flops()
-    conv, lin = model.conv_in, model.temb[0]
-    skipped = 2 * conv.in_channels * conv.out_channels * 9 * r * r + 2 * lin.in_features * lin.out_features
-    assert bench.train_flops(preset, 1) == 3 * fwd - skipped
-    assert bench.train_flops(preset, 8) == 8 * bench.train_flops(preset, 1)
-
-
 # --------------------------------------------------------------------------- bench/sample_throughput.py
 _SAMPLE_PATH = _PATH.parent / "sample_throughput.py"
 

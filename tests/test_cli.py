@@ -135,3 +135,39 @@ def test_figs_calls_make_all(tmp_path, monkeypatch, capsys):
 def test_in_process_errors_return_2(tmp_path, capsys):
     assert main(["train", "-c", "digits", "--set", "train.lr=-1", "--run-dir", str(tmp_path / "r")]) == 2
     assert "train.lr" in capsys.readouterr().err
+
+
+def test_fid_passes_its_options_to_metrics_fid(tmp_path, monkeypatch, capsys):
+    from ddpm_edu import metrics
+
+    calls = []
+    monkeypatch.setattr(metrics, "fid", lambda samples, **kw: calls.append((samples, kw)) or 12.345)
+    assert main(["fid", "--samples", str(tmp_path / "s"), "--data-root", str(tmp_path / "d"), "--weights", "w.pth",
+                 "--no-verify-md5", "--no-download", "--device", "cpu", "--batch-size", "8"]) == 0
+    assert calls == [(str(tmp_path / "s"), dict(reference_root=str(tmp_path / "d"), weights="w.pth", verify_md5=False,
+                                                download=False, device="cpu", batch_size=8))]
+    out = capsys.readouterr().out
+    assert "FID 12.35" in out and "3.17" in out and "50,000" in out
+    assert main(["fid", "--samples", "s"]) == 0  # defaults: data.root's default, md5 checked, downloads allowed
+    assert calls[-1][1] == dict(reference_root="~/.cache/ddpm_edu/data", weights=None, verify_md5=True, download=True,
+                                device="auto", batch_size=64)
+
+
+def test_fid_usage_errors_exit_2_in_one_paragraph(tmp_path, monkeypatch, capsys):
+    from ddpm_edu import metrics
+
+    monkeypatch.delenv(metrics.FID_WEIGHTS_ENV, raising=False)
+    cases = [(["--samples", str(tmp_path / "none")], ["none is neither a folder"]),
+             (["--samples", str(tmp_path / "pngs"), "--data-root", str(tmp_path / "nodata"), "--no-download"],
+              ["cifar-10-batches-py", "data.download is false"])]
+    (tmp_path / "pngs").mkdir()
+    for i in range(2):
+        Image.new("RGB", (32, 32)).save(tmp_path / "pngs" / f"{i}.png")
+    for args, needles in cases:
+        assert main(["fid", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ddpm-edu fid: error: ") and err.count("\n") == 1, err
+        assert all(n in err for n in needles), err
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # the extra is missing
+    assert main(["fid", "--samples", str(tmp_path / "pngs")]) == 2
+    assert 'pip install "ddpm-edu[fid]"' in capsys.readouterr().err

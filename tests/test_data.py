@@ -34,6 +34,35 @@ def test_cifar10_checks_md5_by_default(fake_cifar):
         D.load_cifar10(root, download=False)
 
 
+def test_standin_images_are_crops_of_the_two_photographs_in_cifar10_format(tmp_path):
+    import numpy as np
+
+    folder = D.write_standin_cifar10(tmp_path, per_batch=2, seed=1)  # image k: photograph k % 2
+    assert sorted(p.name for p in folder.iterdir()) == sorted(D.CIFAR10_FILES)
+    x = D.load_cifar10(tmp_path, download=False, verify_md5=False)  # torchvision reads them
+    assert x.dtype == torch.uint8 and x.shape == (10, 3, 32, 32)
+    photos = []
+    for name in ("china.jpg", "flower.jpg"):
+        img = torch.from_numpy(np.array(D._sample_image(name))).permute(2, 0, 1).float()[None]
+        small = torch.nn.functional.interpolate(img, scale_factor=1 / 3, mode="area")[0].round().clamp(0, 255)
+        photos.append(small.to(torch.uint8))
+    for k in range(4):  # image k is a 32x32 window of photograph k % 2, found by exhaustive search
+        windows = photos[k % 2].unfold(1, 32, 1).unfold(2, 32, 1)  # (3, h-31, w-31, 32, 32)
+        hits = (windows == x[k][:, None, None]).all(-1).all(-1).all(0)
+        assert hits.any(), f"stand-in image {k} is not a crop of its photograph"
+    assert not torch.equal(x[0], x[2])  # different crops
+
+
+def test_the_cifar10_writer_refuses_what_the_format_cannot_hold(tmp_path):
+    import numpy as np
+
+    ok = {name: np.zeros((2, 3, 32, 32), np.uint8) for name in D.CIFAR10_FILES[:-1]}
+    with pytest.raises(ValueError, match="keys"):
+        D.write_cifar10_files(tmp_path, {k: v for k, v in ok.items() if k != "test_batch"})
+    with pytest.raises(ValueError, match="data_batch_1: images must be uint8 of shape"):
+        D.write_cifar10_files(tmp_path, {**ok, "data_batch_1": np.zeros((2, 3, 32, 32), np.float32)})
+
+
 def _assert_actionable(msg: str, root) -> None:
     folder = f"{root.resolve()}/cifar-10-batches-py"
     for needle in (folder, "data_batch_1", "data_batch_5", "test_batch", "batches.meta", "data.root",
