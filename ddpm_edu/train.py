@@ -130,7 +130,7 @@ class Trainer:
         self.progress = (cfg.train.progress if progress is None else progress) and world.is_main
         self.device = world.device(resolve_device(cfg.train.device))
         self.amp_dtype, self.fp16 = resolve_precision(cfg.train.precision, self.device)
-        self.step, self.stop = 0, StopSignal()
+        self.step, self.stop, self.stopped = 0, StopSignal(), 0  # stopped: the signal all processes agreed on
 
     def fit(self) -> TrainResult:
         """Train from scratch or resume, up to exactly ``train.steps`` steps (or until a signal)."""
@@ -201,9 +201,13 @@ class Trainer:
         return t[rows], eps[rows]
 
     def _stopping(self) -> int:
-        """The signal caught by any process (0: none), now also this one's: all processes stop at the same step."""
-        self.stop.signum = self.world.max_int(self.stop.signum)
-        return self.stop.signum
+        """The signal caught by any process (0: none), so that all processes stop at the same step.
+
+        The agreed value goes to ``self.stopped``, never back into ``self.stop.signum``: the handler may
+        set that while the processes compare, and overwriting it would lose the signal.
+        """
+        self.stopped = self.world.max_int(self.stop.signum)
+        return self.stopped
 
     def _loop(self) -> TrainResult:
         t, first = self.cfg.train, self.step
@@ -226,11 +230,11 @@ class Trainer:
         self._stopping()  # a signal caught after the last step's check: every process decides alike below
         if self.world.main_says(not (ckpt.checkpoint_path(self.ckpt_dir, self.step).is_file() and self.ema_file.is_file())):
             self._save()
-        if self.samples and not self.stop.signum and self.world.main_says(not self._sample_files()[0].is_file()):
+        if self.samples and not self.stopped and self.world.main_says(not self._sample_files()[0].is_file()):
             self._sample()
         self.log.plot_loss()
         last_loss = self.window.last_loss.item() if self.step > first else math.nan
-        return TrainResult(self.run_dir, self.step, ckpt.latest_checkpoint(self.ckpt_dir), self.stop.signum, last_loss)
+        return TrainResult(self.run_dir, self.step, ckpt.latest_checkpoint(self.ckpt_dir), self.stopped, last_loss)
 
     def check_finite(self) -> None:
         """Raise NonFiniteError if a step so far was not finite, on any process (this waits for the device)."""

@@ -275,11 +275,22 @@ def test_a_killed_rank_ends_the_job_and_leaves_a_loadable_checkpoint(tmp_path):
 
 
 def _children(pid: int) -> list[int]:
-    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    """The processes whose parent is ``pid`` (from /proc/N/stat; ones that end meanwhile are skipped)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(d.name))
+        except (OSError, IndexError, ValueError):
+            pass
+    return found
 
 
 def _rank_of(pid: int) -> int | None:
-    env = dict(kv.split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in kv)
+    try:
+        env = dict(kv.split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in kv)
+    except OSError:
+        return None
     return int(env["RANK"]) if "RANK" in env else None
 
 
@@ -301,11 +312,15 @@ def test_sigterm_to_one_rank_under_torchrun_stops_the_job_with_a_checkpoint(tmp_
         while not (metrics.is_file() and metrics.read_text().count("\n") >= 3):  # training for real
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
             time.sleep(0.1)
-        rank1 = [c for c in _children(proc.pid) if _rank_of(c) == 1]
+        while not (rank1 := [c for c in _children(proc.pid) if _rank_of(c) == 1]):
+            assert time.monotonic() < deadline, [(c, _rank_of(c)) for c in _children(proc.pid)]
+            time.sleep(0.1)
         assert len(rank1) == 1
         os.kill(rank1[0], signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
+        for pid in _children(proc.pid):  # on a failure, leave no worker behind
+            os.kill(pid, signal.SIGKILL)
         proc.kill()
     assert proc.returncode != 0  # torchrun reports the workers' status, 128 + 15, as a failure
     assert "ddpm-edu train: stopped by SIGTERM" in err, err[-3000:]
