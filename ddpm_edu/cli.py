@@ -25,6 +25,12 @@ examples:
 
 Run the same command again to resume: train.resume=auto (the default) continues from the
 newest checkpoint in the run folder. SIGTERM or Ctrl-C write a checkpoint before exiting.
+
+Several GPUs or processes (data.batch_size is the global batch, split evenly over them):
+  torchrun --nproc_per_node=8 -m ddpm_edu train --config cifar10
+  torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \
+      --rdzv-id cifar -m ddpm_edu train --config cifar10     # on each machine; a shared run folder
+A run resumes on any number of processes.
 """
 
 EPILOG_SAMPLE = """\
@@ -34,6 +40,11 @@ examples:
   ddpm-edu sample --config cifar10 --checkpoint ckpt.pt --sampler ddim --steps 50 --eta 0 --num-samples 16
 
 Writes <out>/samples.png (the final samples) and <out>/trajectory.gif (x_t from noise to data).
+
+For FID, one PNG per sample (000000.png ...), shared among processes, resumable:
+  torchrun --nproc_per_node=8 -m ddpm_edu sample --checkpoint runs/cifar10/ema.safetensors \
+      --num-samples 50000 --format png --out fid/      # --format npz adds fid/samples.npz
+Run it again after an interruption: only the missing files are drawn.
 """
 
 EPILOG_FID = """\
@@ -84,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="seed of the sampling noise (default: the config's seed + 3)")
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to sample (default: train.device)")
     s.add_argument("--out", "-o", metavar="DIR", help="output folder (default: the run's samples/ folder)")
+    s.add_argument("--format", choices=("grid", "png", "npz"), default="grid",
+                   help="grid: samples.png + trajectory.gif (default); png: one file per sample, for FID; "
+                        "npz: those files and samples.npz (arr_0, uint8 N x H x W x C)")
+    s.add_argument("--batch-size", type=int, default=256, metavar="B",
+                   help="samples per network batch with --format png/npz (default 256; keep it for a rerun)")
 
     q = sub.add_parser("fid", help="FID of samples against the CIFAR-10 training set (the fid extra)",
                        epilog=EPILOG_FID, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -113,26 +129,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
+    from .distributed import DistributedError
     from .metrics import FIDError
 
     try:
         return {"train": _train, "sample": _sample, "fid": _fid, "figs": _figs}[args.command](args)
-    except (ConfigError, CheckpointError, DataError, FIDError) as e:
+    except (ConfigError, CheckpointError, DataError, DistributedError, FIDError) as e:
         print(f"ddpm-edu {args.command}: error: {e}", file=sys.stderr)
         return 2
 
 
 def _train(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .distributed import initialized
     from .guard import NonFiniteError
     from .train import train
 
     cfg = load_config(args.config, args.overrides)
     try:
-        r = train(cfg, args.run_dir)
+        with initialized() as world:  # several processes under torchrun, else one
+            r = train(cfg, args.run_dir, world=world)
     except NonFiniteError as e:
         print(f"ddpm-edu train: stopped: {e}", file=sys.stderr)
         return 1
+    if not world.is_main:  # rank 0 reports for the job
+        return 128 + r.interrupted if r.interrupted else 0
     if r.interrupted:
         import signal
 
@@ -165,11 +186,38 @@ def _sample(args: argparse.Namespace) -> int:
         cfg = cfg.replace(sample=dataclasses.replace(cfg.sample, **over))  # validates the options
     except ConfigError as e:
         raise ConfigError.listing(f"{cfg.source} with sample options", e.problems) from None
+    out = Path(args.out).expanduser() if args.out else _default_out(ck)
+    if args.format != "grid":
+        return _sample_files(args, model, cfg, ck, out)
     device = resolve_device(args.device or cfg.train.device)
     x, rec = generate(model.to(device), cfg, seed=args.seed, device=device, progress=True)
-    out = Path(args.out).expanduser() if args.out else _default_out(ck)
     png, gif = write_samples(x, rec, out / "samples.png", out / "trajectory.gif", cfg.sample.fps)
     print(f"wrote {png} and {gif} ({len(rec.frames)} frames)")
+    return 0
+
+
+def _sample_files(args: argparse.Namespace, model, cfg, ck: Path, out: Path) -> int:
+    """``--format png/npz``: the samples as files, shared among torchrun's processes (see generate.py)."""
+    import torch
+
+    from .build import resolve_device
+    from .config import ConfigError
+    from .distributed import initialized
+    from .generate import check_settings, pack_npz, sampling_settings, write_sample_files
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    n, seed = cfg.sample.num_samples, cfg.seed + 3 if args.seed is None else args.seed
+    with initialized() as world:
+        device = world.device(resolve_device(args.device or cfg.train.device))
+        check_settings(out, sampling_settings(cfg, ck, seed, args.batch_size), world)
+        mine = write_sample_files(model.to(device), cfg, out, n, batch=args.batch_size, seed=seed, world=world,
+                                  device=device)
+        drawn = int(world.gather(torch.tensor([len(mine)])).sum())
+        world.barrier()  # every file is written
+        if world.is_main:
+            npz = f" and {pack_npz(out, n)}" if args.format == "npz" else ""
+            print(f"{out}: {n} sample files 000000.png ... ({drawn} drawn now by {world.size} process(es)){npz}")
     return 0
 
 

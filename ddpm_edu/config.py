@@ -161,7 +161,7 @@ class DataConfig:
     hflip: Bool = True  # random horizontal flips (CIFAR-10 only; digits and 2-D points are never flipped)
     toy: Literal[TOY_DATASETS] = "moons"  # the 2-D data set when dataset = toy2d
     toy_n: PosInt = 8192  # how many 2-D points make up the toy training set
-    batch_size: PosInt = 128  # images (or points) per optimiser step
+    batch_size: PosInt = 128  # images (or points) per optimiser step: the global batch, split evenly over torchrun's processes
     device_resident: Literal["auto", True, False] = "auto"  # keep the whole set on the device; auto: on CUDA only
 
 

@@ -11,7 +11,11 @@ and no DataLoader workers:
 * the order (one permutation per epoch) and the flips come from one explicit CPU
   ``torch.Generator`` seeded by the config, so the stream is the same on every device, and
   its state (epoch, position, permutation, generator) goes into checkpoints: a resumed run
-  sees exactly the batches the uninterrupted run would have seen.
+  sees exactly the batches the uninterrupted run would have seen;
+* with several processes (``torchrun``, chapter 9) ``data.batch_size`` is the global batch: every
+  process draws the same permutation and keeps its own rows of each global batch
+  (:meth:`ddpm_edu.distributed.World.rows`), so the global order, and the state in a checkpoint, do
+  not depend on how many processes share the work.
 
 Offline, a request for CIFAR-10 fails within seconds with a message that says where to put
 the files (``<root>/cifar-10-batches-py/data_batch_1..5, test_batch, batches.meta``) or which
@@ -30,6 +34,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import Tensor
+
+from .distributed import SINGLE, World
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Config
@@ -308,6 +314,9 @@ class BatchIterator:
     The permutation and the epoch's flip coins are drawn on the CPU (so the order does not depend
     on the device) once per epoch and copied to the data's device then. A batch is a slice of them,
     so a GPU-resident data set costs no host-device transfer, and no wait for the GPU, per batch.
+
+    ``rows``: this process's rows of each global batch of ``batch_size`` (default: all of them), so
+    several processes with the same seed read disjoint shards of one global order.
     """
 
     def __init__(
@@ -319,10 +328,12 @@ class BatchIterator:
         device: torch.device | str = "cpu",
         hflip: bool = False,
         channels_last: bool = False,
+        rows: slice | None = None,
     ):
         if batch_size > data.shape[0]:
             raise DataError(f"data.batch_size = {batch_size} is larger than the data set ({data.shape[0]} examples)")
         self.data, self.batch_size, self.hflip = data, batch_size, hflip
+        self.rows = rows or slice(0, batch_size)
         self.device = torch.device(device)
         self.channels_last = channels_last and data.dim() == 4
         self.generator = torch.Generator().manual_seed(seed)  # order and flips; CPU, so device-independent
@@ -354,7 +365,7 @@ class BatchIterator:
         if self.pos + self.batch_size > self.data.shape[0]:  # start the next epoch
             self.epoch, self.pos = self.epoch + 1, 0
             self._new_epoch()
-        sl = slice(self.pos, self.pos + self.batch_size)
+        sl = slice(self.pos + self.rows.start, self.pos + self.rows.stop)  # this process's rows of the global batch
         self.pos += self.batch_size
         x = self.data[self._perm_dev[sl]].to(self.device, non_blocking=True)  # (B, ...)
         x = x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x.float()
@@ -381,8 +392,11 @@ class BatchIterator:
         self._to_device()
 
 
-def make_batches(cfg: "Config", device: torch.device | str = "cpu") -> BatchIterator:
-    """The training stream for ``cfg``: loads the data set and, when resident, moves it to ``device``."""
+def make_batches(cfg: "Config", device: torch.device | str = "cpu", world: World = SINGLE) -> BatchIterator:
+    """The training stream for ``cfg``: loads the data set and, when resident, moves it to ``device``.
+
+    With several processes, each one gets its rows of every global batch of ``data.batch_size``.
+    """
     device = torch.device(device)
     data = load_dataset(cfg)
     resident = cfg.data.device_resident
@@ -397,4 +411,5 @@ def make_batches(cfg: "Config", device: torch.device | str = "cpu") -> BatchIter
         device=device,
         hflip=cfg.data.hflip and cfg.data.dataset == "cifar10",
         channels_last=cfg.train.channels_last,
+        rows=world.rows(cfg.data.batch_size),
     )

@@ -3,25 +3,40 @@
 Chapters 8 and 9, the trainer's periodic samples and ``ddpm-edu sample``. The samplers themselves
 (Algorithm 2 and DDIM) are in :mod:`ddpm_edu.sampling`; this module picks one from ``cfg.sample``,
 records the trajectory and writes the files.
+
+For FID (50,000 samples), :func:`write_sample_files` writes one PNG per sample, ``000000.png``,
+``000001.png``, ... (the folder layout that torch-fidelity and clean-fid read), and
+:func:`pack_npz` packs them into one ``samples.npz`` (``arr_0``: uint8 (N, H, W, C), the layout of
+the guided-diffusion evaluator). The samples are drawn in chunks of ``batch``; chunk k has its own
+seed (:func:`chunk_seed`) and is drawn by process k mod W, so W processes (torchrun) share the work,
+sample i is the same for every W, and a rerun draws only the chunks with a missing file and writes
+only the missing files. ``sampling.json`` in the folder records the settings; a rerun with other
+settings is refused rather than mixed in.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .build import build_schedule
-from .config import Config
+from .checkpoint import atomic_write
+from .config import Config, ConfigError, config_to_dict
 from .data import data_shape
+from .distributed import SINGLE, World
 from .losses import eps_from_v
 from .sampling import TrajectoryRecorder, ddim_sample, ddim_timesteps, sample
 from .schedules import Schedule
 
-__all__ = ["eps_model", "generate", "write_samples"]
+__all__ = ["eps_model", "generate", "write_samples", "chunk_seed", "sample_file", "check_settings",
+           "write_sample_files", "pack_npz", "sampling_settings"]
 
 
 def eps_model(model: Callable[[Tensor, Tensor], Tensor], cfg: Config, s: Schedule) -> Callable[[Tensor, Tensor], Tensor]:
@@ -85,3 +100,73 @@ def write_samples(x: Tensor, rec: TrajectoryRecorder, png: str | os.PathLike, gi
     lim = max(1.0, 1.4 * float(x.detach().float().abs().flatten().quantile(0.99)))  # frame the data, not the noise
     frames = [scatter_rgb(xt, f"t = {t}", lim) for t, xt in rec.frames]
     return save_png(scatter_rgb(x, "samples", lim), png), save_gif(frames, gif, fps=fps)
+
+
+# --------------------------------------------------------------------------- many samples as files (FID)
+def chunk_seed(seed: int, k: int) -> int:
+    """The seed of chunk k: numpy's SeedSequence([seed, k]), so chunks (and runs with other seeds) draw independent noise."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+
+
+def sample_file(out: str | os.PathLike, i: int) -> Path:
+    """``out/000042.png``: the file of sample i."""
+    return Path(out) / f"{i:06d}.png"
+
+
+def check_settings(out: str | os.PathLike, settings: dict, world: World = SINGLE) -> None:
+    """Refuse a folder whose ``sampling.json`` records other settings; rank 0 then writes it (after a barrier).
+
+    ``settings``: everything that decides what sample i is (weights, sampler, seed, batch), as plain data.
+    """
+    path = Path(out) / "sampling.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        diffs = sorted(k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k))
+        if diffs:
+            raise ConfigError(
+                f"{out} holds samples drawn with other settings ({', '.join(diffs)} differ from {path}); a rerun "
+                f"fills in missing files only with the same settings. Use another --out, or the same options."
+            )
+    world.barrier()  # every process has read the old file before it is written
+    if world.is_main and not path.is_file():
+        atomic_write(path, lambda f: f.write(json.dumps(settings, indent=1).encode()))
+
+
+def write_sample_files(model: nn.Module, cfg: Config, out: str | os.PathLike, num_samples: int, *, batch: int,
+                       seed: int, world: World = SINGLE, device: torch.device | str = "cpu") -> list[int]:
+    """Write samples 0..num_samples-1 as ``out/000000.png`` ...; returns the indices this process wrote.
+
+    Chunk k (samples k*batch ..) is drawn by process k mod W with :func:`chunk_seed` (seed, k); only
+    chunks with a missing file are drawn, and only the missing files are written.
+    """
+    from .images import save_png, to_uint8
+
+    if len(data_shape(cfg)) != 3:
+        raise ConfigError(f"sample files are images; data.dataset={cfg.data.dataset} has points. Use --format grid.")
+    written: list[int] = []
+    for k in range(world.rank, math.ceil(num_samples / batch), world.size):
+        first, last = k * batch, min(num_samples, (k + 1) * batch)
+        missing = [i for i in range(first, last) if not sample_file(out, i).is_file()]
+        if missing:
+            x, _ = generate(model, cfg, num_samples=last - first, seed=chunk_seed(seed, k), frames=2, device=device)
+            for i in missing:
+                save_png(to_uint8(x[i - first]), sample_file(out, i))  # (H, W[, C]) uint8
+            written += missing
+    return written
+
+
+def pack_npz(out: str | os.PathLike, num_samples: int) -> Path:
+    """Pack ``out/000000.png`` ... into ``out/samples.npz``: ``arr_0`` uint8 (N, H, W, C), written atomically."""
+    import imageio.v3 as iio
+
+    images = np.stack([iio.imread(sample_file(out, i)) for i in range(num_samples)])
+    images = images[..., None] if images.ndim == 3 else images  # grey (N, H, W) -> (N, H, W, 1)
+    return atomic_write(Path(out) / "samples.npz", lambda f: np.savez(f, arr_0=images))
+
+
+def sampling_settings(cfg: Config, weights: str | os.PathLike, seed: int, batch: int) -> dict:
+    """What decides sample i, for ``sampling.json``: the weights file, the sampler, the diffusion, seed and batch."""
+    d = config_to_dict(cfg)
+    return {"weights": str(Path(weights).resolve()), "sample": {k: v for k, v in d["sample"].items()
+                                                              if k not in ("num_samples", "frames", "fps")},
+            "diffusion": d["diffusion"], "seed": seed, "batch": batch}

@@ -73,6 +73,17 @@ class NonFiniteGuard:
         self.scaler.step(opt)
         self.scaler.update(None if self.fp16 else 1.0)
 
+    def merge(self, bad_steps: Tensor, bad_values: Tensor) -> None:
+        """Adopt, for the loss and for the gradient norm, the earliest bad step among several records.
+
+        bad_steps: (W, 2) long, bad_values: (W, 2), one row per process (``World.gather`` of
+        ``bad_step`` and ``bad_value``). Afterwards every process reports, and stops at, the same error.
+        """
+        never = torch.iinfo(torch.long).max
+        first = torch.where(bad_steps > 0, bad_steps, never).argmin(0)  # (2,): the row of the earliest record
+        kind = torch.arange(2, device=bad_steps.device)
+        self.bad_step, self.bad_value = bad_steps[first, kind], bad_values[first, kind]
+
     def check(self, stopped_at: int, newest_checkpoint: Path | None) -> None:
         """Raise :class:`NonFiniteError` if a step so far had a non-finite loss or gradient norm (waits for the device)."""
         (loss_step, g_step), (loss_v, g_v) = self.bad_step.tolist(), self.bad_value.tolist()

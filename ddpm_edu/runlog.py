@@ -20,7 +20,7 @@ from torch import Tensor
 from .checkpoint import atomic_write
 from .config import Config, config_to_dict
 
-__all__ = ["LogWindow", "RunLog", "WandbLogger", "read_metrics"]
+__all__ = ["LogWindow", "RunLog", "QuietLog", "WandbLogger", "read_metrics"]
 
 
 class LogWindow:
@@ -89,6 +89,22 @@ class RunLog:
 
     def close(self) -> None:
         self.wandb.finish()
+
+
+class QuietLog:
+    """The log of a process other than rank 0 in a multi-process run: it records nothing (rank 0 writes the files)."""
+
+    def record(self, rec: dict) -> None:
+        pass
+
+    def media(self, png: Path, gif: Path, step: int) -> None:
+        pass
+
+    def plot_loss(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:

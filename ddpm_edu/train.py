@@ -31,6 +31,20 @@ checkpoint is ever written after a bad step.
 
 The trainer seeds the global torch/numpy/Python RNGs from the config (dropout draws from the
 global torch RNG) but restores the caller's RNG states when it returns.
+
+Several processes (``torchrun --nproc_per_node=N -m ddpm_edu train``; :mod:`ddpm_edu.distributed`)
+train one model data-parallel. ``data.batch_size`` is the global batch B; each of the W processes
+takes its B/W rows of every global batch of the one seeded order, and the t and eps of Algorithm 1
+are drawn for the whole global batch by every process from the same generator, each keeping its
+rows. DistributedDataParallel averages the gradients, so a step of W processes is the step of one
+process on the global batch (to float rounding), and every piece of a checkpoint (model, EMA,
+optimiser, data order, t and eps generator, step) is the same on every process and independent of
+W: a run resumes on another number of processes. Only rank 0 writes files (checkpoint, metrics,
+samples, EMA export), and every process waits at a barrier until a checkpoint is complete. The stop
+flag is reduced over the processes at every step and the guard's record at every check, so a signal
+to any process, or a non-finite step on any process, stops all of them at the same step. Dropout
+draws from each process's global torch RNG, which is the same on every process: with dropout > 0 the
+processes share their masks, and W processes are no longer one process on the global batch.
 """
 
 from __future__ import annotations
@@ -50,16 +64,18 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from . import checkpoint as ckpt
 from .build import autocast, build_model, build_schedule, cudnn_autotune, make_optimizer, resolve_device, resolve_precision
 from .config import Config, config_to_dict, dump_config
 from .data import BatchIterator, make_batches
+from .distributed import SINGLE, World
 from .ema import EMA
 from .generate import generate, write_samples
 from .guard import NonFiniteGuard
-from .losses import l_simple
-from .runlog import LogWindow, RunLog
+from .losses import l_simple, sample_t
+from .runlog import LogWindow, QuietLog, RunLog
 
 __all__ = ["TrainResult", "Trainer", "train", "lr_at", "run_dir_for"]
 
@@ -74,9 +90,9 @@ class TrainResult:
 
 
 def train(cfg: Config, run_dir: str | os.PathLike | None = None, *, samples: bool = True,
-          progress: bool | None = None) -> TrainResult:
-    """Train ``cfg`` (resuming per ``train.resume``) and return where it ended."""
-    return Trainer(cfg, run_dir, samples=samples, progress=progress).fit()
+          progress: bool | None = None, world: World = SINGLE) -> TrainResult:
+    """Train ``cfg`` (resuming per ``train.resume``) and return where it ended; ``world``: this process of several."""
+    return Trainer(cfg, run_dir, samples=samples, progress=progress, world=world).fit()
 
 
 def lr_at(step: int, lr: float, warmup: int) -> float:
@@ -101,18 +117,20 @@ class Trainer:
     any checkpoint are loaded, so a bad config or a missing data set leaves no run folder.
 
     ``data`` replaces the data set of ``cfg.data`` with another stream of batches shaped like it
-    (the benchmark trains on random images this way).
+    (the benchmark trains on random images this way). ``world`` is this process among several
+    (see the module docstring); the default is one process.
     """
 
     def __init__(self, cfg: Config, run_dir: str | os.PathLike | None = None, *, samples: bool = True,
-                 progress: bool | None = None, data: BatchIterator | None = None):
+                 progress: bool | None = None, data: BatchIterator | None = None, world: World = SINGLE):
         self.cfg, self.run_dir, self.samples, self.data = cfg, run_dir_for(cfg, run_dir), samples, data
         self.ckpt_dir, self.sample_dir = self.run_dir / "checkpoints", self.run_dir / "samples"
         self.ema_file = self.run_dir / "ema.safetensors"
-        self.progress = cfg.train.progress if progress is None else progress
-        self.device = resolve_device(cfg.train.device)
+        self.world = world
+        self.progress = (cfg.train.progress if progress is None else progress) and world.is_main
+        self.device = world.device(resolve_device(cfg.train.device))
         self.amp_dtype, self.fp16 = resolve_precision(cfg.train.precision, self.device)
-        self.step, self.stop = 0, StopSignal()
+        self.step, self.stop, self.stopped = 0, StopSignal(), 0  # stopped: the signal all processes agreed on
 
     def fit(self) -> TrainResult:
         """Train from scratch or resume, up to exactly ``train.steps`` steps (or until a signal)."""
@@ -129,11 +147,12 @@ class Trainer:
         state = ckpt.load_checkpoint(path) if path else None
         if state is not None:
             check_compatible(cfg, state["config"], path)
-        self.data = self.data if self.data is not None else make_batches(cfg, self.device)
+        self.data = self.data if self.data is not None else make_batches(cfg, self.device, self.world)
         seed_everything(cfg.seed)  # model init and dropout
         fmt = torch.channels_last if cfg.train.channels_last else torch.preserve_format
         self.model = build_model(cfg).to(self.device, memory_format=fmt).train()
-        self.fwd = torch.compile(self.model) if cfg.train.compile else self.model
+        self.fwd = self.world.data_parallel(self.model)  # DDP with several processes: gradients averaged
+        self.fwd = torch.compile(self.fwd) if cfg.train.compile else self.fwd
         self.ema = EMA(self.model, cfg.train.ema_decay)
         self.schedule = build_schedule(cfg, self.device)
         self.opt = make_optimizer(cfg, self.model.parameters(), self.device)
@@ -141,34 +160,61 @@ class Trainer:
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed + 2)  # t and eps draws
         if state is not None:
             self._restore(state, path)
-        self.run_dir.mkdir(parents=True, exist_ok=True)  # every check on the input has passed
-        ckpt.atomic_write(self.run_dir / "config.yml", lambda f: f.write(dump_config(cfg).encode()))
-        self.log = RunLog(self.run_dir, cfg, upto=self.step)
+        self.world.check_same(self.step, "the step to resume from (is the run folder on a file system every machine sees?)")
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)  # every check on the input has passed
+            ckpt.atomic_write(self.run_dir / "config.yml", lambda f: f.write(dump_config(cfg).encode()))
+        self.log = RunLog(self.run_dir, cfg, upto=self.step) if self.world.is_main else QuietLog()
 
     def train_step(self, step: int) -> float:
         """Algorithm 1, one step, with warmup, AMP, clipping, the guard and EMA. Returns the learning rate.
 
         Nothing here waits for the device: with a fused optimiser a bad step is skipped on the device.
         """
-        t = self.cfg.train
-        lr = set_lr(self.opt, lr_at(step, t.lr, t.warmup))  # warmup
-        x0 = next(self.data)  # Alg. 1, line 2: x0 ~ q(x0), (B, C, H, W) in [-1, 1], on the device
+        tc = self.cfg.train
+        lr = set_lr(self.opt, lr_at(step, tc.lr, tc.warmup))  # warmup
+        x0 = next(self.data)  # Alg. 1, line 2: x0 ~ q(x0), (B / W, C, H, W) in [-1, 1], on the device
+        t, eps = self.shared_t_eps(x0)  # lines 3-4 with several processes; None: l_simple draws them
         with autocast(self.device, self.amp_dtype):  # mixed precision
-            loss = l_simple(self.fwd, x0, self.schedule, target=self.cfg.diffusion.target, generator=self.gen)  # lines 3-5
+            loss = l_simple(self.fwd, x0, self.schedule, target=self.cfg.diffusion.target, t=t, eps=eps,
+                            generator=self.gen)  # lines 3-5
         self.opt.zero_grad(set_to_none=True)
         self.guard.backward(loss)  # line 5: the gradient
-        grad_norm = self.guard.clip(self.opt, self.model.parameters(), t.grad_clip)  # clipping
+        grad_norm = self.guard.clip(self.opt, self.model.parameters(), tc.grad_clip)  # clipping
         self.guard.step(self.opt, step, loss, grad_norm)  # the Adam step, skipped if not finite
         self.ema.update(self.model)  # EMA of the weights
         self.window.add(loss, grad_norm)
         return lr
+
+    def shared_t_eps(self, x0: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """Alg. 1, lines 3-4 for the global batch, and this process's rows of them: (t (B/W,), eps like x0).
+
+        Every process draws t ~ U{1..T} (B,) and then eps ~ N(0, I) (B, ...) from the same generator,
+        exactly as one process's l_simple draws them for the batch of B, and keeps its rows; so W
+        processes together use one process's t and eps. In one process: (None, None).
+        """
+        if self.world.size == 1:
+            return None, None
+        B, rows = self.data.batch_size, self.data.rows
+        t = sample_t(B, self.schedule.T, generator=self.gen, device=x0.device)  # (B,)
+        eps = torch.randn((B, *x0.shape[1:]), generator=self.gen, dtype=x0.dtype, device=x0.device)  # (B, ...)
+        return t[rows], eps[rows]
+
+    def _stopping(self) -> int:
+        """The signal caught by any process (0: none), so that all processes stop at the same step.
+
+        The agreed value goes to ``self.stopped``, never back into ``self.stop.signum``: the handler may
+        set that while the processes compare, and overwriting it would lose the signal.
+        """
+        self.stopped = self.world.max_int(self.stop.signum)
+        return self.stopped
 
     def _loop(self) -> TrainResult:
         t, first = self.cfg.train, self.step
         t0 = t_log = time.perf_counter()
         s_log = self.step
         with _bar(self.step, t.steps, self.progress, self.cfg.name) as bar:
-            while self.step < t.steps and not self.stop.signum:
+            while self.step < t.steps and not self._stopping():
                 lr = self.train_step(self.step + 1)
                 self.step += 1
                 bar.update(1)
@@ -181,20 +227,23 @@ class Trainer:
                     self._save()
                 if self.samples and t.sample_every and self.step % t.sample_every == 0:
                     self._sample()
-        if not (ckpt.checkpoint_path(self.ckpt_dir, self.step).is_file() and self.ema_file.is_file()):
+        self._stopping()  # a signal caught after the last step's check: every process decides alike below
+        if self.world.main_says(not (ckpt.checkpoint_path(self.ckpt_dir, self.step).is_file() and self.ema_file.is_file())):
             self._save()
-        if self.samples and not self.stop.signum and not self._sample_files()[0].is_file():
+        if self.samples and not self.stopped and self.world.main_says(not self._sample_files()[0].is_file()):
             self._sample()
         self.log.plot_loss()
         last_loss = self.window.last_loss.item() if self.step > first else math.nan
-        return TrainResult(self.run_dir, self.step, ckpt.latest_checkpoint(self.ckpt_dir), self.stop.signum, last_loss)
+        return TrainResult(self.run_dir, self.step, ckpt.latest_checkpoint(self.ckpt_dir), self.stopped, last_loss)
 
     def check_finite(self) -> None:
-        """Raise NonFiniteError if a step so far was not finite (this waits for the device)."""
+        """Raise NonFiniteError if a step so far was not finite, on any process (this waits for the device)."""
+        self.guard.merge(self.world.gather(self.guard.bad_step), self.world.gather(self.guard.bad_value))
         self.guard.check(self.step, ckpt.latest_checkpoint(self.ckpt_dir))
 
     def _log(self, lr: float, steps_per_s: float, elapsed: float) -> dict:
         self.check_finite()
+        self.world.mean_(self.window.sums)  # the global batch's window: the mean of the processes' windows
         means = self.window.means()
         rec = {"step": self.step, "loss": means["loss"], "lr": lr, "grad_norm": means["grad_norm"],
                "steps_per_s": round(steps_per_s, 4), "time_s": round(elapsed, 3)}
@@ -203,10 +252,13 @@ class Trainer:
 
     def _save(self) -> None:
         self.check_finite()  # never a checkpoint of a run that went non-finite
-        ckpt.save_checkpoint(self._state(), ckpt.checkpoint_path(self.ckpt_dir, self.step))
-        ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_last)
-        meta = {"step": str(self.step), "config": json.dumps(config_to_dict(self.cfg))}
-        ckpt.save_safetensors(self.ema.model.state_dict(), self.ema_file, metadata=meta)
+        self.world.mean_(self.window.sums)  # the same, global window on every process
+        if self.world.is_main:
+            ckpt.save_checkpoint(self._state(), ckpt.checkpoint_path(self.ckpt_dir, self.step))
+            ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_last)
+            meta = {"step": str(self.step), "config": json.dumps(config_to_dict(self.cfg))}
+            ckpt.save_safetensors(self.ema.model.state_dict(), self.ema_file, metadata=meta)
+        self.world.barrier()  # the checkpoint is complete before any process moves on
 
     def _sample_files(self) -> tuple[Path, Path]:
         stem = self.sample_dir / f"step_{self.step:08d}"
@@ -214,10 +266,12 @@ class Trainer:
 
     def _sample(self) -> None:
         self.check_finite()
-        x, rec = generate(self.ema.model, self.cfg, device=self.device)
-        png, gif = write_samples(x, rec, *self._sample_files(), fps=self.cfg.sample.fps)
-        self.log.media(png, gif, self.step)
-        self.log.plot_loss()
+        if self.world.is_main:  # the EMA is the same on every process
+            x, rec = generate(self.ema.model, self.cfg, device=self.device)
+            png, gif = write_samples(x, rec, *self._sample_files(), fps=self.cfg.sample.fps)
+            self.log.media(png, gif, self.step)
+            self.log.plot_loss()
+        self.world.barrier()
 
     def _state(self) -> dict:
         return {

@@ -167,6 +167,33 @@ def test_flips_happen_and_are_only_flips():
     assert seen_plain and seen_flipped
 
 
+def test_ranks_read_disjoint_shards_of_one_global_order():
+    """W processes with the same seed, each keeping its rows of every global batch, together read exactly
+    the batches of one process, across epochs (and flips); their state is that one process's state."""
+    from ddpm_edu.distributed import World
+
+    data = torch.linspace(-1, 1, 23 * 2).reshape(23, 1, 1, 2)  # 23 examples: 2 batches of 10 per epoch, 3 dropped
+    one = D.BatchIterator(data, 10, seed=5, hflip=True)
+    ranks = [D.BatchIterator(data, 10, seed=5, hflip=True, rows=World(rank=r, size=2).rows(10)) for r in (0, 1)]
+    for _ in range(5):  # into the third epoch
+        parts = [next(it) for it in ranks]
+        assert all(p.shape[0] == 5 for p in parts)
+        assert torch.equal(torch.cat(parts), next(one))
+    for it in ranks:
+        s, ref = it.state_dict(), one.state_dict()
+        assert (s["epoch"], s["pos"]) == (ref["epoch"], ref["pos"]) == (2, 10)
+        assert all(torch.equal(s[k], ref[k]) for k in ("perm", "flips", "generator"))
+
+
+def test_make_batches_refuses_a_global_batch_that_does_not_split():
+    from ddpm_edu.distributed import DistributedError, World
+
+    cfg = load_config("digits", ["data.batch_size=10"])
+    with pytest.raises(DistributedError, match="split evenly over the 3 processes"):
+        D.make_batches(cfg, world=World(rank=0, size=3))
+    assert D.make_batches(cfg, world=World(rank=1, size=2)).rows == slice(5, 10)
+
+
 def test_batch_larger_than_data_is_an_error():
     with pytest.raises(D.DataError, match="larger than the data set"):
         D.BatchIterator(torch.zeros(3, 2), 4)

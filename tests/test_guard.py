@@ -68,6 +68,21 @@ def test_the_first_bad_step_is_named():
         guard.check(5, None)
 
 
+def test_merge_adopts_the_earliest_bad_step_of_each_kind():
+    """One row per process: process 1 saw a bad loss at step 7, process 2 a bad loss at 5 and a bad norm at 9."""
+    _, _, guard = _parts()
+    steps = torch.tensor([[0, 0], [7, 0], [5, 9]])
+    values = torch.tensor([[0.0, 0.0], [math.inf, 0.0], [math.nan, -math.inf]])
+    guard.merge(steps, values)
+    assert guard.bad_step.tolist() == [5, 9]
+    assert math.isnan(guard.bad_value[0]) and guard.bad_value[1] == -math.inf
+    with pytest.raises(NonFiniteError, match="loss became nan at step 5"):
+        guard.check(10, None)
+    clean = _parts()[2]
+    clean.merge(torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, 2))
+    clean.check(10, None)  # nothing bad anywhere: no error
+
+
 def test_a_scale_of_one_changes_no_number():
     """Without fp16 the guard's scaler multiplies by 1: training is bit-for-bit plain Adam."""
     model, opt, guard = _parts()
