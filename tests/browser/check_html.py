@@ -40,7 +40,9 @@ ERROR_LINE = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Excepti
 
 # Equations: wait for MathJax to typeset, then count what it rendered and what it left raw.
 MATH = """async () => {
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+  const later = (ms) => new Promise(r => setTimeout(() => r("timeout"), ms));
+  const waited = (window.MathJax && MathJax.startup && MathJax.startup.promise)
+    ? await Promise.race([MathJax.startup.promise.then(() => "done"), later(30000)]) : "none";
   const skip = "pre, code, script, style, textarea, mjx-container, .highlight";
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   const raw = [];
@@ -49,7 +51,7 @@ MATH = """async () => {
   }
   const math = Array.from(document.querySelectorAll("span.math, div.math"));
   return {
-    mathjax: !!(window.MathJax && MathJax.startup), rendered: document.querySelectorAll("mjx-container").length,
+    mathjax: !!(window.MathJax && MathJax.startup), timeout: waited === "timeout", rendered: document.querySelectorAll("mjx-container").length,
     math: math.length, untypeset: math.filter(m => !m.querySelector("mjx-container")).map(m => m.textContent.trim().slice(0, 80)),
     errors: Array.from(document.querySelectorAll("mjx-merror, [data-mjx-error]")).map(e => (e.getAttribute("data-mjx-error") || e.textContent).slice(0, 80)),
     raw: raw,
@@ -60,7 +62,8 @@ MATH = """async () => {
 IMAGES = """async () => {
   const imgs = Array.from(document.images);
   imgs.forEach(i => { i.loading = "eager"; });
-  await Promise.all(imgs.map(i => i.decode().catch(() => null)));
+  const later = new Promise(r => setTimeout(r, 20000));  // an image still loading by then counts as broken
+  await Promise.race([Promise.all(imgs.map(i => i.decode().catch(() => null))), later]);
   return imgs.map(i => ({src: i.currentSrc || i.getAttribute("src") || "", width: i.naturalWidth}));
 }"""
 
@@ -118,6 +121,8 @@ def check_math(page: Page) -> list[str]:
     problems = [f"raw TeX left in the text: {r!r}" for r in m["raw"]]
     problems += [f"equation not typeset: {t!r}" for t in m["untypeset"]]
     problems += [f"MathJax error: {e!r}" for e in m["errors"]]
+    if m["timeout"]:
+        problems.append("MathJax had not finished typesetting after 30 s")
     if m["math"] and not m["mathjax"]:
         problems.append(f"{m['math']} equations but MathJax did not load")
     print(f"  {m['rendered']} equations typeset")
