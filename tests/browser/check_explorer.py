@@ -1,13 +1,11 @@
 """Drive the schedule explorers of a page in headless Chromium with the network blocked (issue 10).
 
-Not part of ``make test``: it needs Chromium and Playwright, which the book does not. Run it with a
-Python that has Playwright, and point ``--python`` at one that has ddpm_edu:
+The deeper companion of ``check_html.py`` (which ``make check-html`` runs over every page): not part
+of ``make test``. It needs Chromium (found as ``make check-html`` finds it, see browser.py) and
+Playwright, which requirements.txt installs into .venv:
 
-    python3 -m venv /tmp/pw && /tmp/pw/bin/pip install playwright      # once
-    apt-get install chromium                                              # once (Debian)
-    /tmp/pw/bin/python tests/browser/check_explorer.py --python .venv/bin/python --shots /tmp/explorer_shots
-    /tmp/pw/bin/python tests/browser/check_explorer.py --python .venv/bin/python --page _build/html/book/04_schedules.html \
-        --root _build/html
+    .venv/bin/python tests/browser/check_explorer.py --shots /tmp/explorer_shots
+    .venv/bin/python tests/browser/check_explorer.py --page _build/html/book/04_schedules.html --root _build/html
 
 Without ``--page`` it writes a page with three explorers (the settings of chapters 3, 4 and 5). It
 serves the page's folder on 127.0.0.1 and blocks every other request. For every explorer on the
@@ -21,15 +19,13 @@ schedule which does not finish noising is flagged. Exits 1 on the first failure.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
+from browser import NOT_OURS, keep_local, launch, serve  # tests/browser/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,12 +81,6 @@ SET_SLIDER = """(box, [name, to]) => {
 }"""
 
 
-# Errors of the page around the explorers, not of them: reported, not failed.
-NOT_OURS = (
-    "Identifier 'THEBE_JS_URL' has already been declared",  # Jupyter Book 1.x emits sphinx-thebe's config script twice
-)
-
-
 class Failed(Exception):
     pass
 
@@ -99,17 +89,6 @@ def check(cond: bool, what: str) -> None:
     if not cond:
         raise Failed(what)
     print("  ok:", what)
-
-
-def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
 def wait_painted(page: Page) -> None:
@@ -206,7 +185,7 @@ def main() -> int:
     ap.add_argument("--root", type=Path, help="the folder to serve, which holds --page (default: the page's folder); "
                     "give a built book's _build/html so that the page gets its theme")
     ap.add_argument("--shots", type=Path, help="save screenshots here")
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--chromium", help="the Chromium to drive (default: $CHROMIUM, /usr/bin/chromium, or one on PATH)")
     args = ap.parse_args()
     env_cwd = dict(cwd=ROOT, capture_output=True, text=True, timeout=600)
 
@@ -219,11 +198,11 @@ def main() -> int:
         blocked: list[str] = []
         pixel_checks: list[dict] = []
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+            browser = launch(pw, args.chromium)
             page = browser.new_page(viewport={"width": 900, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else (blocked.append(r.request.url), r.abort()))
+            keep_local(page, base, blocked)
             page.goto(base + page_path.relative_to(folder).as_posix())
             page.wait_for_selector(".ddpmx")
             page.wait_for_timeout(500)  # the embedded PNGs decode

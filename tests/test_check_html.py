@@ -1,0 +1,92 @@
+"""tests/browser/check_html.py, the reader's check of the built book, can fail: it finds each kind of problem.
+
+A page with a broken image, raw TeX, a console error, a traceback, a request to another host, an
+explorer that never mounted and a slider that changes nothing must be reported on each count; a
+plain page with an image, a live slider and a real schedule explorer must pass. The checker runs as
+``make check-html`` runs it, as a subprocess, in headless Chromium. Without Chromium this test
+fails (it does not skip): ``make check-html`` installs Debian's ``chromium`` package, or set
+CHROMIUM=/path/to/chrome.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import load_script
+
+BROWSER = Path(__file__).parent / "browser"
+CHECKER = BROWSER / "check_html.py"
+
+BAD = r"""<!doctype html><meta charset=utf-8><title>bad</title><body>
+<p>An equation that nobody typeset: \(x_t\).</p>
+<img src="missing.png" alt="a figure that is not there">
+<div class="cell_output docutils container"><div class="output traceback highlight-ipythontb notranslate"><pre>
+Traceback (most recent call last):
+  File "cell", line 1, in &lt;module&gt;
+ZeroDivisionError: division by zero</pre></div></div>
+<div id="ddpm-explorer-unmounted" class="ddpm-explorer">The schedule explorer needs JavaScript.</div>
+<div class="cell_output"><input type="range" min="0" max="10" value="5"><canvas width="20" height="20"></canvas></div>
+<script>
+console.error("boom: an error of the page");
+fetch("https://example.com/data.json").catch(() => null);
+</script>
+"""
+
+GOOD = """<!doctype html><meta charset=utf-8><title>good</title><body>
+<p>Plain text, and a figure:</p><img src="dot.png" alt="a figure">
+<div class="cell_output"><label>k <input type="range" min="0" max="10" value="5"></label><canvas width="20" height="20"></canvas></div>
+<script>
+const inp = document.querySelector("input"), ctx = document.querySelector("canvas").getContext("2d");
+const draw = () => { ctx.fillStyle = `rgb(${25 * inp.value}, 0, 0)`; ctx.fillRect(0, 0, 20, 20); };
+inp.addEventListener("input", draw); draw();
+</script>
+"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict[str, list[str]]:
+    """{page: [problems]} from one run of the checker over a two-page site."""
+    chromium = load_script(BROWSER / "browser.py").find_chromium()
+    if chromium is None:
+        pytest.fail("no Chromium to drive: `make check-html` installs Debian's chromium package; or set CHROMIUM=/path/to/chrome")
+    from ddpm_edu.widgets import schedule_explorer
+
+    site = tmp_path_factory.mktemp("site")
+    (site / "bad.html").write_text(BAD)
+    explorer = schedule_explorer(controls=["beta_T", "t"]).to_html()
+    (site / "good.html").write_text(GOOD + f'<div class="cell_output">{explorer}</div>')
+    Image.fromarray(np.full((4, 6, 3), 200, dtype=np.uint8)).save(site / "dot.png")
+    out = site.parent / "report.json"
+    run = subprocess.run([sys.executable, str(CHECKER), str(site), "--report", str(out), "--chromium", chromium,
+                          "--shots", str(site.parent / "shots")], capture_output=True, text=True, timeout=300)
+    print(run.stdout, run.stderr)
+    assert run.returncode == 1, f"the checker should fail on bad.html (exit {run.returncode})"
+    assert (site.parent / "shots" / "good.png").is_file() and (site.parent / "shots" / "bad.png").is_file()
+    return json.loads(out.read_text())
+
+
+def test_a_good_page_passes(report):
+    assert report["good.html"] == []
+
+
+@pytest.mark.parametrize("what, found", [
+    ("broken image", "broken image (natural width 0): http://127.0.0.1"),
+    ("missing file", "failed request: HTTP 404"),
+    ("raw TeX", r"raw TeX left in the text: 'An equation that nobody typeset: \\(x_t\\).'"),
+    ("console error", "console error: boom: an error of the page"),
+    ("traceback", "traceback shown: 'Traceback (most recent call last)"),
+    ("off-site request", "request left the local server: https://example.com/data.json"),
+    ("unmounted explorer", "schedule explorer ddpm-explorer-unmounted did not mount its sliders"),
+    ("dead slider", "slider 'range' in 'cell_output' changes nothing"),
+    ("no figure change", "no slider in 'cell_output' changes the figure"),
+])
+def test_each_problem_is_reported(report, what, found):
+    problems = report["bad.html"]
+    assert any(p.startswith(found) for p in problems), f"{what}: no problem starts with {found!r} in {problems}"
