@@ -67,18 +67,20 @@ ifneq ($(NOTEBOOKS),)
 	DDPM_EDU_FAST=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
 endif
 
-# The Colab path: a fresh venv with what Colab already has (ipykernel; pytest and nbval to run the
-# check), then the package installed as each chapter's install cell does it, from a local copy
-# instead of GitHub, and NOT editable, so the notebooks use the built wheel and its package data
-# (js/*.js, configs/*.yml). The copy keeps setuptools' build/ out of the checkout; its folder name
-# has no dash, so that pip does not mistake it for a versioned archive and cache its wheel. nbval
-# starts each kernel in book/, where the checkout's ddpm_edu is not importable; the check before it
-# makes sure.
-colab:
+# The Colab path: a fresh venv with what Colab already has (torch and torchvision, linked from .venv by
+# tools/colab_preinstalled.py rather than installed again; ipykernel; pytest and nbval to run the
+# check), then the package installed as each chapter's install cell does it, from a local copy instead
+# of GitHub, and NOT editable, so the notebooks use the built wheel, its package data (js/*.js,
+# configs/*.yml) and the dependencies pyproject.toml declares, installed fresh. The copy keeps
+# setuptools' build/ out of the checkout; its folder name has no dash, so that pip does not mistake it
+# for a versioned archive and cache its wheel. nbval starts each kernel in book/, where the
+# checkout's ddpm_edu is not importable; the check before it makes sure.
+colab: $(STAMP) $(ORT)
 	rm -rf $(COLAB) && mkdir -p $(COLAB)/src $(COLAB)/run
 	cp -r pyproject.toml README.md LICENSE ddpm_edu $(COLAB)/src/
 	find $(COLAB)/src -name __pycache__ -prune -exec rm -rf {} +
 	$(PYTHON) -m venv $(COLAB)/venv
+	$(PY) tools/colab_preinstalled.py $(COLAB)/venv
 	$(COLAB)/venv/bin/python -m pip install --quiet --disable-pip-version-check ipykernel pytest nbval 2>&1 | $(QUIET_PIP)
 	$(COLAB)/venv/bin/python -m pip install --quiet --disable-pip-version-check "ddpm-edu @ file://$(CURDIR)/$(COLAB)/src" 2>&1 | $(QUIET_PIP)
 	cd book && env -u PYTHONPATH ../$(COLAB)/venv/bin/python -c 'import ddpm_edu, pathlib, sys; \
