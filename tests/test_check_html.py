@@ -32,6 +32,7 @@ Traceback (most recent call last):
   File "cell", line 1, in &lt;module&gt;
 ZeroDivisionError: division by zero</pre></div></div>
 <div id="ddpm-explorer-unmounted" class="ddpm-explorer">The schedule explorer needs JavaScript.</div>
+<div id="ddpm-live-unmounted" class="ddpm-live">The live sampler needs JavaScript.</div>
 <div class="cell_output"><input type="range" min="0" max="10" value="5"><canvas width="20" height="20"></canvas></div>
 <script>
 console.error("boom: an error of the page");
@@ -84,6 +85,7 @@ def test_a_good_page_passes(report):
     ("traceback", "traceback shown: 'Traceback (most recent call last)"),
     ("off-site request", "request left the local server: https://example.com/data.json"),
     ("unmounted explorer", "schedule explorer ddpm-explorer-unmounted did not mount its sliders"),
+    ("unmounted live sampler", "live sampler ddpm-live-unmounted did not mount"),
     ("dead slider", "slider 'range' in 'cell_output' changes nothing"),
     ("no figure change", "no slider in 'cell_output' changes the figure"),
 ])

@@ -13,6 +13,8 @@ every page (each *.html outside the folders whose name starts with "_") checks t
   mjx-container, no MathJax error is shown, and no raw \\( \\[ $$ is left in the text outside code;
 - no traceback or error output appears (a cell's traceback, stderr naming an error, a Sphinx
   system message);
+- every live sampler (chapters 6 and 8) mounts, and pressing its *sample* button starts a run
+  that changes its canvas, with no error;
 - the kernel-free sliders are there and work: no widget is left that needs a kernel, each
   schedule explorer has mounted its sliders, and in every group of sliders (one explorer, or
   one output) each visible slider changes something and at least one changes the figure (canvas
@@ -89,6 +91,7 @@ ERRORS = """() => {
 GROUPS = """() => {
   const groups = new Map();
   document.querySelectorAll("input[type=range]").forEach(inp => {
+    if (inp.closest(".ddpm-live")) return;  // a live sampler's sliders set up its next run: check_live
     const g = inp.closest(".ddpm-explorer, .cell_output, .output") || inp.parentElement;
     if (!groups.has(g)) groups.set(g, []);
     groups.get(g).push(inp);
@@ -183,6 +186,42 @@ def check_sliders(page: Page) -> list[str]:
     return problems
 
 
+# The live samplers (chapters 6 and 8): each is tagged so that Python can find it again.
+LIVE = """() => Array.from(document.querySelectorAll(".ddpm-live")).map((e, i) => {
+  e.setAttribute("data-check-live", i);
+  const c = e.querySelector("canvas");
+  e.__before = c ? c.toDataURL() : null;
+  return {id: e.id, canvas: !!c, button: Array.from(e.querySelectorAll("button")).some(b => b.textContent.trim() === "sample")};
+})"""
+
+# True once the live sampler's canvas differs from before its run, or the run failed.
+LIVE_MOVED = """(i) => {
+  const e = document.querySelector('[data-check-live="' + i + '"]');
+  return e.getAttribute("data-state") === "error" || e.querySelector("canvas").toDataURL() !== e.__before;
+}"""
+
+
+def check_live(page: Page, timeout_ms: int = 30_000) -> list[str]:
+    """Press *sample* on every live sampler: its canvas must start to change, with no error."""
+    problems = []
+    for i, x in enumerate(page.evaluate(LIVE)):
+        if not (x["canvas"] and x["button"]):
+            problems.append(f"live sampler {x['id']} did not mount (canvas {x['canvas']}, sample button {x['button']})")
+            continue
+        box = page.locator(f'[data-check-live="{i}"]')
+        box.get_by_role("button", name="sample", exact=True).click()
+        try:
+            page.wait_for_function(LIVE_MOVED, arg=i, timeout=timeout_ms)
+        except Exception:
+            problems.append(f"live sampler {x['id']}: pressing sample changed nothing within {timeout_ms / 1000:.0f} s")
+            continue
+        state = box.get_attribute("data-state")
+        print(f"  live sampler {x['id'][:24]}: sample pressed, the canvas moves (state {state})")
+        if state == "error":
+            problems.append(f"live sampler {x['id']}: the run failed: {box.inner_text()[-200:]!r}")
+    return problems
+
+
 REFRESH = re.compile(r"""<meta\s+http-equiv=["']?refresh""", re.IGNORECASE)
 
 
@@ -212,6 +251,7 @@ def check_page(page: Page, url: str, shot: Path | None) -> list[str]:
     if shot is not None:
         page.screenshot(path=str(shot), full_page=True)
     problems += check_sliders(page)
+    problems += check_live(page)
     return problems
 
 
