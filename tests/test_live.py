@@ -14,6 +14,7 @@ them they fail, they do not skip.
 from __future__ import annotations
 
 import json
+import os
 import math
 import subprocess
 from pathlib import Path
@@ -261,3 +262,50 @@ def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):
     sphinxext.copy_runtime(app, None)
     for name in ORT_FILES:
         assert (tmp_path / sphinxext.FOLDER / name).read_bytes() == (ort_dist() / name).read_bytes()
+
+
+# --------------------------------------------------------------------------- finding onnxruntime-web
+def test_the_pinned_runtime_version_is_package_json_s():
+    from ddpm_edu.widgets import ORT_VERSION
+
+    pinned = json.loads((Path(__file__).resolve().parents[1] / "package.json").read_text())["dependencies"]["onnxruntime-web"]
+    assert pinned == ORT_VERSION
+
+
+def test_an_installed_package_gets_the_runtime_from_npm_once(tmp_path, monkeypatch):
+    """Without a checkout's node_modules (Colab), npm installs the pinned runtime into the cache, once."""
+    import ddpm_edu.widgets as W
+
+    log = tmp_path / "npm.log"
+    npm = tmp_path / "bin" / "npm"
+    npm.parent.mkdir()
+    npm.write_text(  # a stand-in npm: records its arguments and lays out what `npm install --prefix P pkg` would
+        "#!/bin/sh\n"
+        f'echo "$@" >> {log}\n'
+        'while [ "$1" != "--prefix" ]; do shift; done\n'
+        'd="$2/node_modules/onnxruntime-web/dist"; mkdir -p "$d"\n'
+        + "".join(f'echo x > "$d/{f}"\n' for f in W.ORT_FILES))
+    npm.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{npm.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("DDPM_EDU_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DDPM_EDU_ORT", raising=False)
+    monkeypatch.setattr(W, "CHECKOUT_ORT", tmp_path / "no-checkout")
+    first = W.ort_dist()
+    assert first == tmp_path / "cache" / f"onnxruntime-web-{W.ORT_VERSION}" / "node_modules/onnxruntime-web/dist"
+    assert W.ort_dist() == first
+    calls = log.read_text().splitlines()
+    assert len(calls) == 1 and calls[0].startswith("install") and calls[0].endswith(f"onnxruntime-web@{W.ORT_VERSION}")
+
+
+def test_without_the_runtime_or_npm_the_error_says_what_to_do(tmp_path, monkeypatch):
+    import ddpm_edu.widgets as W
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
+    monkeypatch.setenv("DDPM_EDU_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DDPM_EDU_ORT", raising=False)
+    monkeypatch.setattr(W, "CHECKOUT_ORT", tmp_path / "no-checkout")
+    with pytest.raises(FileNotFoundError, match=r"npm is not on PATH.*npm ci.*\$DDPM_EDU_ORT"):
+        W.ort_dist()
+    monkeypatch.setenv("DDPM_EDU_ORT", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="DDPM_EDU_ORT must name"):
+        W.ort_dist()

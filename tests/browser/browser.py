@@ -60,6 +60,10 @@ def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     """Serve ``folder`` on 127.0.0.1 at a free port, in a daemon thread; returns (server, base URL ending in /)."""
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
+        # As GitHub Pages serves them: a browser compiles WASM streamed only under its own MIME type.
+        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm",
+                          ".mjs": "text/javascript"}
+
         def log_message(self, *args) -> None:
             pass
 

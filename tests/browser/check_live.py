@@ -21,19 +21,18 @@ DDPM_EDU_FAST=1 is set.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import math
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
+
+from browser import NOT_OURS, keep_local, serve  # tests/browser/browser.py, beside this file
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = os.environ.get("DDPM_EDU_FAST", "").strip().lower() in ("1", "true", "yes", "on")  # as ddpm_edu.fastmode.fast()
@@ -81,7 +80,6 @@ READ_GRID = """(root) => {
   return out; }"""
 
 
-NOT_OURS = ("Identifier 'THEBE_JS_URL' has already been declared",)  # Jupyter Book 1.x emits sphinx-thebe's config twice
 
 
 class Failed(Exception):
@@ -92,24 +90,6 @@ def check(cond: bool, what: str) -> None:
     print(("  ok   " if cond else "  FAIL ") + what)
     if not cond:
         raise Failed(what)
-
-
-def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm",
-                          ".mjs": "text/javascript"}
-
-        def log_message(self, *args) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
-
-
-MID_RUN = """([r, k]) => r.getAttribute('data-state') === 'error' ||
-  parseInt((r.querySelector('.dl-status').textContent.match(/step (\\d+)/) || [0, 0])[1], 10) >= k"""
 
 
 def press_and_wait(page: Page, root, shot: Path | None, mid_step: int, timeout_s: float = 120) -> dict:
@@ -158,7 +138,7 @@ def main() -> int:
             browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 900, "height": 1000})
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else (blocked.append(r.request.url), r.abort()))
+            keep_local(page, base, blocked)
             try:
                 page.goto(base + page_path.relative_to(folder).as_posix())
                 page.wait_for_selector(".ddpml")
