@@ -309,3 +309,28 @@ def test_without_the_runtime_or_npm_the_error_says_what_to_do(tmp_path, monkeypa
     monkeypatch.setenv("DDPM_EDU_ORT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="DDPM_EDU_ORT must name"):
         W.ort_dist()
+
+
+def test_the_widget_view_is_sent_the_runtime_by_the_kernel(monkeypatch):
+    """In Jupyter and Colab the digits widget asks the kernel for onnxruntime-web over the comm: its module as
+    text and its WASM as a binary buffer, byte for byte; when the runtime cannot be had, the reason instead."""
+    import ddpm_edu.widgets as W
+    from ddpm_edu.config import load_config
+
+    cfg = load_config("digits")
+    widget = W.live_digits(cfg, model=UNet(**unet_kwargs(cfg.model.preset, **cfg.model.unet_overrides())).eval())
+    sent = []
+    monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append((content, buffers)))
+    widget._send_runtime(widget, {"want": "something else"}, [])
+    assert sent == []
+    widget._send_runtime(widget, {"want": "ort"}, [])
+    (content, buffers), folder = sent[0], ort_dist()
+    assert content["ort_js"] == (folder / W.ORT_FILES[0]).read_text(encoding="utf-8")
+    assert bytes(buffers[0]) == (folder / W.ORT_FILES[1]).read_bytes()
+
+    def missing():
+        raise FileNotFoundError("no runtime here")
+
+    monkeypatch.setattr(W, "ort_dist", missing)
+    widget._send_runtime(widget, {"want": "ort"}, [])
+    assert sent[1] == ({"error": "no runtime here"}, None)
