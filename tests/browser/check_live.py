@@ -92,6 +92,10 @@ def check(cond: bool, what: str) -> None:
         raise Failed(what)
 
 
+MID_RUN = """([r, k]) => r.getAttribute('data-state') === 'error' ||
+  parseInt((r.querySelector('.dl-status').textContent.match(/step (\\d+)/) || [0, 0])[1], 10) >= k"""
+
+
 def press_and_wait(page: Page, root, shot: Path | None, mid_step: int, timeout_s: float = 120) -> dict:
     """Press *sample*, screenshot once the status passes step ``mid_step``, wait for the end; returns the root's data-*."""
     root.locator("button").click()
