@@ -115,7 +115,21 @@ def _png_pixels(uri: str) -> np.ndarray:
     return np.array(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
 
 
-class ScheduleExplorer(anywidget.AnyWidget):
+class _TwoViews(anywidget.AnyWidget):
+    """An anywidget that also carries a kernel-free ``text/html`` view (:meth:`to_html`): Jupyter and Colab
+    show the widget, a static page (the book) the HTML, which runs the same JS module inline."""
+
+    def to_html(self) -> str:
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs):
+        data, metadata = super()._repr_mimebundle_(**kwargs)
+        data["text/plain"] = repr(self)
+        data["text/html"] = self.to_html()
+        return data, metadata
+
+
+class ScheduleExplorer(_TwoViews):
     """A schedule explorer (chapters 3-5): an ipywidget in a kernel, a self-contained HTML page without one.
 
     The six settings are traitlets synced with the browser; :meth:`schedule` builds the chosen
@@ -174,12 +188,6 @@ class ScheduleExplorer(anywidget.AnyWidget):
             f"<script>(function () {{\n{explorer_js()}\n"
             f'DDPMExplorer.mount(document.getElementById("{root}"), DDPMExplorer.staticModel({state}));\n}})();</script>'
         )
-
-    def _repr_mimebundle_(self, **kwargs):
-        data, metadata = super()._repr_mimebundle_(**kwargs)
-        data["text/plain"] = repr(self)
-        data["text/html"] = self.to_html()
-        return data, metadata
 
     def __repr__(self) -> str:
         return "ScheduleExplorer(" + ", ".join(f"{k}={v!r}" for k, v in self.settings().items()) + ")"
@@ -247,7 +255,7 @@ def live_js() -> str:
     return files("ddpm_edu").joinpath("js/live.js").read_text(encoding="utf-8")
 
 
-class LiveSampler(anywidget.AnyWidget):
+class LiveSampler(_TwoViews):
     """A sampler that runs in the reader's browser (chapter 8; chapter 6 with the exact eps*).
 
     ``config`` holds everything the page needs: the schedule, the network (the toy MLP's weights or the
@@ -286,12 +294,6 @@ class LiveSampler(anywidget.AnyWidget):
             f"or run the cell.</div>\n<script>(function () {{\n{explorer_js()}\n{live_js()}\n"
             f'DDPMLive.{mount}(document.getElementById("{root}"), {cfg}, null);\n}})();</script>'
         )
-
-    def _repr_mimebundle_(self, **kwargs):
-        data, metadata = super()._repr_mimebundle_(**kwargs)
-        data["text/plain"] = repr(self)
-        data["text/html"] = self.to_html()
-        return data, metadata
 
     def __repr__(self) -> str:
         c = self.config
