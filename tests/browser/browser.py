@@ -101,3 +101,14 @@ if __name__ == "__main__":
         print("no Chromium found (tried $CHROMIUM, " + ", ".join(CANDIDATES) + ")", file=sys.stderr)
         sys.exit(1)
     print(path)
+
+
+class Failed(Exception):
+    """A check of a browser script that did not hold; the scripts print it and exit with 1."""
+
+
+def check(cond: bool, what: str) -> None:
+    """Print ``what`` as passed, or raise :class:`Failed` with it."""
+    print(("  ok   " if cond else "  FAIL ") + what)
+    if not cond:
+        raise Failed(what)

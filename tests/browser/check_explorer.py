@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from browser import NOT_OURS, keep_local, launch, serve  # tests/browser/browser.py, beside this file
+from browser import NOT_OURS, Failed, check, keep_local, launch, serve  # tests/browser/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,16 +79,6 @@ SET_SLIDER = """(box, [name, to]) => {
   for (let k = 1; k <= 5; k++) { inp.value = from + (to - from) * k / 5; inp.dispatchEvent(new Event("input", {bubbles: true})); }
   inp.dispatchEvent(new Event("change", {bubbles: true}));
 }"""
-
-
-class Failed(Exception):
-    pass
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise Failed(what)
-    print("  ok:", what)
 
 
 def wait_painted(page: Page) -> None:

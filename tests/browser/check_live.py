@@ -32,7 +32,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from browser import NOT_OURS, keep_local, serve  # tests/browser/browser.py, beside this file
+from browser import NOT_OURS, Failed, check, keep_local, serve  # tests/browser/browser.py, beside this file
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = os.environ.get("DDPM_EDU_FAST", "").strip().lower() in ("1", "true", "yes", "on")  # as ddpm_edu.fastmode.fast()
@@ -80,16 +80,6 @@ READ_GRID = """(root) => {
   return out; }"""
 
 
-
-
-class Failed(Exception):
-    pass
-
-
-def check(cond: bool, what: str) -> None:
-    print(("  ok   " if cond else "  FAIL ") + what)
-    if not cond:
-        raise Failed(what)
 
 
 MID_RUN = """([r, k]) => r.getAttribute('data-state') === 'error' ||
