@@ -7,26 +7,30 @@ counts 2) and scaled to the batch. Time is then
     hours = steps * FLOP per step / (sustained FLOP/s) / 3600,
 
 and the only assumption is the sustained rate: the accelerator's dense peak times a utilisation.
-The one utilisation measured for this model is the paper's: Ho et al. (2020) trained the
-35.7M-parameter CIFAR-10 U-Net at 21 steps/s of batch 128 on a TPU v3-8, which is
+Two utilisations have been measured for this model. Ho et al. (2020) trained the 35.7M-parameter
+CIFAR-10 U-Net at 21 steps/s of batch 128 on a TPU v3-8, which is
 ``PAPER_STEPS_PER_S * train_flops(cifar10, 128)`` = about 100 TFLOP/s, 24 % of that pod's
-420 TFLOP/s peak. :func:`estimate_hours` takes that as the optimistic end and half of it as the
-pessimistic end, since the small 32x32 convolutions of this U-Net keep a GPU busier or less busy
-than a TPU for reasons no formula here captures. Every number it returns is an *estimate*; a
-measured GPU row belongs in ``bench/RESULTS.md`` (``bench/train_throughput.py``).
+420 TFLOP/s peak. This project's Trainer ran the same step at 14.8 steps/s on one H200 (bf16,
+channels_last; ``bench/gpu_check.sh``, 2026-11-30), about 71 TFLOP/s, 7 % of its 989 TFLOP/s peak.
+:func:`estimate_hours` is given the paper's utilisation as the optimistic end and the lower of half
+of it and the lowest one measured on a GPU (:data:`MEASURED`) as the pessimistic end, since how
+busy the small 32x32 convolutions of this U-Net keep an accelerator depends on more than a formula
+captures. A row for a run that was measured (:data:`MEASURED`) gives the measurement instead.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 
-from .config import Config
+from .config import Config, load_config
 from .unet import UNet, unet_kwargs
 
-__all__ = ["Accelerator", "ACCELERATORS", "PAPER_STEPS_PER_S", "PAPER_TPU_PEAK", "train_flops",
-           "paper_utilisation", "estimate_hours", "CostRow", "cost_table", "cost_markdown"]
+__all__ = ["Accelerator", "ACCELERATORS", "PAPER_STEPS_PER_S", "PAPER_TPU_PEAK", "Measurement", "MEASURED",
+           "train_flops", "preset_flops", "paper_utilisation", "measured_utilisation", "utilisation_range", "estimate_hours",
+           "CostRow", "cost_table", "cost_markdown"]
 
 PAPER_STEPS_PER_S = 21.0  # Ho et al. 2020, appendix B: CIFAR-10 at batch 128 on a TPU v3-8
 PAPER_TPU_PEAK = 420e12  # TPU v3-8 (4 chips, 8 cores): 420 TFLOP/s bf16 peak (Google's figure)
@@ -43,6 +47,26 @@ ACCELERATORS = (
     Accelerator("T4 (free Colab)", "fp16", 65e12),
     Accelerator("A100", "bf16", 312e12),
     Accelerator("H100 / H200 (SXM)", "bf16", 989e12),
+)
+_PEAK = {a.name: a.peak for a in ACCELERATORS}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A training speed measured on a GPU, for one preset at its own batch size."""
+
+    preset: str  # the config's name; a measurement stands only for the unmodified preset
+    accelerator: str  # a name from ACCELERATORS
+    device: str  # the exact chip it ran on
+    steps_per_s: float  # optimiser steps per second, the whole Trainer step
+    source: str  # how, when and where it was measured
+
+
+MEASURED = (
+    # bench/gpu_check.sh step 3 (bench/RESULTS.md): the Trainer at batch 128, bf16, channels_last, eager,
+    # a 100-step window after 10 warm-up steps. Compiled, the same step ran at 14.07 steps/s.
+    Measurement("cifar10", "H100 / H200 (SXM)", "H200", 14.84,
+                "bench/gpu_check.sh, 2026-11-30: bf16, channels_last"),
 )
 
 
@@ -77,6 +101,26 @@ def paper_utilisation(flops_per_step: float) -> float:
     return PAPER_STEPS_PER_S * flops_per_step / PAPER_TPU_PEAK
 
 
+@functools.lru_cache(maxsize=None)
+def preset_flops(name: str) -> float:
+    """FLOP of one training step of the preset ``name`` as its file defines it (model and batch)."""
+    return train_flops(load_config(name))
+
+
+def measured_utilisation(m: Measurement) -> float:
+    """The share of its accelerator's peak that measurement ``m`` sustained."""
+    return m.steps_per_s * preset_flops(m.preset) / _PEAK[m.accelerator]
+
+
+def utilisation_range(paper_cfg: Config) -> tuple[float, float]:
+    """(optimistic, pessimistic) utilisation: the paper's, and the lower of half of it and the lowest measured on a GPU.
+
+    ``paper_cfg`` is the paper's model and batch (the ``cifar10`` preset).
+    """
+    u = paper_utilisation(train_flops(paper_cfg))
+    return u, min([u / 2, *(measured_utilisation(m) for m in MEASURED)])
+
+
 def estimate_hours(flops_per_step: float, steps: int, peak: float, utilisation: float) -> float:
     """Hours for ``steps`` steps at ``utilisation * peak`` FLOP/s sustained."""
     return steps * flops_per_step / (utilisation * peak) / 3600.0
@@ -88,29 +132,42 @@ class CostRow:
     accelerator: str  # where it runs
     steps: int  # optimiser steps of the preset
     tflop_per_step: float  # counted, at the preset's batch size
-    hours_low: float  # at the paper's utilisation
-    hours_high: float  # at half of it
+    hours_low: float  # at the optimistic utilisation (or the measured time)
+    hours_high: float  # at the pessimistic one (or the measured time)
     basis: str  # "measured" or "estimated: ..."
 
 
 def cost_table(configs: list[Config], paper_cfg: Config) -> list[CostRow]:
-    """One row per (config, accelerator), estimated from counted FLOP and the paper's utilisation.
+    """One row per (config, accelerator): measured where :data:`MEASURED` has the run, else estimated.
 
-    ``paper_cfg`` is the paper's model and batch (the ``cifar10`` preset): the utilisation of its
-    measured 21 steps/s anchors every estimate. The paper's own run is added as the one measured row.
+    ``paper_cfg`` is the paper's model and batch (the ``cifar10`` preset): its measured speeds set the
+    range of utilisation behind every estimate (:func:`utilisation_range`). The paper's own run comes
+    first, as a measured row. A measurement counts only for a config that is its preset unmodified
+    (same name, same FLOP per step and the same number of steps as the preset file).
     """
     paper_flops = train_flops(paper_cfg)
-    u = paper_utilisation(paper_flops)
+    u_hi, u_lo = utilisation_range(paper_cfg)
     rows = [CostRow(paper_cfg.name, "TPU v3-8 (the paper)", paper_cfg.train.steps, paper_flops / 1e12,
                     paper_cfg.train.steps / PAPER_STEPS_PER_S / 3600, paper_cfg.train.steps / PAPER_STEPS_PER_S / 3600,
                     "measured by Ho et al. (2020): 21 steps/s")]
     for cfg in configs:
         f = train_flops(cfg)
         for acc in ACCELERATORS:
+            m = next((m for m in MEASURED if m.preset == cfg.name and m.accelerator == acc.name), None)
+            if m is not None and (f != preset_flops(m.preset) or cfg.train.steps != load_config(m.preset).train.steps):
+                m = None  # a modified preset: the measurement does not stand for it
+            if m is not None:
+                h = cfg.train.steps / m.steps_per_s / 3600
+                rows.append(CostRow(cfg.name, f"{m.device} (this project)", cfg.train.steps, f / 1e12, h, h,
+                                    f"measured: {m.steps_per_s:.1f} steps/s, "
+                                    f"{100 * measured_utilisation(m):.0f} % of {acc.peak / 1e12:.0f} TFLOP/s "
+                                    f"({m.source})"))
+                continue
             rows.append(CostRow(cfg.name, acc.name, cfg.train.steps, f / 1e12,
-                                estimate_hours(f, cfg.train.steps, acc.peak, u),
-                                estimate_hours(f, cfg.train.steps, acc.peak, u / 2),
-                                f"estimated: {100 * u / 2:.0f}-{100 * u:.0f} % of {acc.peak / 1e12:.0f} TFLOP/s {acc.precision}"))
+                                estimate_hours(f, cfg.train.steps, acc.peak, u_hi),
+                                estimate_hours(f, cfg.train.steps, acc.peak, u_lo),
+                                f"estimated: {100 * u_lo:.0f}-{100 * u_hi:.0f} % of {acc.peak / 1e12:.0f} TFLOP/s "
+                                f"{acc.precision}"))
     return rows
 
 

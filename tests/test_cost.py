@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ddpm_edu.config import load_config
-from ddpm_edu.cost import (ACCELERATORS, PAPER_STEPS_PER_S, PAPER_TPU_PEAK, cost_table, estimate_hours,
-                           paper_utilisation, train_flops)
+from ddpm_edu.cost import (ACCELERATORS, MEASURED, PAPER_STEPS_PER_S, PAPER_TPU_PEAK, cost_table, estimate_hours,
+                           measured_utilisation, paper_utilisation, train_flops, utilisation_range)
 from ddpm_edu.unet import PRESETS, UNet
 
 
@@ -43,13 +43,40 @@ def test_estimates_follow_their_formula_and_the_paper_row_is_its_measurement():
     f_paper, f_small = train_flops(paper), train_flops(small)
     u = PAPER_STEPS_PER_S * f_paper / PAPER_TPU_PEAK
     assert paper_utilisation(f_paper) == pytest.approx(u)
+    u_hi, u_lo = utilisation_range(paper)
+    assert u_hi == pytest.approx(u) and u_lo <= u / 2
     first = rows[0]
     assert first.basis.startswith("measured") and first.hours_low == pytest.approx(paper.train.steps / 21 / 3600)
     assert [r.accelerator for r in rows[1:]] == [a.name for a in ACCELERATORS]
     for row, acc in zip(rows[1:], ACCELERATORS):
-        assert row.basis.startswith("estimated")
+        assert row.basis.startswith("estimated")  # a modified preset: no measurement stands for it
         hours = small.train.steps * f_small / (u * acc.peak) / 3600
-        assert row.hours_low == pytest.approx(hours) and row.hours_high == pytest.approx(2 * hours)
+        assert row.hours_low == pytest.approx(hours) and row.hours_high == pytest.approx(hours * u / u_lo)
     # A faster accelerator is never estimated slower.
     assert rows[1].hours_low > rows[2].hours_low > rows[3].hours_low
     assert estimate_hours(3.6e12, 1000, 1e12, 1.0) == pytest.approx(1.0)
+
+
+def test_a_measured_run_replaces_its_estimate_and_bounds_the_others():
+    """Each measurement gives its preset's row as steps / (steps/s), and the pessimistic utilisation of every
+    estimate is at most the lowest measured one."""
+    assert MEASURED, "no GPU measurement is recorded"
+    paper = load_config("cifar10")
+    f = train_flops(paper)
+    _, u_lo = utilisation_range(paper)
+    by_name = {a.name: a for a in ACCELERATORS}
+    for m in MEASURED:
+        cfg = load_config(m.preset)
+        assert measured_utilisation(m) == pytest.approx(m.steps_per_s * train_flops(cfg) / by_name[m.accelerator].peak)
+        assert u_lo <= measured_utilisation(m)
+        rows = cost_table([cfg], paper)
+        measured = [r for r in rows[1:] if r.basis.startswith("measured")]
+        assert len(measured) == 1 and m.device in measured[0].accelerator
+        assert measured[0].hours_low == measured[0].hours_high == pytest.approx(cfg.train.steps / m.steps_per_s / 3600)
+        # The same preset trained for fewer steps is no longer the measured run: estimated again.
+        shorter = load_config(m.preset, ["train.steps=1000"])
+        assert all(r.basis.startswith("estimated") for r in cost_table([shorter], paper)[1:])
+    # The estimate for the measured chip brackets its measurement.
+    m = MEASURED[0]
+    h = estimate_hours(f, paper.train.steps, by_name[m.accelerator].peak, u_lo)
+    assert h >= paper.train.steps / m.steps_per_s / 3600 * (1 - 1e-9)
