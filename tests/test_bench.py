@@ -98,3 +98,28 @@ def test_sampling_agreement_check_catches_a_different_computation(sampling_bench
     x_T, cpu = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.device("cpu")
     assert b.agreement({"ours": b.ours_loops(s, 5)["ddpm"]}, (b.bare_ddpm(s), None), x_T, cpu)["ours"] <= b.TOLERANCE
     assert b.agreement({"ours": unclipped}, (b.bare_ddpm(s), None), x_T, cpu)["ours"] > b.TOLERANCE
+
+
+# --------------------------------------------------------------------------- bench/digits_variants.py
+def test_digits_variants_trains_each_run_in_its_own_process_and_tabulates_them(tmp_path, capsys):
+    import json
+
+    dv = load_script(_PATH.parent / "digits_variants.py")
+    rc = dv.main(["--variants", "preset", "v", "--jobs", "2", "--out", str(tmp_path), "--num-samples", "8",
+                  "--set", "train.steps=2", "train.warmup=1"])
+    assert rc == 0
+    rows = [json.loads(line) for line in (tmp_path / "variants.jsonl").read_text().splitlines()]
+    assert sorted(r["variant"] for r in rows) == ["preset", "v"]
+    for r in rows:
+        assert r["steps"] == 2 and r["n"] == 8 and sum(r["histogram"]) == 8
+        assert r["confident"] * 8 == round(r["confident"] * 8) and r["classes"] == sum(c > 0 for c in r["histogram"])
+    assert next(r for r in rows if r["variant"] == "v")["overrides"] == ["diffusion.target=v"]
+    table = capsys.readouterr().out
+    assert table.count("| preset | 0 | 2 |") == 1 and table.count("| v | 0 | 2 |") == 1
+
+
+def test_digits_variants_names_an_unknown_variant():
+    dv = load_script(_PATH.parent / "digits_variants.py")
+    with pytest.raises(SystemExit) as e:
+        dv.main(["--variants", "preset", "nonsense"])
+    assert e.value.code == 2
