@@ -123,3 +123,15 @@ def test_digits_variants_names_an_unknown_variant():
     with pytest.raises(SystemExit) as e:
         dv.main(["--variants", "preset", "nonsense"])
     assert e.value.code == 2
+
+
+# --------------------------------------------------------------------------- bench/digits_classifier.py
+def test_digits_classifier_candidates_include_the_librarys_own_classifier():
+    """The comparison is only meaningful with metrics' own classifier as one of its rows."""
+    from ddpm_edu.metrics import digits_classifier
+
+    dc = load_script(_PATH.parent / "digits_classifier.py")
+    ours = digits_classifier().get_params()
+    assert any(type(make()) is type(digits_classifier()) and {k: v for k, v in make().get_params().items()
+                                                              if k != "max_iter"} ==
+               {k: v for k, v in ours.items() if k != "max_iter"} for make in dc.CANDIDATES.values())
