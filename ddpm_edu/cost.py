@@ -78,8 +78,6 @@ def train_flops(cfg_or_kwargs: Config | dict, batch: int | None = None) -> float
     the batch size.
     ``cfg_or_kwargs`` is a :class:`Config` (``model.kind = unet``) or keyword arguments of :class:`UNet`.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     if isinstance(cfg_or_kwargs, Config):
         kw = unet_kwargs(cfg_or_kwargs.model.preset, **cfg_or_kwargs.model.unet_overrides())
         batch = cfg_or_kwargs.data.batch_size if batch is None else batch
@@ -87,13 +85,23 @@ def train_flops(cfg_or_kwargs: Config | dict, batch: int | None = None) -> float
         kw = cfg_or_kwargs
     if batch is None:
         raise ValueError("batch is required when the model is given as keyword arguments")
+    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kw.items()))
+    return _image_flops(frozen) * batch
+
+
+@functools.lru_cache(maxsize=32)
+def _image_flops(frozen_kwargs: tuple) -> int:
+    """FLOP of forward + backward for one image of ``UNet(**dict(frozen_kwargs))`` (counted once per process)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    kw = dict(frozen_kwargs)
     with torch.device("meta"):  # shapes only: the counter needs no arithmetic, so nothing is computed
         model = UNet(**kw)
         x = torch.zeros(1, kw["in_ch"], kw["image_size"], kw["image_size"])  # (1, C, H, W)
         t = torch.ones(1, dtype=torch.long)
     with FlopCounterMode(display=False) as counter:
         model(x, t).sum().backward()
-    return counter.get_total_flops() * batch
+    return counter.get_total_flops()
 
 
 def paper_utilisation(flops_per_step: float) -> float:
@@ -101,7 +109,6 @@ def paper_utilisation(flops_per_step: float) -> float:
     return PAPER_STEPS_PER_S * flops_per_step / PAPER_TPU_PEAK
 
 
-@functools.lru_cache(maxsize=None)
 def preset_flops(name: str) -> float:
     """FLOP of one training step of the preset ``name`` as its file defines it (model and batch)."""
     return train_flops(load_config(name))
