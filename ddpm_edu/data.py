@@ -54,6 +54,7 @@ __all__ = [
     "CIFAR10_FILES",
     "write_cifar10_files",
     "write_standin_cifar10",
+    "reachable",
 ]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -122,7 +123,7 @@ def _download_cifar10(cls, root: Path) -> None:
     from urllib.parse import urlparse
 
     host = urlparse(CIFAR10_URL).hostname
-    if not _reachable(host, 443, PROBE_TIMEOUT_S):
+    if not reachable(host, 443, PROBE_TIMEOUT_S):
         raise DataError(_missing_message(root, f"{host} cannot be reached: no internet?"))
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
@@ -135,7 +136,7 @@ def _download_cifar10(cls, root: Path) -> None:
         socket.setdefaulttimeout(old)
 
 
-def _reachable(host: str | None, port: int, timeout: float) -> bool:
+def reachable(host: str | None, port: int, timeout: float) -> bool:
     """True if a TCP connection to host:port opens within ``timeout`` s (DNS included, in a thread)."""
     if not host:
         return False

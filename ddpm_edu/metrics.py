@@ -348,10 +348,10 @@ def _download_weights(path: Path) -> None:
     """Download the published weights to ``path`` with a bounded wait (a probe, then a socket timeout)."""
     from urllib.parse import urlparse
 
-    from .data import _reachable
+    from .data import reachable
 
     host = urlparse(FID_WEIGHTS_URL).hostname
-    if not _reachable(host, 443, FID_PROBE_TIMEOUT_S):
+    if not reachable(host, 443, FID_PROBE_TIMEOUT_S):
         raise FIDError(_weights_message(f"{host} cannot be reached: no internet?"))
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(FID_DOWNLOAD_TIMEOUT_S)

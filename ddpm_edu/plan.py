@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import html
 import os
+import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .config import Config, load_config
+from .config import Config, cache_root, load_config
 from .data import CIFAR10_FILES, CIFAR10_FOLDER, write_standin_cifar10
 from .fastmode import pick
 
@@ -77,12 +77,21 @@ class RunPlan:
                 f"<ul>{body}</ul></div>")
 
 
+SHORT_RUN_FOLDER = "short-cpu-run"  # under the model cache: the one short CPU run, emptied for each new plan
+
+
 def default_run_root(device: torch.device) -> str:
     """Where runs go: a Google Drive folder in Colab (mount Drive first), ``runs`` on another GPU
-    machine, a new temporary folder for a short CPU run (which is not worth keeping)."""
+    machine, and for a short CPU run (which is not worth keeping) ``<model cache>/short-cpu-run``,
+    emptied first, so that each build trains afresh and none leaves a folder behind."""
     if in_colab():
         return DRIVE_RUN_ROOT
-    return "runs" if device.type == "cuda" else tempfile.mkdtemp(prefix="ddpm-edu-cifar10-")
+    if device.type == "cuda":
+        return "runs"
+    root = cache_root() / SHORT_RUN_FOLDER
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    return str(root)
 
 
 def plan_run(run_root: str | None = None, data_root: str | os.PathLike | None = None,

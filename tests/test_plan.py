@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 import torch
 
 from ddpm_edu import plan as P
@@ -60,10 +62,14 @@ def test_a_trained_checkpoint_is_named_by_the_environment(monkeypatch, tmp_path)
     assert P.plan_run(run_root=str(tmp_path / "runs"), data_root=tmp_path, device="cpu").checkpoint is None
 
 
-def test_runs_go_to_drive_in_colab_and_to_a_temporary_folder_for_a_cpu_run(monkeypatch):
+def test_runs_go_to_drive_in_colab_and_to_one_emptied_folder_for_a_cpu_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDPM_EDU_CACHE", str(tmp_path))
     assert P.default_run_root(torch.device("cuda")) == "runs"
-    tmp = P.default_run_root(torch.device("cpu"))
-    assert "ddpm-edu-cifar10-" in tmp
-    __import__("os").rmdir(tmp)
+    first = Path(P.default_run_root(torch.device("cpu")))
+    assert first.parent == tmp_path and first.is_dir() and not any(first.iterdir())
+    (first / "cifar10-short").mkdir()  # a previous build's run
+    again = Path(P.default_run_root(torch.device("cpu")))
+    assert again == first and not any(again.iterdir()), "a new plan must start from an empty folder"
+    assert [p.name for p in tmp_path.iterdir()] == [P.SHORT_RUN_FOLDER]  # nothing else is left behind
     monkeypatch.setitem(__import__("sys").modules, "google.colab", SimpleNamespace())
     assert P.default_run_root(torch.device("cuda")) == P.DRIVE_RUN_ROOT
