@@ -109,9 +109,15 @@ def paper_utilisation(flops_per_step: float) -> float:
     return PAPER_STEPS_PER_S * flops_per_step / PAPER_TPU_PEAK
 
 
+@functools.lru_cache(maxsize=None)
+def _preset(name: str) -> Config:
+    """The preset ``name`` as its file defines it (read once per process; configs are frozen)."""
+    return load_config(name)
+
+
 def preset_flops(name: str) -> float:
     """FLOP of one training step of the preset ``name`` as its file defines it (model and batch)."""
-    return train_flops(load_config(name))
+    return train_flops(_preset(name))
 
 
 def measured_utilisation(m: Measurement) -> float:
@@ -161,7 +167,7 @@ def cost_table(configs: list[Config], paper_cfg: Config) -> list[CostRow]:
         f = train_flops(cfg)
         for acc in ACCELERATORS:
             m = next((m for m in MEASURED if m.preset == cfg.name and m.accelerator == acc.name), None)
-            if m is not None and (f != preset_flops(m.preset) or cfg.train.steps != load_config(m.preset).train.steps):
+            if m is not None and (f != preset_flops(m.preset) or cfg.train.steps != _preset(m.preset).train.steps):
                 m = None  # a modified preset: the measurement does not stand for it
             if m is not None:
                 h = cfg.train.steps / m.steps_per_s / 3600
