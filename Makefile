@@ -70,8 +70,8 @@ endif
 # The Colab path: a fresh venv with what Colab already has (torch and torchvision, linked from .venv by
 # tools/colab_preinstalled.py rather than installed again; ipykernel; pytest and nbval to run the
 # check), then the package installed as each chapter's install cell does it, from a local copy instead
-# of GitHub, and NOT editable, so the notebooks use the built wheel, its package data (js/*.js,
-# configs/*.yml) and the dependencies pyproject.toml declares, installed fresh. The copy keeps
+# of GitHub, and NOT editable, so the notebooks use the built wheel, its package data (web/js/*.js,
+# training/configs/*.yml) and the dependencies pyproject.toml declares, installed fresh. The copy keeps
 # setuptools' build/ out of the checkout; its folder name has no dash, so that pip does not mistake it
 # for a versioned archive and cache its wheel. nbval starts each kernel in book/, where the
 # checkout's ddpm_edu is not importable; the check before it makes sure.
@@ -85,8 +85,8 @@ colab: $(STAMP) $(ORT)
 	$(COLAB)/venv/bin/python -m pip install --quiet --disable-pip-version-check "ddpm-edu @ file://$(CURDIR)/$(COLAB)/src" 2>&1 | $(QUIET_PIP)
 	cd book && env -u PYTHONPATH ../$(COLAB)/venv/bin/python -c 'import ddpm_edu, pathlib, sys; \
 	  p = pathlib.Path(ddpm_edu.__file__).resolve().parent; print("colab: ddpm_edu is imported from", p); \
-	  ok = p.is_relative_to(pathlib.Path("../$(COLAB)/venv").resolve()) and (p / "js/explorer.js").is_file() and any(p.glob("configs/*.yml")); \
-	  sys.exit(0 if ok else "colab: expected the installed wheel, with js/explorer.js and configs/*.yml")'
+	  ok = p.is_relative_to(pathlib.Path("../$(COLAB)/venv").resolve()) and (p / "web/js/explorer.js").is_file() and any(p.glob("training/configs/*.yml")); \
+	  sys.exit(0 if ok else "colab: expected the installed wheel, with web/js/explorer.js and training/configs/*.yml")'
 ifneq ($(NOTEBOOKS),)
 	cd $(COLAB)/run && env -u PYTHONPATH DDPM_EDU_FAST=1 ../venv/bin/python -m pytest --nbval-lax --nbval-current-env \
 	  -p no:cacheprovider $(abspath $(NOTEBOOKS))

@@ -1,4 +1,4 @@
-"""How the digits classifier of `ddpm_edu.metrics` is chosen: the lowest cross-validated log-loss.
+"""How the digits classifier of `ddpm_edu.eval.metrics` is chosen: the lowest cross-validated log-loss.
 
 A sample counts as confident when the classifier gives one class a probability above 0.9, so the
 score means what it says only if those probabilities are calibrated. Log-loss is a proper scoring
@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.neural_network import MLPClassifier
 
-from ddpm_edu import metrics as M
+from ddpm_edu.eval import metrics as M
 
 CANDIDATES = {
     **{f"logistic regression, C = {c:g}": (lambda c=c: LogisticRegression(C=c, max_iter=5000)) for c in (0.1, 1, 10, 100)},
@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     floor = M.pixel_gaussian_digits(1000, torch.Generator().manual_seed(2)).flatten(1).double().numpy()
     sets = {}
     for path in a.samples:
-        from ddpm_edu.cache import load_ema_model
-        from ddpm_edu.generate import generate
+        from ddpm_edu.training.build import load_ema_model
+        from ddpm_edu.training.generate import generate
 
         model, cfg = load_ema_model(None, path)
         cfg = cfg.replace(sample=dataclasses.replace(cfg.sample, sampler="ddim", steps=50, eta=0.0, clip_x0=1.0))

@@ -54,11 +54,11 @@ def run_one(name: str, seed: int, device: str, out: Path, extra: list[str] = (),
     """Train one variant from one seed and score its samples; returns the result row."""
     import torch
 
-    from ddpm_edu.cache import load_ema_model
-    from ddpm_edu.config import load_config
-    from ddpm_edu.generate import generate
-    from ddpm_edu.metrics import digits_score
-    from ddpm_edu.train import train
+    from ddpm_edu.eval.metrics import digits_score
+    from ddpm_edu.training.build import load_ema_model
+    from ddpm_edu.training.config import load_config
+    from ddpm_edu.training.generate import generate
+    from ddpm_edu.training.train import train
 
     torch.set_num_threads(1)
     over = VARIANTS[name] + [f"seed={seed}", f"train.device={device}", "train.precision=fp32",

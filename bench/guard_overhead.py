@@ -2,7 +2,7 @@
 
 Times, for the 35.7M-parameter ``cifar10`` U-Net with fixed gradients, everything after the backward
 pass: unscale + the non-finite check (GradScaler at scale 1), clipping, the fused Adam step and the
-EMA update (ddpm_edu.guard.NonFiniteGuard), against the same step as the trainer did it before
+EMA update (ddpm_edu.training.guard.NonFiniteGuard), against the same step as the trainer did it before
 (no scaler; the skip flag handed to the fused kernel by hand). Interleaved, median of 12 pairs.
 
     python bench/guard_overhead.py
@@ -11,11 +11,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-import time, statistics, torch
+import statistics
+import time
+
+import torch
 from torch import nn
-from ddpm_edu.unet import PRESETS, UNet
-from ddpm_edu.guard import NonFiniteGuard
-from ddpm_edu.ema import EMA
+
+from ddpm_edu.nets.unet import PRESETS, UNet
+from ddpm_edu.training.ema import EMA
+from ddpm_edu.training.guard import NonFiniteGuard
+
 torch.manual_seed(0)
 def parts():
     m = UNet(**PRESETS["cifar10"]); opt = torch.optim.Adam(m.parameters(), lr=1e-4, fused=True); return m, opt, EMA(m, 0.9999)

@@ -271,8 +271,8 @@ def overhead_row(args: argparse.Namespace, device: torch.device, kind: str, time
 # --------------------------------------------------------------------------- part 2: the U-Net
 def variant_model(preset: str, variant: str, device: torch.device) -> tuple[Callable, torch.memory_format]:
     """The preset's U-Net run as ``variant`` says: (eps model, memory format of x)."""
-    from ddpm_edu.build import build_model
-    from ddpm_edu.config import load_config
+    from ddpm_edu.training.build import build_model
+    from ddpm_edu.training.config import load_config
 
     tokens = set(variant.split("+"))
     torch.manual_seed(0)  # benchmark script: the model's init draws from the global RNG; weights do not matter
@@ -293,9 +293,8 @@ def variant_model(preset: str, variant: str, device: torch.device) -> tuple[Call
 
 def throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
     """Part 2: images/s of DDPM (T model calls) and DDIM (``--ddim-steps``) for each variant, interleaved."""
-    from ddpm_edu.build import build_schedule
-    from ddpm_edu.config import load_config
-    from ddpm_edu.data import data_shape
+    from ddpm_edu.training.build import build_schedule, data_shape
+    from ddpm_edu.training.config import load_config
 
     cfg = load_config(args.preset, [f"diffusion.T={args.T_model}"] if args.T_model else [])
     s, clip = build_schedule(cfg, device), cfg.sample.clip_x0

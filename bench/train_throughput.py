@@ -39,10 +39,10 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from ddpm_edu.cost import train_flops  # noqa: E402
+from ddpm_edu.lab.cost import train_flops  # noqa: E402
 from ddpm_edu.losses import l_simple  # noqa: E402
+from ddpm_edu.nets.unet import PRESETS, UNet, count_params  # noqa: E402
 from ddpm_edu.schedules import Schedule  # noqa: E402
-from ddpm_edu.unet import PRESETS, UNet, count_params  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADER = (
@@ -154,11 +154,11 @@ def maybe_compile(model: nn.Module, on: bool) -> Callable:
 
 
 def time_trainer(args: argparse.Namespace, device: torch.device, precision: str) -> list[float]:
-    """Seconds per step of ``ddpm_edu.train.Trainer`` over one window of ``args.steps`` steps (one entry)."""
-    from ddpm_edu.config import load_config
-    from ddpm_edu.data import BatchIterator
-    from ddpm_edu.build import cudnn_autotune
-    from ddpm_edu.train import Trainer
+    """Seconds per step of ``ddpm_edu.training.train.Trainer`` over one window of ``args.steps`` steps (one entry)."""
+    from ddpm_edu.data.stream import BatchIterator
+    from ddpm_edu.training.build import cudnn_autotune
+    from ddpm_edu.training.config import load_config
+    from ddpm_edu.training.train import Trainer
 
     kw = PRESETS[args.preset]
     cfg = load_config("cifar10" if kw["in_ch"] == 3 else "digits", [

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .schedules import Schedule, as_t, extract
+from ddpm_edu.schedules import Schedule, as_t, extract
 
 __all__ = ["GaussianEps", "MixtureEps", "grid_moments"]
 

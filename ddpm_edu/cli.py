@@ -59,7 +59,9 @@ CIFAR-10 FID is 3.17, from 50,000 samples; with fewer samples FID comes out high
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .configs import preset_names  # no torch import: --help stays fast
+    from ddpm_edu.training.configs import (
+        preset_names,  # no torch import: --help stays fast
+    )
 
     presets = ", ".join(preset_names())
     p = argparse.ArgumentParser(
@@ -104,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("fid", help="FID of samples against the CIFAR-10 training set (the fid extra)",
                        epilog=EPILOG_FID, formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Frechet Inception distance of 32x32 samples to the CIFAR-10 training set, "
-                                   "computed by torch-fidelity (ddpm_edu.metrics.fid).")
+                                   "computed by torch-fidelity (ddpm_edu.eval.metrics.fid).")
     q.add_argument("--samples", required=True, metavar="PATH",
                    help="a folder of per-image PNGs (searched recursively) or an .npz of uint8 images")
     q.add_argument("--data-root", metavar="DIR",
@@ -118,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per Inception batch")
 
     f = sub.add_parser("figs", help="regenerate the book's and README's figures",
-                       description="Regenerate every figure made by ddpm_edu.figs.make_all.")
+                       description="Regenerate every figure made by ddpm_edu.lab.figs.make_all.")
     f.add_argument("--out", "-o", default="figs", metavar="DIR", help="output folder (default: figs)")
     return p
 
@@ -126,11 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ddpm-edu`` and ``python -m ddpm_edu``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-    from .distributed import DistributedError
-    from .metrics import FIDError
+    from ddpm_edu.data import DataError
+    from ddpm_edu.eval.metrics import FIDError
+    from ddpm_edu.training.checkpoint import CheckpointError
+    from ddpm_edu.training.config import ConfigError
+    from ddpm_edu.training.distributed import DistributedError
 
     try:
         return {"train": _train, "sample": _sample, "fid": _fid, "figs": _figs}[args.command](args)
@@ -140,10 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .distributed import initialized
-    from .guard import NonFiniteError
-    from .train import train
+    from ddpm_edu.training.config import load_config
+    from ddpm_edu.training.distributed import initialized
+    from ddpm_edu.training.guard import NonFiniteError
+    from ddpm_edu.training.train import train
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -166,11 +168,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from .checkpoint import CheckpointError
-    from .build import resolve_device
-    from .cache import load_ema_model
-    from .config import ConfigError, apply_overrides, load_config
-    from .generate import generate, write_samples
+    from ddpm_edu.training.build import load_ema_model, resolve_device
+    from ddpm_edu.training.checkpoint import CheckpointError
+    from ddpm_edu.training.config import ConfigError, apply_overrides, load_config
+    from ddpm_edu.training.generate import generate, write_samples
 
     ck = Path(args.checkpoint).expanduser()
     if not ck.is_file():
@@ -200,10 +201,15 @@ def _sample_files(args: argparse.Namespace, model, cfg, ck: Path, out: Path) -> 
     """``--format png/npz``: the samples as files, shared among torchrun's processes (see generate.py)."""
     import torch
 
-    from .build import resolve_device
-    from .config import ConfigError
-    from .distributed import initialized
-    from .generate import check_settings, pack_npz, sampling_settings, write_sample_files
+    from ddpm_edu.training.build import resolve_device
+    from ddpm_edu.training.config import ConfigError
+    from ddpm_edu.training.distributed import initialized
+    from ddpm_edu.training.generate import (
+        check_settings,
+        pack_npz,
+        sampling_settings,
+        write_sample_files,
+    )
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -227,8 +233,8 @@ def _default_out(ck: Path) -> Path:
 
 
 def _fid(args: argparse.Namespace) -> int:
-    from .config import DataConfig
-    from .metrics import PAPER_FID_CIFAR10, PAPER_FID_SAMPLES, fid
+    from ddpm_edu.eval.metrics import PAPER_FID_CIFAR10, PAPER_FID_SAMPLES, fid
+    from ddpm_edu.training.config import DataConfig
 
     value = fid(args.samples, reference_root=args.data_root or DataConfig().root, weights=args.weights,
                 verify_md5=not args.no_verify_md5, download=not args.no_download, device=args.device,
@@ -239,7 +245,7 @@ def _fid(args: argparse.Namespace) -> int:
 
 
 def _figs(args: argparse.Namespace) -> int:
-    from .figs import make_all
+    from ddpm_edu.lab.figs import make_all
 
     paths = make_all(args.out)
     for p in paths:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
-from .schedules import Schedule, as_t, extract
+from ddpm_edu.schedules import Schedule, as_t, extract
 
 __all__ = ["naive_step", "vp_step", "q_step", "q_sample", "trajectory"]
 
@@ -54,11 +54,14 @@ def q_sample(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
     t = as_t(t, s.T, first=0)  # on a GPU checked on the device, so it never waits
     if isinstance(t, Tensor) and t.dim() == 1 and t.shape[0] != x0.shape[0]:
         raise ValueError(f"t has {t.shape[0]} entries but x0 has batch size {x0.shape[0]}")
-    return _q_sample(x0, t, eps, s)
+    return closed_form(x0, t, eps, s)
 
 
-def _q_sample(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
-    """:func:`q_sample` for a t already checked."""
+def closed_form(x0: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tensor:
+    """The formula of :func:`q_sample` for a t that the caller has already checked or drew in range.
+
+    The training step (:func:`ddpm_edu.losses.l_simple`) uses it, so that no check waits for the device.
+    """
     return extract(s.alpha_bar.sqrt(), t, x0) * x0 + extract((1.0 - s.alpha_bar).sqrt(), t, x0) * eps
 
 

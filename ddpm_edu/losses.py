@@ -13,8 +13,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .forward import _q_sample
-from .schedules import Schedule, as_t, extract
+from ddpm_edu.forward import closed_form
+from ddpm_edu.schedules import Schedule, as_t, extract
 
 __all__ = ["sample_t", "v_target", "eps_from_v", "x0_from_v", "l_simple", "TARGETS"]
 
@@ -76,7 +76,7 @@ def l_simple(
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)  # line 4
     if eps.shape != x0.shape:
         raise ValueError(f"eps must have x0's shape {tuple(x0.shape)}, got {tuple(eps.shape)}")
-    xt = _q_sample(x0, t, eps, s)
+    xt = closed_form(x0, t, eps, s)  # eq. (4), chapter 5
     goal = eps if target == "eps" else _v_target(x0, t, eps, s)
     out = model(xt, t)  # line 5: the gradient step is the caller's
     return torch.mean((goal - out.to(goal.dtype)) ** 2)

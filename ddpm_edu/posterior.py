@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .schedules import Schedule, as_t, extract
+from ddpm_edu.schedules import Schedule, as_t, extract
 
 __all__ = ["q_posterior", "x0_from_eps", "eps_from_x0", "mean_from_eps"]
 

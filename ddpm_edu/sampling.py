@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .schedules import Schedule, as_t, extract
+from ddpm_edu.schedules import Schedule, as_t, extract
 
 __all__ = ["ddpm_step", "sample", "ddim_timesteps", "ddim_step", "ddim_sample", "TrajectoryRecorder", "VARIANCES"]
 
@@ -317,7 +317,7 @@ class TrajectoryRecorder:
 
     Pass ``T``, the number of model calls (s.T for DDPM, the step count for DDIM). After sampling,
     ``.frames`` is a list of (t, x_t) and ``.x0_frames`` a list of (t, x0_hat), both on the CPU,
-    in sampling order (t = T first, t = 0 last); :func:`ddpm_edu.images.trajectory_frames` turns
+    in sampling order (t = T first, t = 0 last); :func:`ddpm_edu.data.images.trajectory_frames` turns
     either into GIF frames.
     """
 

@@ -20,8 +20,6 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from .guard import assert_on_device
-
 __all__ = [
     "Schedule", "extract", "check_t", "as_t", "schedule_problems", "KINDS",
     "ScheduleSummary", "summarize", "summary_table", "beta_T_for_sum", "NOISED", "FINISHED",
@@ -37,7 +35,7 @@ def schedule_problems(T: int | None = None, beta_1: float | None = None, beta_T:
     """What is wrong with schedule arguments, by argument name ({} when nothing is); only given ones are checked.
 
     :meth:`Schedule.cosine` and :meth:`Schedule.from_betas` take no beta_1, beta_T.
-    ``ddpm_edu.config`` reports these problems under ``diffusion.*``.
+    ``ddpm_edu.training.config`` reports these problems under ``diffusion.*``.
     """
     p = {}
     if T is not None and (isinstance(T, bool) or not isinstance(T, int) or T < 1):
@@ -170,7 +168,7 @@ def check_t(t: Tensor, T: int, first: int = 0) -> None:
 
     The default, 0..T, accepts every index of the schedule's tensors (t = 0 is the clean data, as in
     :func:`ddpm_edu.forward.q_sample`); a reverse step or the posterior needs ``first = 1``. Off the
-    CPU the check runs on the device (:func:`ddpm_edu.guard.assert_on_device`), so validating never waits for it.
+    CPU the check runs on the device (:func:`ddpm_edu.schedules.assert_on_device`), so validating never waits for it.
     """
     if t.dtype.is_floating_point or t.dtype == torch.bool:
         raise ValueError(f"t must be an integer tensor of time steps in {first}..{T}, got dtype {t.dtype}")
@@ -214,7 +212,7 @@ def extract(a: Tensor, t: Tensor | int, x: Tensor) -> Tensor:
 class ScheduleSummary:
     """What a schedule does to the data over all T steps: chapters 4-5 and the explorer's readouts.
 
-    See :func:`summarize`; ``ddpm_edu/js/explorer.js`` computes the same fields in the browser.
+    See :func:`summarize`; ``ddpm_edu/web/js/explorer.js`` computes the same fields in the browser.
     """
 
     sum_beta: float  # sum_{t=1}^T beta_t; equals -log alpha_bar_T to first order when every beta_t is small
@@ -288,3 +286,11 @@ def beta_T_for_sum(kind: str, T: int, beta_1: float, sum_beta: float, *, tol: fl
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if total(mid) < sum_beta else (lo, mid)
     return 0.5 * (lo + hi)
+
+
+def assert_on_device(condition: Tensor, message: str) -> None:
+    """Fail (a device-side assert, reported at the next synchronisation) unless the 0-d bool ``condition`` is true.
+
+    Unlike ``if not condition: raise``, this queues the check on the tensor's device and does not wait for it.
+    """
+    torch._assert_async(condition, message)

@@ -38,7 +38,7 @@ def fake_cifar_images(n: int, seed: int) -> np.ndarray:
 
 def write_fake_cifar10(root: Path, per_batch: int = PER_BATCH) -> dict[str, np.ndarray]:
     """Write <root>/cifar-10-batches-py in CIFAR-10's python format; returns the image arrays per file."""
-    from ddpm_edu.data import write_cifar10_files
+    from ddpm_edu.data.cifar10 import write_cifar10_files
 
     names = [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]
     arrays = {name: fake_cifar_images(per_batch, seed=i) for i, name in enumerate(names)}
@@ -112,7 +112,7 @@ def no_host_reads(monkeypatch) -> list[str]:
 
 def tiny_config(*extra: str, steps: int = 6):
     """A digits config with a tiny U-Net: a few milliseconds per step; ``extra`` are more overrides."""
-    from ddpm_edu.config import load_config
+    from ddpm_edu.training.config import load_config
 
     return load_config("digits", tiny_unet_overrides() + [
         f"train.steps={steps}", "data.batch_size=16", "train.log_every=1", "train.ckpt_every=0",

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from ddpm_edu.unet import PRESETS, UNet
 from conftest import load_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -128,7 +126,7 @@ def test_digits_variants_names_an_unknown_variant():
 # --------------------------------------------------------------------------- bench/digits_classifier.py
 def test_digits_classifier_candidates_include_the_librarys_own_classifier():
     """The comparison is only meaningful with metrics' own classifier as one of its rows."""
-    from ddpm_edu.metrics import digits_classifier
+    from ddpm_edu.eval.metrics import digits_classifier
 
     dc = load_script(_PATH.parent / "digits_classifier.py")
     ours = digits_classifier().get_params()

@@ -6,11 +6,17 @@ import dataclasses
 
 import pytest
 import torch
-
-from ddpm_edu.build import build_schedule, cudnn_autotune, make_optimizer, resolve_device, resolve_precision
-from ddpm_edu.config import ConfigError
-from ddpm_edu.schedules import Schedule
 from conftest import tiny_config
+
+from ddpm_edu.schedules import Schedule
+from ddpm_edu.training.build import (
+    build_schedule,
+    cudnn_autotune,
+    make_optimizer,
+    resolve_device,
+    resolve_precision,
+)
+from ddpm_edu.training.config import ConfigError
 
 CPU = torch.device("cpu")
 

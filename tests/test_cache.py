@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-
-from ddpm_edu import cache as C
-from ddpm_edu import checkpoint as ck
-from ddpm_edu.config import load_config
 from conftest import tiny_config, tiny_unet_overrides
+
+from ddpm_edu.lab import modelcache as C
+from ddpm_edu.training import checkpoint as ck
+from ddpm_edu.training.config import load_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

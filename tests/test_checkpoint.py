@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu import checkpoint as ck
+from ddpm_edu.training import checkpoint as ck
 
 
 def _state(step: int = 3, **extra) -> dict:

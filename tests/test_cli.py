@@ -8,11 +8,11 @@ import sys
 import types
 
 import pytest
+from conftest import cli_command, subprocess_env, tiny_unet_overrides
 from PIL import Image
 
-from conftest import cli_command, subprocess_env, tiny_unet_overrides
-from ddpm_edu import checkpoint as ck
 from ddpm_edu.cli import main
+from ddpm_edu.training import checkpoint as ck
 
 
 def run(args, tmp_path, timeout=600):
@@ -125,9 +125,9 @@ def test_python_dash_m_is_the_same_command(tmp_path):
 
 def test_figs_calls_make_all(tmp_path, monkeypatch, capsys):
     made = []
-    fake = types.ModuleType("ddpm_edu.figs")
+    fake = types.ModuleType("ddpm_edu.lab.figs")
     fake.make_all = lambda out: made.append(out) or [tmp_path / "a.png"]
-    monkeypatch.setitem(sys.modules, "ddpm_edu.figs", fake)
+    monkeypatch.setitem(sys.modules, "ddpm_edu.lab.figs", fake)
     assert main(["figs", "--out", str(tmp_path)]) == 0
     assert made == [str(tmp_path)] and "a.png" in capsys.readouterr().out
 
@@ -138,7 +138,7 @@ def test_in_process_errors_return_2(tmp_path, capsys):
 
 
 def test_fid_passes_its_options_to_metrics_fid(tmp_path, monkeypatch, capsys):
-    from ddpm_edu import metrics
+    from ddpm_edu.eval import metrics
 
     calls = []
     monkeypatch.setattr(metrics, "fid", lambda samples, **kw: calls.append((samples, kw)) or 12.345)
@@ -154,7 +154,7 @@ def test_fid_passes_its_options_to_metrics_fid(tmp_path, monkeypatch, capsys):
 
 
 def test_fid_usage_errors_exit_2_in_one_paragraph(tmp_path, monkeypatch, capsys):
-    from ddpm_edu import metrics
+    from ddpm_edu.eval import metrics
 
     monkeypatch.delenv(metrics.FID_WEIGHTS_ENV, raising=False)
     cases = [(["--samples", str(tmp_path / "none")], ["none is neither a folder"]),

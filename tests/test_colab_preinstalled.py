@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import venv
-
 from pathlib import Path
 
 from conftest import load_script

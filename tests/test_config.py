@@ -7,7 +7,14 @@ import dataclasses
 import pytest
 import yaml
 
-from ddpm_edu.config import (
+from ddpm_edu.data.toy import TOY_DATASETS
+from ddpm_edu.lab.modelcache import config_hash
+from ddpm_edu.losses import TARGETS
+from ddpm_edu.nets.unet import PRESETS as UNET_PRESETS
+from ddpm_edu.nets.unet import UNet, count_params
+from ddpm_edu.sampling import VARIANCES
+from ddpm_edu.schedules import KINDS, Schedule
+from ddpm_edu.training.config import (
     Config,
     ConfigError,
     DiffusionConfig,
@@ -15,18 +22,11 @@ from ddpm_edu.config import (
     SampleConfig,
     TrainConfig,
     config_from_dict,
-    config_hash,
     config_to_dict,
     dump_config,
     load_config,
     preset_names,
 )
-from ddpm_edu.losses import TARGETS
-from ddpm_edu.sampling import VARIANCES
-from ddpm_edu.schedules import KINDS, Schedule
-from ddpm_edu.toy import TOY_DATASETS
-from ddpm_edu.unet import PRESETS as UNET_PRESETS
-from ddpm_edu.unet import UNet, count_params
 
 PRESETS = ["cifar10", "cifar10-small", "digits", "toy2d"]
 
@@ -37,7 +37,7 @@ def test_all_presets_are_shipped():
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_loads_validates_and_builds(name):
-    from ddpm_edu.build import build_model
+    from ddpm_edu.training.build import build_model
 
     cfg = load_config(name)
     assert cfg.name == name
@@ -53,7 +53,7 @@ def test_cifar10_preset_is_the_paper():
     assert (c.diffusion.schedule, c.diffusion.T, c.diffusion.beta_1, c.diffusion.beta_T) == ("linear", 1000, 1e-4, 0.02)
     assert (c.train.lr, c.train.optimizer, c.train.warmup, c.train.grad_clip, c.train.ema_decay) == (2e-4, "adam", 5000, 1.0, 0.9999)
     assert (c.data.batch_size, c.train.steps, c.model.dropout, c.data.hflip) == (128, 800_000, 0.1, True)
-    from ddpm_edu.build import build_model
+    from ddpm_edu.training.build import build_model
 
     assert count_params(build_model(c)) == 35_746_307  # Ho et al. 2020, CIFAR10 model
 

@@ -1,14 +1,24 @@
-"""ddpm_edu.cost: FLOP counts checked against backpropagation's arithmetic, and the estimates against their formula."""
+"""ddpm_edu.lab.cost: FLOP counts checked against backpropagation's arithmetic, and the estimates against their formula."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ddpm_edu.config import load_config
-from ddpm_edu.cost import (ACCELERATORS, MEASURED, PAPER_STEPS_PER_S, PAPER_TPU_PEAK, cost_table, estimate_hours,
-                           measured_utilisation, paper_utilisation, train_flops, utilisation_range)
-from ddpm_edu.unet import PRESETS, UNet
+from ddpm_edu.lab.cost import (
+    ACCELERATORS,
+    MEASURED,
+    PAPER_STEPS_PER_S,
+    PAPER_TPU_PEAK,
+    cost_table,
+    estimate_hours,
+    measured_utilisation,
+    paper_utilisation,
+    train_flops,
+    utilisation_range,
+)
+from ddpm_edu.nets.unet import PRESETS, UNet
+from ddpm_edu.training.config import load_config
 
 
 @pytest.mark.parametrize("preset", ["digits", "cifar10-small"])

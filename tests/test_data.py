@@ -10,8 +10,10 @@ import urllib.error
 import pytest
 import torch
 
-from ddpm_edu import data as D
-from ddpm_edu.config import load_config
+from ddpm_edu.data import DataError
+from ddpm_edu.data import cifar10, digits, download, photo, standin, stream, toy
+from ddpm_edu.training import build
+from ddpm_edu.training.config import load_config
 
 
 def test_cifar10_goes_through_torchvision(fake_cifar, monkeypatch):
@@ -21,7 +23,7 @@ def test_cifar10_goes_through_torchvision(fake_cifar, monkeypatch):
     calls = []
     real_load = tv_cifar.pickle.load
     monkeypatch.setattr(tv_cifar.pickle, "load", lambda f, **kw: calls.append(f.name) or real_load(f, **kw))
-    x = D.load_cifar10(root, download=False, verify_md5=False)
+    x = cifar10.load_cifar10(root, download=False, verify_md5=False)
     assert x.dtype == torch.uint8 and x.shape == (80, 3, 32, 32)
     expected = torch.cat([torch.from_numpy(arrays[f"data_batch_{i}"]) for i in range(1, 6)])
     assert torch.equal(x, expected)  # channel order and image order survive torchvision's HWC round trip
@@ -30,20 +32,20 @@ def test_cifar10_goes_through_torchvision(fake_cifar, monkeypatch):
 
 def test_cifar10_checks_md5_by_default(fake_cifar):
     root, _ = fake_cifar
-    with pytest.raises(D.DataError, match="integrity check.*verify_md5=false"):
-        D.load_cifar10(root, download=False)
+    with pytest.raises(DataError, match="integrity check.*verify_md5=false"):
+        cifar10.load_cifar10(root, download=False)
 
 
 def test_standin_images_are_crops_of_the_two_photographs_in_cifar10_format(tmp_path):
     import numpy as np
 
-    folder = D.write_standin_cifar10(tmp_path, per_batch=2, seed=1)  # image k: photograph k % 2
-    assert sorted(p.name for p in folder.iterdir()) == sorted(D.CIFAR10_FILES)
-    x = D.load_cifar10(tmp_path, download=False, verify_md5=False)  # torchvision reads them
+    folder = standin.write_standin_cifar10(tmp_path, per_batch=2, seed=1)  # image k: photograph k % 2
+    assert sorted(p.name for p in folder.iterdir()) == sorted(cifar10.CIFAR10_FILES)
+    x = cifar10.load_cifar10(tmp_path, download=False, verify_md5=False)  # torchvision reads them
     assert x.dtype == torch.uint8 and x.shape == (10, 3, 32, 32)
     photos = []
     for name in ("china.jpg", "flower.jpg"):
-        img = torch.from_numpy(np.array(D._sample_image(name))).permute(2, 0, 1).float()[None]
+        img = torch.from_numpy(np.array(photo._sample_image(name))).permute(2, 0, 1).float()[None]
         small = torch.nn.functional.interpolate(img, scale_factor=1 / 3, mode="area")[0].round().clamp(0, 255)
         photos.append(small.to(torch.uint8))
     for k in range(4):  # image k is a 32x32 window of photograph k % 2, found by exhaustive search
@@ -56,25 +58,25 @@ def test_standin_images_are_crops_of_the_two_photographs_in_cifar10_format(tmp_p
 def test_the_cifar10_writer_refuses_what_the_format_cannot_hold(tmp_path):
     import numpy as np
 
-    ok = {name: np.zeros((2, 3, 32, 32), np.uint8) for name in D.CIFAR10_FILES[:-1]}
+    ok = {name: np.zeros((2, 3, 32, 32), np.uint8) for name in cifar10.CIFAR10_FILES[:-1]}
     with pytest.raises(ValueError, match="keys"):
-        D.write_cifar10_files(tmp_path, {k: v for k, v in ok.items() if k != "test_batch"})
+        cifar10.write_cifar10_files(tmp_path, {k: v for k, v in ok.items() if k != "test_batch"})
     with pytest.raises(ValueError, match="data_batch_1: images must be uint8 of shape"):
-        D.write_cifar10_files(tmp_path, {**ok, "data_batch_1": np.zeros((2, 3, 32, 32), np.float32)})
+        cifar10.write_cifar10_files(tmp_path, {**ok, "data_batch_1": np.zeros((2, 3, 32, 32), np.float32)})
 
 
 def _assert_actionable(msg: str, root) -> None:
     folder = f"{root.resolve()}/cifar-10-batches-py"
     for needle in (folder, "data_batch_1", "data_batch_5", "test_batch", "batches.meta", "data.root",
-                   "--config digits", "--config toy2d", D.CIFAR10_URL):
+                   "--config digits", "--config toy2d", cifar10.CIFAR10_URL):
         assert needle in msg, needle
 
 
 def test_offline_without_network_is_quick_and_actionable(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "reachable", lambda host, port, timeout: False)  # no route to the server
+    monkeypatch.setattr(cifar10, "reachable", lambda host, port, timeout: False)  # no route to the server
     t0 = time.perf_counter()
-    with pytest.raises(D.DataError) as e:
-        D.load_cifar10(tmp_path / "data")
+    with pytest.raises(DataError) as e:
+        cifar10.load_cifar10(tmp_path / "data")
     assert time.perf_counter() - t0 < 10
     _assert_actionable(str(e.value), tmp_path / "data")
     assert "cannot be reached" in str(e.value)
@@ -84,15 +86,15 @@ def test_failed_download_is_quick_and_actionable(tmp_path, monkeypatch):
     import torchvision.datasets.cifar as tv_cifar
 
     def fail(*args, **kwargs):
-        assert socket.getdefaulttimeout() == D.DOWNLOAD_TIMEOUT_S  # the download runs under a socket timeout
+        assert socket.getdefaulttimeout() == cifar10.DOWNLOAD_TIMEOUT_S  # the download runs under a socket timeout
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(D, "reachable", lambda host, port, timeout: True)
+    monkeypatch.setattr(cifar10, "reachable", lambda host, port, timeout: True)
     monkeypatch.setattr(tv_cifar, "download_and_extract_archive", fail)
     before = socket.getdefaulttimeout()
     t0 = time.perf_counter()
-    with pytest.raises(D.DataError) as e:
-        D.load_cifar10(tmp_path / "data")
+    with pytest.raises(DataError) as e:
+        cifar10.load_cifar10(tmp_path / "data")
     assert time.perf_counter() - t0 < 10
     assert socket.getdefaulttimeout() == before
     _assert_actionable(str(e.value), tmp_path / "data")
@@ -100,8 +102,8 @@ def test_failed_download_is_quick_and_actionable(tmp_path, monkeypatch):
 
 
 def test_download_false_is_actionable(tmp_path):
-    with pytest.raises(D.DataError) as e:
-        D.load_cifar10(tmp_path, download=False)
+    with pytest.raises(DataError) as e:
+        cifar10.load_cifar10(tmp_path, download=False)
     _assert_actionable(str(e.value), tmp_path)
 
 
@@ -109,20 +111,20 @@ def test_reachable_gives_up_on_a_closed_port():
     with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    assert D.reachable("127.0.0.1", port, timeout=1.0) is False
+    assert download.reachable("127.0.0.1", port, timeout=1.0) is False
 
 
 def test_digits():
-    x = D.load_digits()
+    x = digits.load_digits()
     assert x.shape == (1797, 1, 8, 8) and x.dtype == torch.float32
     assert x.min() == -1.0 and x.max() == 1.0  # raw values 0..16 -> v / 8 - 1
 
 
 def test_stream_is_reproducible_and_scaled():
     data = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
-    a = [next(it) for it in [D.BatchIterator(data, 4, seed=7)] for _ in range(6)]
-    b = [next(it) for it in [D.BatchIterator(data, 4, seed=7)] for _ in range(6)]
-    c = [next(it) for it in [D.BatchIterator(data, 4, seed=8)] for _ in range(6)]
+    a = [next(it) for it in [stream.BatchIterator(data, 4, seed=7)] for _ in range(6)]
+    b = [next(it) for it in [stream.BatchIterator(data, 4, seed=7)] for _ in range(6)]
+    c = [next(it) for it in [stream.BatchIterator(data, 4, seed=8)] for _ in range(6)]
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
     allowed = data.float() / 127.5 - 1
@@ -133,7 +135,7 @@ def test_stream_is_reproducible_and_scaled():
 
 def test_each_epoch_is_a_permutation_without_repeats():
     data = torch.arange(12, dtype=torch.float32).view(12, 1)
-    it = D.BatchIterator(data, 5, seed=0)  # 2 batches per epoch, 2 examples dropped
+    it = stream.BatchIterator(data, 5, seed=0)  # 2 batches per epoch, 2 examples dropped
     epoch0 = torch.cat([next(it), next(it)]).flatten().tolist()
     assert len(set(epoch0)) == 10 and it.epoch == 0
     next(it)
@@ -142,19 +144,19 @@ def test_each_epoch_is_a_permutation_without_repeats():
 
 def test_state_restores_the_exact_order_across_epochs():
     data = torch.randint(0, 256, (9, 3, 4, 4), dtype=torch.uint8)
-    it = D.BatchIterator(data, 4, seed=3, hflip=True)
+    it = stream.BatchIterator(data, 4, seed=3, hflip=True)
     for _ in range(3):
         next(it)
     state = it.state_dict()
     rest = [next(it) for _ in range(7)]
-    fresh = D.BatchIterator(data, 4, seed=99, hflip=True)  # another seed: the state must override it
+    fresh = stream.BatchIterator(data, 4, seed=99, hflip=True)  # another seed: the state must override it
     fresh.load_state_dict(state)
     assert all(torch.equal(x, y) for x, y in zip(rest, [next(fresh) for _ in range(7)]))
 
 
 def test_flips_happen_and_are_only_flips():
     data = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, 3, 4, 4)  # left-right asymmetric
-    it = D.BatchIterator(data, 2, seed=0, hflip=True)
+    it = stream.BatchIterator(data, 2, seed=0, hflip=True)
     seen_flipped = seen_plain = False
     for _ in range(20):
         for row in next(it):
@@ -170,11 +172,11 @@ def test_flips_happen_and_are_only_flips():
 def test_ranks_read_disjoint_shards_of_one_global_order():
     """W processes with the same seed, each keeping its rows of every global batch, together read exactly
     the batches of one process, across epochs (and flips); their state is that one process's state."""
-    from ddpm_edu.distributed import World
+    from ddpm_edu.training.distributed import World
 
     data = torch.linspace(-1, 1, 23 * 2).reshape(23, 1, 1, 2)  # 23 examples: 2 batches of 10 per epoch, 3 dropped
-    one = D.BatchIterator(data, 10, seed=5, hflip=True)
-    ranks = [D.BatchIterator(data, 10, seed=5, hflip=True, rows=World(rank=r, size=2).rows(10)) for r in (0, 1)]
+    one = stream.BatchIterator(data, 10, seed=5, hflip=True)
+    ranks = [stream.BatchIterator(data, 10, seed=5, hflip=True, rows=World(rank=r, size=2).rows(10)) for r in (0, 1)]
     for _ in range(5):  # into the third epoch
         parts = [next(it) for it in ranks]
         assert all(p.shape[0] == 5 for p in parts)
@@ -186,38 +188,38 @@ def test_ranks_read_disjoint_shards_of_one_global_order():
 
 
 def test_make_batches_refuses_a_global_batch_that_does_not_split():
-    from ddpm_edu.distributed import DistributedError, World
+    from ddpm_edu.training.distributed import DistributedError, World
 
     cfg = load_config("digits", ["data.batch_size=10"])
     with pytest.raises(DistributedError, match="split evenly over the 3 processes"):
-        D.make_batches(cfg, world=World(rank=0, size=3))
-    assert D.make_batches(cfg, world=World(rank=1, size=2)).rows == slice(5, 10)
+        build.make_batches(cfg, world=World(rank=0, size=3))
+    assert build.make_batches(cfg, world=World(rank=1, size=2)).rows == slice(5, 10)
 
 
 def test_batch_larger_than_data_is_an_error():
-    with pytest.raises(D.DataError, match="larger than the data set"):
-        D.BatchIterator(torch.zeros(3, 2), 4)
+    with pytest.raises(DataError, match="larger than the data set"):
+        stream.BatchIterator(torch.zeros(3, 2), 4)
 
 
 def test_make_batches_for_cifar_fixture(fake_cifar):
     root, _ = fake_cifar
     cfg = load_config("cifar10", [f"data.root={root}", "data.verify_md5=false", "data.batch_size=8"])
-    it = D.make_batches(cfg, "cpu")
+    it = build.make_batches(cfg, "cpu")
     x = next(it)
     assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and -1 <= x.min() and x.max() <= 1
     assert it.hflip
 
 
 def test_make_batches_digits_are_never_flipped():
-    it = D.make_batches(load_config("digits"), "cpu")
+    it = build.make_batches(load_config("digits"), "cpu")
     assert not it.hflip and next(it).shape == (128, 1, 8, 8)
 
 
 def test_toy_points():
     cfg = load_config("toy2d")
-    x = D.load_toy(cfg.data.toy, 100, seed=1)
-    assert x.shape == (100, 2) and torch.equal(x, D.load_toy(cfg.data.toy, 100, seed=1))
-    assert next(D.make_batches(cfg)).shape == (cfg.data.batch_size, 2)
+    x = toy.load_toy(cfg.data.toy, 100, seed=1)
+    assert x.shape == (100, 2) and torch.equal(x, toy.load_toy(cfg.data.toy, 100, seed=1))
+    assert next(build.make_batches(cfg)).shape == (cfg.data.batch_size, 2)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -225,7 +227,7 @@ def test_gpu_resident_batches_never_wait_for_the_gpu():
     """Within an epoch a batch of a GPU-resident data set is sliced, gathered and flipped on the GPU;
     torch's sync debug mode turns any wait (a blocking copy, a value read back) into an error."""
     data = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, device="cuda")
-    it = D.BatchIterator(data, 4, seed=0, device="cuda", hflip=True, channels_last=True)
+    it = stream.BatchIterator(data, 4, seed=0, device="cuda", hflip=True, channels_last=True)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -237,7 +239,7 @@ def test_gpu_resident_batches_never_wait_for_the_gpu():
 
 @pytest.mark.parametrize("size", [1, 16, 33])
 def test_photo_shape_range_and_dtype(size):
-    x = D.photo(size)
+    x = photo.photo(size)
     assert x.shape == (3, size, size) and x.dtype == torch.float32
     assert x.min() >= -1 and x.max() <= 1
     if size > 1:
@@ -245,11 +247,11 @@ def test_photo_shape_range_and_dtype(size):
 
 
 def test_photo_is_deterministic_and_not_aliased():
-    a = D.photo(8)
+    a = photo.photo(8)
     a.zero_()
-    assert not torch.equal(a, D.photo(8))  # the cached source image was not modified
-    assert torch.equal(D.photo(8), D.photo(8))
-    assert not torch.equal(D.photo(8, "flower.jpg"), D.photo(8))
+    assert not torch.equal(a, photo.photo(8))  # the cached source image was not modified
+    assert torch.equal(photo.photo(8), photo.photo(8))
+    assert not torch.equal(photo.photo(8, "flower.jpg"), photo.photo(8))
 
 
 def test_photo_at_full_size_is_the_centre_crop_rescaled():
@@ -259,10 +261,10 @@ def test_photo_at_full_size_is_the_centre_crop_rescaled():
     m = img.shape[1]
     left = (img.shape[2] - m) // 2
     expected = img[:, :, left : left + m] / 127.5 - 1  # v in 0..255 -> v / 127.5 - 1 in [-1, 1]
-    torch.testing.assert_close(D.photo(m), expected, atol=1e-5, rtol=0)  # resizing to its own size changes nothing
+    torch.testing.assert_close(photo.photo(m), expected, atol=1e-5, rtol=0)  # resizing to its own size changes nothing
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
 def test_photo_rejects_bad_size(bad):
     with pytest.raises(ValueError, match="size"):
-        D.photo(bad)
+        photo.photo(bad)

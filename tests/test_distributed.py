@@ -22,12 +22,12 @@ from typing import Callable
 
 import pytest
 import torch
-
-from ddpm_edu import checkpoint as ck
-from ddpm_edu import train as T
-from ddpm_edu.cli import main
-from ddpm_edu.distributed import SINGLE, DistributedError, World, initialized
 from conftest import subprocess_env, tiny_unet_overrides
+
+from ddpm_edu.cli import main
+from ddpm_edu.training import checkpoint as ck
+from ddpm_edu.training import train as T
+from ddpm_edu.training.distributed import SINGLE, DistributedError, World, initialized
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TIMEOUT_S = 120  # a hang fails the test after this long
@@ -158,8 +158,8 @@ def _ckpt(run: Path, step: int) -> dict:
 
 def _eps_hat(state: dict, part: str) -> torch.Tensor:
     """The network of a checkpoint (its ``part``: model or ema) on a fixed batch of x_t and t."""
-    from ddpm_edu.build import build_model
-    from ddpm_edu.config import config_from_dict
+    from ddpm_edu.training.build import build_model
+    from ddpm_edu.training.config import config_from_dict
 
     net = build_model(config_from_dict(state["config"])).eval()
     net.load_state_dict(state[part])
@@ -217,7 +217,7 @@ def test_two_ranks_train_as_one_process_and_resume_across_world_sizes(tmp_path):
 
 
 def _cfg(steps: int, *extra: str):
-    from ddpm_edu.config import load_config
+    from ddpm_edu.training.config import load_config
 
     return load_config("digits", _train_overrides(steps, *extra))
 
@@ -327,7 +327,7 @@ def test_sigterm_to_one_rank_under_torchrun_stops_the_job_with_a_checkpoint(tmp_
     assert "ddpm_edu" not in err.split("stopped by SIGTERM")[1].split("ChildFailedError")[0]  # no worker traceback
     s = ck.load_checkpoint(ck.latest_checkpoint(run / "checkpoints"))
     assert 3 <= s["step"] < 100_000
-    from ddpm_edu.config import load_config
+    from ddpm_edu.training.config import load_config
 
     cfg = load_config("toy2d", [*toy[1:], f"train.steps={s['step'] + 1}"])
     assert T.train(cfg, run, samples=False).step == s["step"] + 1
@@ -336,7 +336,7 @@ def test_sigterm_to_one_rank_under_torchrun_stops_the_job_with_a_checkpoint(tmp_
 # --------------------------------------------------------------------------- sharded sampling
 def _sampling_cli(out_json: str, argv: list[str]) -> int:
     """The command line in a rank, recording which sample files this rank wrote."""
-    from ddpm_edu import generate
+    from ddpm_edu.training import generate
 
     real = generate.write_sample_files
 
@@ -398,6 +398,6 @@ def test_torchrun_on_two_gpus_trains_and_resumes_on_one(tmp_path):
            "-m", "ddpm_edu", "train", "-c", "toy2d", *sets([*toy, "train.steps=20"]), "--run-dir", str(run)]
     r = subprocess.run(cmd, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert r.returncode == 0, r.stderr[-3000:]
-    from ddpm_edu.config import load_config
+    from ddpm_edu.training.config import load_config
 
     assert T.train(load_config("toy2d", [*toy, "train.steps=30"]), run, samples=False).step == 30

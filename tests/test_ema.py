@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ddpm_edu.ema import EMA
+from ddpm_edu.training.ema import EMA
 
 
 def test_ema_update_matches_the_formula():

@@ -1,4 +1,4 @@
-"""ddpm_edu/js/explorer.js under node: its schedules, readouts and checks against ddpm_edu.schedules.
+"""ddpm_edu/web/js/explorer.js under node: its schedules, readouts and checks against ddpm_edu.schedules.
 
 The browser computes every schedule the reader sees with this file, so it must give the library's
 numbers: beta_t, alpha_bar_t and SNR_t to a relative 1e-9 for every kind over a grid of settings.
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddpm_edu import widgets
 from ddpm_edu.schedules import FINISHED, KINDS, NOISED, Schedule, schedule_problems, summarize
+from ddpm_edu.web import widgets
 
 JS = Path(widgets.__file__).parent / "js" / "explorer.js"
 
@@ -41,7 +41,7 @@ def node() -> str:
     path = shutil.which("node")
     if path is None:
         pytest.fail(
-            "these tests run ddpm_edu/js/explorer.js under Node.js, and `node` is not on PATH; "
+            "these tests run ddpm_edu/web/js/explorer.js under Node.js, and `node` is not on PATH; "
             "install Node.js (e.g. `apt-get install nodejs`) and run them again"
         )
     return path

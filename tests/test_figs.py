@@ -1,10 +1,10 @@
-"""ddpm_edu.figs: make_all regenerates the README's figures from the plot functions, and the trajectory GIFs."""
+"""ddpm_edu.lab.figs: make_all regenerates the README's figures from the plot functions, and the trajectory GIFs."""
 
 import matplotlib
 import numpy as np
 import pytest
 
-from ddpm_edu import figs
+from ddpm_edu.lab import figs
 
 REQUIRED = {
     "px_pz.png", "bad_noise.png", "fixed_noise_fast.png", "fixed_noise_slow.png",
@@ -47,9 +47,8 @@ def test_make_all_accepts_a_string_path(tmp_path, monkeypatch):
 
 
 def test_trajectory_gif_loops_with_real_frame_delays(tmp_path, cache_dir):
-    from PIL import Image
-
     from conftest import tiny_config
+    from PIL import Image
 
     cfg = tiny_config("sample.frames=5", "sample.fps=4")  # tiny U-Net, T = 50, 4 samples
     path = figs.trajectory_gif(cfg, tmp_path / "out" / "t.gif")

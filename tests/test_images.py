@@ -1,11 +1,11 @@
-"""ddpm_edu.images: the uint8 mapping, image grids, PNG and GIF files."""
+"""ddpm_edu.data.images: the uint8 mapping, image grids, PNG and GIF files."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from ddpm_edu import images
+from ddpm_edu.data import images
 
 
 def test_to_uint8_maps_the_range_and_clips():

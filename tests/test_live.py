@@ -1,4 +1,4 @@
-"""ddpm_edu/js/live.js under node: the browser's samplers and networks against ddpm_edu (chapters 6 and 8).
+"""ddpm_edu/web/js/live.js under node: the browser's samplers and networks against ddpm_edu (chapters 6 and 8).
 
 The reader's page samples with this file, so it must do what the library does:
 - one DDPM step and one DDIM step, fed the same x_t, eps_hat and z, give the x_{t-1} of
@@ -14,25 +14,25 @@ them they fail, they do not skip.
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from test_explorer import node
 
-from ddpm_edu import export
 from ddpm_edu.analytic import MixtureEps
-from ddpm_edu.metrics import energy_distance
+from ddpm_edu.data.toy import MIXTURE
+from ddpm_edu.eval.metrics import energy_distance
+from ddpm_edu.nets.mlp import MLPDenoiser
+from ddpm_edu.nets.unet import UNet, unet_kwargs
 from ddpm_edu.sampling import ddim_sample, ddim_step, ddim_timesteps, ddpm_step
 from ddpm_edu.schedules import Schedule
-from ddpm_edu.toy import MIXTURE, MLPDenoiser
-from ddpm_edu.unet import UNet, unet_kwargs
-from ddpm_edu.widgets import ort_dist
-
-from test_explorer import node
+from ddpm_edu.web import export
+from ddpm_edu.web.widgets import ort_dist
 
 JS = Path(export.__file__).parent / "js" / "live.js"
 
@@ -213,16 +213,16 @@ def test_the_onnx_unet_in_onnxruntime_web_gives_pytorchs_eps_hat():
     np.testing.assert_allclose(np.array(run_js([task])[0]), want.flatten().numpy(), rtol=0, atol=1e-4)
 
 
-# --------------------------------------------------------------------------- the Python face (ddpm_edu.widgets)
+# --------------------------------------------------------------------------- the Python face (ddpm_edu.web.widgets)
 def small_toy_widget(**kw):
-    from ddpm_edu.config import load_config
-    from ddpm_edu.widgets import live_toy
+    from ddpm_edu.training.config import load_config
+    from ddpm_edu.web.widgets import live_toy
 
     return live_toy(load_config("toy2d"), model=MLPDenoiser(hidden=8, layers=1, t_dim=4), n=50, **kw)
 
 
 def test_the_inline_scripts_parse_and_carry_the_config(tmp_path):
-    from ddpm_edu.widgets import live_digits, live_toy
+    from ddpm_edu.web.widgets import live_digits, live_toy
 
     model = UNet(**unet_kwargs("digits", in_ch=1, image_size=8, ch=8)).eval()
     for w in (small_toy_widget(), live_toy(exact=True), live_digits(model=model)):
@@ -236,7 +236,7 @@ def test_the_inline_scripts_parse_and_carry_the_config(tmp_path):
 
 
 def test_the_anywidget_module_imports_as_an_es_module(tmp_path):
-    from ddpm_edu.widgets import LiveSampler
+    from ddpm_edu.web.widgets import LiveSampler
 
     esm = tmp_path / "live.mjs"
     esm.write_text(LiveSampler._esm)
@@ -255,8 +255,8 @@ def test_bad_settings_are_refused():
 def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):
     from types import SimpleNamespace
 
-    from ddpm_edu import sphinxext
-    from ddpm_edu.widgets import ORT_FILES
+    from ddpm_edu.web import sphinxext
+    from ddpm_edu.web.widgets import ORT_FILES
 
     app = SimpleNamespace(builder=SimpleNamespace(format="html"), outdir=str(tmp_path))
     sphinxext.copy_runtime(app, None)
@@ -266,7 +266,7 @@ def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):
 
 # --------------------------------------------------------------------------- finding onnxruntime-web
 def test_the_pinned_runtime_version_is_package_json_s():
-    from ddpm_edu.widgets import ORT_VERSION
+    from ddpm_edu.web.widgets import ORT_VERSION
 
     pinned = json.loads((Path(__file__).resolve().parents[1] / "package.json").read_text())["dependencies"]["onnxruntime-web"]
     assert pinned == ORT_VERSION
@@ -274,7 +274,7 @@ def test_the_pinned_runtime_version_is_package_json_s():
 
 def test_an_installed_package_gets_the_runtime_from_npm_once(tmp_path, monkeypatch):
     """Without a checkout's node_modules (Colab), npm installs the pinned runtime into the cache, once."""
-    import ddpm_edu.widgets as W
+    import ddpm_edu.web.widgets as W
 
     log = tmp_path / "npm.log"
     npm = tmp_path / "bin" / "npm"
@@ -298,7 +298,7 @@ def test_an_installed_package_gets_the_runtime_from_npm_once(tmp_path, monkeypat
 
 
 def test_without_the_runtime_or_npm_the_error_says_what_to_do(tmp_path, monkeypatch):
-    import ddpm_edu.widgets as W
+    import ddpm_edu.web.widgets as W
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
     monkeypatch.setenv("DDPM_EDU_CACHE", str(tmp_path / "cache"))
@@ -314,8 +314,8 @@ def test_without_the_runtime_or_npm_the_error_says_what_to_do(tmp_path, monkeypa
 def test_the_widget_view_is_sent_the_runtime_by_the_kernel(monkeypatch):
     """In Jupyter and Colab the digits widget asks the kernel for onnxruntime-web over the comm: its module as
     text and its WASM as a binary buffer, byte for byte; when the runtime cannot be had, the reason instead."""
-    import ddpm_edu.widgets as W
-    from ddpm_edu.config import load_config
+    import ddpm_edu.web.widgets as W
+    from ddpm_edu.training.config import load_config
 
     cfg = load_config("digits")
     widget = W.live_digits(cfg, model=UNet(**unet_kwargs(cfg.model.preset, **cfg.model.unet_overrides())).eval())

@@ -1,4 +1,4 @@
-"""ddpm_edu.metrics: the energy distance against its closed form for Gaussians, the digits classifier score,
+"""ddpm_edu.eval.metrics: the energy distance against its closed form for Gaussians, the digits classifier score,
 and FID offline on the CIFAR-10 fixture (random Inception weights of the real architecture, network blocked)."""
 
 import math
@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import write_fake_cifar10
-from ddpm_edu import metrics
+
+from ddpm_edu.eval import metrics
+from ddpm_edu.lab import fastmode
 
 REPS, N = 20, 300  # replicates of the estimate, and points per set in each
 
@@ -68,7 +69,7 @@ def test_real_digits_are_mostly_confident_and_the_per_pixel_gaussian_is_not():
 
 
 def test_pixel_gaussian_has_the_digits_per_pixel_moments():
-    from ddpm_edu.data import load_digits
+    from ddpm_edu.data.digits import load_digits
 
     d = load_digits()
     n = 4000
@@ -86,12 +87,12 @@ def test_digits_probs_rejects_other_shapes():
 
 def test_eval_samples_shrinks_in_fast_mode(monkeypatch):
     monkeypatch.setenv("DDPM_EDU_FAST", "1")
-    small = metrics.eval_samples("digits"), metrics.eval_samples("toy2d")
+    small = fastmode.eval_samples("digits"), fastmode.eval_samples("toy2d")
     monkeypatch.setenv("DDPM_EDU_FAST", "0")
-    full = metrics.eval_samples("digits"), metrics.eval_samples("toy2d")
+    full = fastmode.eval_samples("digits"), fastmode.eval_samples("toy2d")
     assert all(a < b for a, b in zip(small, full))
     with pytest.raises(ValueError, match="dataset"):
-        metrics.eval_samples("cifar10")
+        fastmode.eval_samples("cifar10")
 
 
 # --------------------------------------------------------------------------- FID, offline
@@ -124,7 +125,7 @@ def random_inception(tmp_path_factory):
 def small_cifar(tmp_path_factory):
     """(root, training images): the fixture's CIFAR-10 files with 2 images per batch, 10 training images
     (each image costs an Inception pass)."""
-    from ddpm_edu.data import load_cifar10
+    from ddpm_edu.data.cifar10 import load_cifar10
 
     root = tmp_path_factory.mktemp("cifar-small")
     write_fake_cifar10(root, per_batch=2)
@@ -243,7 +244,7 @@ def test_fid_without_the_extra_names_it(monkeypatch, tmp_path):
 
 
 def test_load_images_reads_pngs_npz_and_tensors_alike(tmp_path):
-    from ddpm_edu.images import to_uint8
+    from ddpm_edu.data.images import to_uint8
 
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (5, 3, 32, 32), generator=g, dtype=torch.uint8)

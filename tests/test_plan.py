@@ -1,4 +1,4 @@
-"""ddpm_edu.plan: the run chosen for each kind of device, and honest labels on the short CPU run."""
+"""ddpm_edu.lab.plan: the run chosen for each kind of device, and honest labels on the short CPU run."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 import torch
 
-from ddpm_edu import plan as P
-from ddpm_edu.data import load_cifar10
+from ddpm_edu.data.cifar10 import load_cifar10
+from ddpm_edu.lab import plan as P
 
 
 def fake_gpu(monkeypatch, name: str, gib: float, capability: tuple[int, int]) -> None:

@@ -10,10 +10,10 @@ import warnings
 
 import pytest
 import torch
-
-from ddpm_edu.runlog import LogWindow, RunLog, read_metrics
-from ddpm_edu.train import train
 from conftest import tiny_config
+
+from ddpm_edu.training.runlog import LogWindow, RunLog, read_metrics
+from ddpm_edu.training.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

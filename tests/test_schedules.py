@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.schedules import (FINISHED, KINDS, NOISED, Schedule, beta_T_for_sum, check_t, extract,
-                                schedule_problems, summarize, summary_table)
+from ddpm_edu.schedules import (
+    FINISHED,
+    KINDS,
+    NOISED,
+    Schedule,
+    beta_T_for_sum,
+    check_t,
+    extract,
+    schedule_problems,
+    summarize,
+    summary_table,
+)
 
 ALL = [
     Schedule.linear(1000, 1e-4, 0.02),
@@ -224,3 +234,11 @@ def test_summary_table_has_one_row_per_schedule_and_flags_the_unfinished():
     r = summarize(Schedule.linear(1000))
     assert f"{r.sum_beta:.2f}" in lin and f"{r.share_noised:.0%}" in lin and " yes " in lin
     assert " no " in quad and quad.split()[-1] == "-"  # no share of near-noise steps for an unfinished schedule
+
+
+def test_assert_on_device_passes_and_fails():
+    from ddpm_edu.schedules import assert_on_device
+
+    assert_on_device(torch.tensor(True), "never shown")
+    with pytest.raises(RuntimeError, match="t must lie in 1..10"):  # on the CPU the assert fires at once
+        assert_on_device(torch.tensor(False), "t must lie in 1..10")

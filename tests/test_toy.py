@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from ddpm_edu.analytic import MixtureEps
+from ddpm_edu.data.toy import MIXTURE, TOY_DATASETS, sample_toy
 from ddpm_edu.losses import l_simple
+from ddpm_edu.nets.mlp import MLPDenoiser
 from ddpm_edu.schedules import Schedule
-from ddpm_edu.toy import MIXTURE, TOY_DATASETS, MLPDenoiser, sample_toy
 
 S = Schedule.linear(1000)
 

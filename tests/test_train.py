@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from ddpm_edu import checkpoint as ck
-from ddpm_edu import train as T
-from ddpm_edu.build import resolve_precision
-from ddpm_edu.config import load_config
-from ddpm_edu.guard import NonFiniteError
 from conftest import cli_command, no_host_reads, subprocess_env, tiny_unet_overrides
 from conftest import tiny_config as tiny
+
+from ddpm_edu.training import checkpoint as ck
+from ddpm_edu.training import train as T
+from ddpm_edu.training.build import resolve_precision
+from ddpm_edu.training.config import load_config
+from ddpm_edu.training.guard import NonFiniteError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

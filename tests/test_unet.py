@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ddpm_edu.unet import (
+from ddpm_edu.nets.unet import (
     PRESETS,
     AttnBlock,
     Block,
@@ -280,7 +280,7 @@ def test_unet_summary_rows_add_up_and_have_the_forward_shapes(name):
 
 
 def test_unet_summary_works_for_the_toy_mlp_and_names_blocks_that_never_run():
-    from ddpm_edu.toy import MLPDenoiser
+    from ddpm_edu.nets.mlp import MLPDenoiser
 
     mlp = MLPDenoiser(hidden=16, layers=2, t_dim=8)
     rows = unet_summary(mlp, torch.zeros(4, 2), _t(4))

@@ -1,4 +1,4 @@
-"""ddpm_edu.viz: the photograph, image helpers and plot functions (chapters 1-5)."""
+"""ddpm_edu.lab.plots: the photograph, image helpers and plot functions (chapters 1-5)."""
 
 import matplotlib
 import numpy as np
@@ -7,8 +7,9 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ddpm_edu import viz
-from ddpm_edu.data import photo
+from ddpm_edu.data import images
+from ddpm_edu.data.photo import photo
+from ddpm_edu.lab import plots as viz
 from ddpm_edu.schedules import KINDS, Schedule
 
 
@@ -146,9 +147,9 @@ def test_figure_bytes_formats():
 
 
 def test_scatter_rgb_draws_points_inside_the_frame():
-    img = viz.scatter_rgb(torch.zeros(50, 2), "t = 0", lim=2.0)
+    img = images.scatter_rgb(torch.zeros(50, 2), "t = 0", lim=2.0)
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
-    far = viz.scatter_rgb(torch.full((50, 2), 10.0), "t = 0", lim=2.0)  # every point outside the axes
+    far = images.scatter_rgb(torch.full((50, 2), 10.0), "t = 0", lim=2.0)  # every point outside the axes
     assert (img != far).any()  # the points at the origin are drawn; the far ones are not
 
 
@@ -268,7 +269,7 @@ def test_sample_panels_draw_images_and_points():
 def test_gif_html_embeds_the_gif_bytes(tmp_path):
     import base64
 
-    from ddpm_edu.images import save_gif
+    from ddpm_edu.data.images import save_gif
 
     frames = [np.full((6, 6), v, dtype=np.uint8) for v in (0, 120, 255)]
     path = save_gif(frames, tmp_path / "a.gif", fps=5)

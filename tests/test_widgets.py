@@ -1,4 +1,4 @@
-"""ddpm_edu.widgets: the schedule explorer's Python face, its self-contained HTML and its embedded images.
+"""ddpm_edu.web.widgets: the schedule explorer's Python face, its self-contained HTML and its embedded images.
 
 The JavaScript itself is tested in test_explorer.py (under node) and in tests/browser/ (in Chromium).
 """
@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ddpm_edu import widgets
-from ddpm_edu.data import photo
+from ddpm_edu.data.photo import photo
+from ddpm_edu.data.images import to_uint8
 from ddpm_edu.forward import q_sample
-from ddpm_edu.images import to_uint8
 from ddpm_edu.schedules import Schedule, summarize
+from ddpm_edu.web import widgets
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 

@@ -12,7 +12,7 @@ exact eps* of chapter 6, the digits) next to onnxruntime-web's files in ``_stati
 book build lays them out. It serves the folder on 127.0.0.1 and aborts every other request. On each
 sampler it presses *sample*, takes a screenshot mid-run and at the end, and checks that the run
 finished. On the digits it runs DDIM with 25 steps for 16 digits with ``--seeds`` seeds, reads the
-grid back from the canvas, scores those digits with ``ddpm_edu.metrics.digits_score`` and compares
+grid back from the canvas, scores those digits with ``ddpm_edu.eval.metrics.digits_score`` and compares
 with the Python sampler (same model, same settings, as many digits); it prints the time per run.
 Exits 1 on the first failure. Uses the trained models of the cache (not fast mode) unless
 DDPM_EDU_FAST=1 is set.
@@ -30,17 +30,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from browser import NOT_OURS, Failed, check, keep_local, serve  # tests/browser/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
 
-from browser import NOT_OURS, Failed, check, keep_local, serve  # tests/browser/browser.py, beside this file
-
 ROOT = Path(__file__).resolve().parents[2]
-FAST = os.environ.get("DDPM_EDU_FAST", "").strip().lower() in ("1", "true", "yes", "on")  # as ddpm_edu.fastmode.fast()
+FAST = os.environ.get("DDPM_EDU_FAST", "").strip().lower() in ("1", "true", "yes", "on")  # as ddpm_edu.lab.fastmode.fast()
 
 WRITE_PAGE = """
 import shutil, sys
 from pathlib import Path
-from ddpm_edu.widgets import ORT_FILES, live_digits, live_toy, ort_dist
+from ddpm_edu.web.widgets import ORT_FILES, live_digits, live_toy, ort_dist
 out = Path(sys.argv[1])
 parts = ["<h2>the 2-D toy, trained MLP</h2>", live_toy().to_html(),
          "<h2>chapter 6: the exact eps*</h2>", live_toy(exact=True).to_html(),
@@ -54,10 +53,10 @@ for f in ORT_FILES:
 # Reads {"digits": [[64 floats], ...], "n": n, "seed": s} and prints the browser's and Python's scores.
 SCORE = """
 import json, sys, torch
-from ddpm_edu.build import build_schedule
-from ddpm_edu.cache import load_or_train
-from ddpm_edu.config import load_config
-from ddpm_edu.metrics import digits_score
+from ddpm_edu.training.build import build_schedule
+from ddpm_edu.lab.modelcache import load_or_train
+from ddpm_edu.training.config import load_config
+from ddpm_edu.eval.metrics import digits_score
 from ddpm_edu.sampling import ddim_sample
 item = json.load(sys.stdin)
 browser = digits_score(torch.tensor(item["digits"]).view(-1, 1, 8, 8))

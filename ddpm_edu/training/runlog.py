@@ -13,12 +13,16 @@ import os
 import uuid
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from .checkpoint import atomic_write
-from .config import Config, config_to_dict
+from ddpm_edu.data.files import atomic_write
+from ddpm_edu.training.config import Config, config_to_dict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
 
 __all__ = ["LogWindow", "RunLog", "QuietLog", "WandbLogger", "read_metrics"]
 
@@ -82,10 +86,8 @@ class RunLog:
 
     def plot_loss(self) -> None:
         """Redraw loss.png from the records (nothing before the first record)."""
-        from .viz import plot_loss_curve, save_figure
-
         if self.records:
-            save_figure(plot_loss_curve(self.records), self.plot_path)
+            save_loss_curve(self.records, self.plot_path)
 
     def close(self) -> None:
         self.wandb.finish()
@@ -181,3 +183,23 @@ class WandbLogger:
 
     def finish(self) -> None:
         self._call(lambda: self.run.finish())
+
+
+def draw_loss_curve(ax: Axes, metrics: Sequence[Mapping[str, float]]) -> None:
+    """Loss against step from metrics.jsonl records (keys ``step`` and ``loss``) on ``ax``; log scale when all > 0."""
+    ax.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], lw=1)
+    ax.set(xlabel="step", ylabel="L_simple (mean over log window)", title="training loss")
+    if metrics and min(m["loss"] for m in metrics) > 0:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+
+
+def save_loss_curve(metrics: Sequence[Mapping[str, float]], path: str | os.PathLike) -> Path:
+    """Draw :func:`draw_loss_curve` into a PNG at ``path``, atomically (no pyplot, no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 3.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    draw_loss_curve(fig.add_subplot(), metrics)
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import Config, load_config
-from .unet import UNet, unet_kwargs
+from ddpm_edu.nets.unet import UNet, unet_kwargs
+from ddpm_edu.training.config import Config, load_config
 
 __all__ = ["Accelerator", "ACCELERATORS", "PAPER_STEPS_PER_S", "PAPER_TPU_PEAK", "Measurement", "MEASURED",
            "train_flops", "preset_flops", "paper_utilisation", "measured_utilisation", "utilisation_range", "estimate_hours",

@@ -4,7 +4,7 @@ Chapter 3 (a constant step, too fast or too slow), chapter 4 (the schedule kinds
 closed form x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, with the t slider).
 
 Everything the reader sees is computed by one JavaScript module shipped with the package,
-``ddpm_edu/js/explorer.js``: the schedule formulas (the same as :mod:`ddpm_edu.schedules`; the
+``ddpm_edu/web/js/explorer.js``: the schedule formulas (the same as :mod:`ddpm_edu.schedules`; the
 tests run the file under node and compare to 1e-9), the curves of beta_t, alpha_bar_t and SNR_t on
 fixed axes, the photograph noised from one fixed eps, and the readouts of
 :func:`ddpm_edu.schedules.summarize`. x0 and eps travel once, as small PNG data URIs.
@@ -40,9 +40,17 @@ import traitlets
 from PIL import Image
 from torch import Tensor
 
-from .data import photo
-from .images import to_uint8
-from .schedules import FINISHED, KINDS, NOISED, Schedule, ScheduleSummary, schedule_problems, summarize
+from ddpm_edu.data.images import to_uint8
+from ddpm_edu.data.photo import photo
+from ddpm_edu.schedules import (
+    FINISHED,
+    KINDS,
+    NOISED,
+    Schedule,
+    ScheduleSummary,
+    schedule_problems,
+    summarize,
+)
 
 __all__ = ["ScheduleExplorer", "schedule_explorer", "CONTROLS", "EPS_SCALE", "LiveSampler", "live_toy", "live_digits",
            "ort_dist", "ORT_FILES", "ORT_VERSION"]
@@ -53,7 +61,7 @@ EPS_SCALE = 32  # eps is stored as round(32 eps) + 128 in 8 bits: steps of 1/32,
 
 ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")  # onnxruntime-web's ES module and its WASM
 ORT_VERSION = "1.30.0"  # the onnxruntime-web that package.json pins (a test keeps the two equal)
-CHECKOUT_ORT = Path(__file__).resolve().parents[1] / "node_modules/onnxruntime-web/dist"  # after `npm ci` in a checkout
+CHECKOUT_ORT = Path(__file__).resolve().parents[2] / "node_modules/onnxruntime-web/dist"  # after `npm ci` in a checkout
 
 
 def ort_dist() -> Path:
@@ -85,7 +93,7 @@ def ort_dist() -> Path:
 
 
 def _ort_cache() -> Path:
-    from .config import cache_root
+    from ddpm_edu.data.files import cache_root
 
     return cache_root() / f"onnxruntime-web-{ORT_VERSION}"
 
@@ -99,8 +107,8 @@ def _with_ort_files(folder: Path, hint: str) -> Path:
 
 @lru_cache(maxsize=1)
 def explorer_js() -> str:
-    """The source of ``ddpm_edu/js/explorer.js``."""
-    return files("ddpm_edu").joinpath("js/explorer.js").read_text(encoding="utf-8")
+    """The source of ``ddpm_edu/web/js/explorer.js``."""
+    return files("ddpm_edu.web").joinpath("js/explorer.js").read_text(encoding="utf-8")
 
 
 def _png_uri(pixels: np.ndarray) -> str:
@@ -251,8 +259,8 @@ def schedule_explorer(
 # --------------------------------------------------------------------------- live sampling (chapters 6 and 8)
 @lru_cache(maxsize=1)
 def live_js() -> str:
-    """The source of ``ddpm_edu/js/live.js`` (it needs explorer.js loaded before it)."""
-    return files("ddpm_edu").joinpath("js/live.js").read_text(encoding="utf-8")
+    """The source of ``ddpm_edu/web/js/live.js`` (it needs explorer.js loaded before it)."""
+    return files("ddpm_edu.web").joinpath("js/live.js").read_text(encoding="utf-8")
 
 
 class LiveSampler(_TwoViews):
@@ -262,7 +270,7 @@ class LiveSampler(_TwoViews):
     digits U-Net as ONNX, base64) and the starting settings. Displayed, it offers an ipywidget view
     (JupyterLab, Colab) and a kernel-free ``text/html`` view (the book), like :class:`ScheduleExplorer`.
     The digits need onnxruntime-web: the book serves it from ``_static/ddpm_live/`` (copied there by
-    :mod:`ddpm_edu.sphinxext`); the widget view asks the kernel for it (:func:`ort_dist`) when first used.
+    :mod:`ddpm_edu.web.sphinxext`); the widget view asks the kernel for it (:func:`ort_dist`) when first used.
     Make one with :func:`live_toy` or :func:`live_digits`.
     """
 
@@ -319,16 +327,16 @@ def live_toy(
 ) -> LiveSampler:
     """Chapter 8: n points of the 2-D toy sampled in the browser, step by step, with the sampler's controls.
 
-    cfg: a :class:`ddpm_edu.config.Config` of a 2-D toy (default the ``toy2d`` preset); its schedule is used,
-    and its model comes from ``model`` or :func:`ddpm_edu.cache.load_or_train`. ``exact=True`` (chapter 6)
-    drives the samplers with the exact eps* of :data:`ddpm_edu.toy.MIXTURE` instead of a network, and lets
+    cfg: a :class:`ddpm_edu.training.config.Config` of a 2-D toy (default the ``toy2d`` preset); its schedule is used,
+    and its model comes from ``model`` or :func:`ddpm_edu.lab.modelcache.load_or_train`. ``exact=True`` (chapter 6)
+    drives the samplers with the exact eps* of :data:`ddpm_edu.data.toy.MIXTURE` instead of a network, and lets
     the reader change T. The grey points are 1,000 draws of the data; the energy distance to them is shown
     when a run ends.
     """
-    from .cache import load_or_train
-    from .config import load_config
-    from .export import mlp_weights
-    from .toy import MIXTURE, sample_toy
+    from ddpm_edu.data.toy import MIXTURE, sample_toy
+    from ddpm_edu.lab.modelcache import load_or_train
+    from ddpm_edu.training.config import load_config
+    from ddpm_edu.web.export import mlp_weights
 
     cfg = load_config("toy2d") if cfg is None else cfg
     _check_settings(sampler, steps, eta, variance)
@@ -361,16 +369,16 @@ def live_digits(
 ) -> LiveSampler:
     """Chapter 8: a 4 x 4 grid of digits sampled in the browser by the trained U-Net (through onnxruntime-web).
 
-    cfg: the ``digits`` preset by default; the model comes from ``model`` or :func:`ddpm_edu.cache.load_or_train`
-    and is exported to ONNX (:func:`ddpm_edu.export.onnx_bytes`). The reader picks DDPM or DDIM (steps, eta),
+    cfg: the ``digits`` preset by default; the model comes from ``model`` or :func:`ddpm_edu.lab.modelcache.load_or_train`
+    and is exported to ONNX (:func:`ddpm_edu.web.export.onnx_bytes`). The reader picks DDPM or DDIM (steps, eta),
     x0_hat clipping, and whether the grid shows x_t or x0_hat; the time per step is shown. ``assets``: the URL of
     the folder with onnxruntime-web's two files (:data:`ORT_FILES`) for the HTML view; default the book's
     ``_static/ddpm_live/``.
     """
-    from .cache import load_or_train
-    from .config import load_config
-    from .data import data_shape
-    from .export import onnx_bytes
+    from ddpm_edu.lab.modelcache import load_or_train
+    from ddpm_edu.training.build import data_shape
+    from ddpm_edu.training.config import load_config
+    from ddpm_edu.web.export import onnx_bytes
 
     cfg = load_config("digits") if cfg is None else cfg
     _check_settings(sampler, steps, eta, "beta_tilde")

@@ -20,3 +20,15 @@ def fast() -> bool:
 def pick(full: V, fast_value: V) -> V:
     """``fast_value`` in fast mode, otherwise ``full``."""
     return fast_value if fast() else full
+
+
+def eval_samples(dataset: str) -> int:
+    """How many samples chapter 8 draws per sampler setting: 64 digits or 2000 points (8 and 500 in fast mode).
+
+    A DDPM run on the digits costs T = 400 network calls whatever the model's training, so fast mode
+    shrinks the batch instead.
+    """
+    sizes = {"digits": pick(64, 8), "toy2d": pick(2000, 500)}
+    if dataset not in sizes:
+        raise ValueError(f"dataset must be one of {sorted(sizes)}, got {dataset!r}")
+    return sizes[dataset]

@@ -3,8 +3,8 @@
 Chapters 7 and 9. One optimiser step (:meth:`Trainer.train_step`) is Algorithm 1
 (``losses.l_simple``) plus a linear learning-rate warmup, automatic mixed precision, clipping of the
 global gradient norm, the non-finite guard and an EMA of the weights, each one line. The parts are
-built by :mod:`ddpm_edu.build`; the guard is :mod:`ddpm_edu.guard`, the EMA :mod:`ddpm_edu.ema`,
-the records :mod:`ddpm_edu.runlog` and the sample files :mod:`ddpm_edu.generate`.
+built by :mod:`ddpm_edu.training.build`; the guard is :mod:`ddpm_edu.training.guard`, the EMA :mod:`ddpm_edu.training.ema`,
+the records :mod:`ddpm_edu.training.runlog` and the sample files :mod:`ddpm_edu.training.generate`.
 
 Run folder (``<train.run_root>/<name>/`` or ``--run-dir``)::
 
@@ -26,13 +26,13 @@ returns (the command line then exits with 128 + the signal number).
 
 The step loop does not wait for the accelerator: a non-finite step is skipped on the device, and
 the guard is read back only every ``train.log_every`` steps and before every checkpoint or sample
-grid, where it raises :class:`~ddpm_edu.guard.NonFiniteError` naming the bad step. So no
+grid, where it raises :class:`~ddpm_edu.training.guard.NonFiniteError` naming the bad step. So no
 checkpoint is ever written after a bad step.
 
 The trainer seeds the global torch/numpy/Python RNGs from the config (dropout draws from the
 global torch RNG) but restores the caller's RNG states when it returns.
 
-Several processes (``torchrun --nproc_per_node=N -m ddpm_edu train``; :mod:`ddpm_edu.distributed`)
+Several processes (``torchrun --nproc_per_node=N -m ddpm_edu train``; :mod:`ddpm_edu.training.distributed`)
 train one model data-parallel. ``data.batch_size`` is the global batch B; each of the W processes
 takes its B/W rows of every global batch of the one seeded order, and the t and eps of Algorithm 1
 are drawn for the whole global batch by every process from the same generator, each keeping its
@@ -66,16 +66,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import checkpoint as ckpt
-from .build import autocast, build_model, build_schedule, cudnn_autotune, make_optimizer, resolve_device, resolve_precision
-from .config import Config, config_to_dict, dump_config
-from .data import BatchIterator, make_batches
-from .distributed import SINGLE, World
-from .ema import EMA
-from .generate import generate, write_samples
-from .guard import NonFiniteGuard
-from .losses import l_simple, sample_t
-from .runlog import LogWindow, QuietLog, RunLog
+from ddpm_edu.data.stream import BatchIterator
+from ddpm_edu.losses import l_simple, sample_t
+from ddpm_edu.training import checkpoint as ckpt
+from ddpm_edu.training.build import (
+    autocast,
+    build_model,
+    build_schedule,
+    cudnn_autotune,
+    make_batches,
+    make_optimizer,
+    resolve_device,
+    resolve_precision,
+)
+from ddpm_edu.training.config import Config, config_to_dict, dump_config
+from ddpm_edu.training.distributed import SINGLE, World
+from ddpm_edu.training.ema import EMA
+from ddpm_edu.training.generate import generate, write_samples
+from ddpm_edu.training.guard import NonFiniteGuard
+from ddpm_edu.training.runlog import LogWindow, QuietLog, RunLog
 
 __all__ = ["TrainResult", "Trainer", "train", "lr_at", "run_dir_for"]
 

@@ -1,8 +1,8 @@
 """Image and GIF files: images in [-1, 1] become uint8 arrays, PNG grids and looping GIFs.
 
 Images live in [-1, 1] inside the library; this module is the file boundary where they become
-uint8 (the plots in :mod:`ddpm_edu.viz` use :func:`to_uint8` and :func:`image_grid` too). Files are
-written atomically by :func:`ddpm_edu.checkpoint.atomic_write`. The trainer and ``ddpm-edu sample``
+uint8 (the plots in :mod:`ddpm_edu.lab.plots` use :func:`to_uint8` and :func:`image_grid` too). Files are
+written atomically by :func:`ddpm_edu.data.files.atomic_write`. The trainer and ``ddpm-edu sample``
 write their sample grids and trajectory GIFs (chapter 8) with these functions.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checkpoint import atomic_write
+from ddpm_edu.data.files import atomic_write
 
 __all__ = ["to_uint8", "image_grid", "save_png", "save_image_grid", "save_gif", "trajectory_frames"]
 
@@ -105,3 +105,18 @@ def trajectory_frames(states: Sequence[tuple[int, Tensor]], nrow: int | None = N
     (the x_t) or ``.x0_frames`` (the x0_hat) of :class:`ddpm_edu.sampling.TrajectoryRecorder`.
     """
     return [image_grid(x, nrow) for _, x in states]
+
+
+def scatter_rgb(points: Tensor, title: str, lim: float = 3.0) -> np.ndarray:
+    """A 2-D point cloud (N, 2) as a (H, W, 3) uint8 image, e.g. one frame of a toy trajectory GIF."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.0, 3.0), dpi=80, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    p = points.detach().float().cpu().numpy()
+    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title, xticks=[], yticks=[])
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

@@ -26,14 +26,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .build import build_schedule
-from .checkpoint import atomic_write
-from .config import Config, ConfigError, config_to_dict
-from .data import data_shape
-from .distributed import SINGLE, World
-from .losses import eps_from_v
-from .sampling import TrajectoryRecorder, ddim_sample, ddim_timesteps, sample
-from .schedules import Schedule
+from ddpm_edu.data.files import atomic_write
+from ddpm_edu.losses import eps_from_v
+from ddpm_edu.sampling import TrajectoryRecorder, ddim_sample, ddim_timesteps, sample
+from ddpm_edu.schedules import Schedule
+from ddpm_edu.training.build import build_schedule, data_shape
+from ddpm_edu.training.config import Config, ConfigError, config_to_dict
+from ddpm_edu.training.distributed import SINGLE, World
 
 __all__ = ["eps_model", "generate", "write_samples", "chunk_seed", "sample_file", "check_settings",
            "write_sample_files", "pack_npz", "sampling_settings"]
@@ -89,8 +88,13 @@ def write_samples(x: Tensor, rec: TrajectoryRecorder, png: str | os.PathLike, gi
 
     Images smaller than 32 px are enlarged by an integer factor (nearest neighbour) so they can be seen.
     """
-    from .images import save_gif, save_image_grid, save_png, trajectory_frames
-    from .viz import scatter_rgb
+    from ddpm_edu.data.images import (
+        save_gif,
+        save_image_grid,
+        save_png,
+        scatter_rgb,
+        trajectory_frames,
+    )
 
     if x.dim() == 4:
         k = max(1, 32 // x.shape[-1])  # show 8x8 digits 4x larger (nearest neighbour); CIFAR-10 as it is
@@ -139,7 +143,7 @@ def write_sample_files(model: nn.Module, cfg: Config, out: str | os.PathLike, nu
     Chunk k (samples k*batch ..) is drawn by process k mod W with :func:`chunk_seed` (seed, k); only
     chunks with a missing file are drawn, and only the missing files are written.
     """
-    from .images import save_png, to_uint8
+    from ddpm_edu.data.images import save_png, to_uint8
 
     if len(data_shape(cfg)) != 3:
         raise ConfigError(f"sample files are images; data.dataset={cfg.data.dataset} has points. Use --format grid.")

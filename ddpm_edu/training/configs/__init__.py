@@ -10,5 +10,5 @@ CONFIG_DIR = Path(__file__).parent
 
 
 def preset_names() -> list[str]:
-    """The preset names: the file names in ddpm_edu/configs/ without .yml."""
+    """The preset names: the file names in ddpm_edu/training/configs/ without .yml."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yml"))

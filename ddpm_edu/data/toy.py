@@ -1,6 +1,6 @@
-"""2-D toy data sets and a small MLP denoiser eps_theta(x_t, t).
+"""2-D toy data sets: the data that the book's smallest models learn in seconds on a CPU.
 
-Chapters 7-8: the models that train in seconds on a CPU. Every data set is drawn with torch
+Chapters 6-8. Every data set is drawn with torch
 from an explicit ``generator`` and scaled to lie roughly within [-1, 1], the range the
 library uses for images, so the same schedules (Ho et al. 2020's linear beta_t) apply:
 
@@ -18,12 +18,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .unet import timestep_embedding
-
-__all__ = ["TOY_DATASETS", "MIXTURE", "sample_toy", "MLPDenoiser"]
+__all__ = ["TOY_DATASETS", "MIXTURE", "sample_toy", "load_toy"]
 
 TOY_DATASETS: tuple[str, ...] = ("moons", "swiss_roll", "8gaussians", "mixture")
 
@@ -80,34 +77,7 @@ def sample_toy(name: str, n: int, *, generator: torch.Generator | None = None) -
     return _SAMPLERS[name](n, generator).float()
 
 
-class MLPDenoiser(nn.Module):
-    """eps_theta(x_t, t) for low-dimensional data: an MLP on x_t plus an embedding of t.
+def load_toy(name: str, n: int, seed: int = 0) -> Tensor:
+    """A fixed set of ``n`` 2-D points from :func:`sample_toy`, shape (n, 2)."""
+    return sample_toy(name, n, generator=torch.Generator().manual_seed(seed)).float()
 
-    h = W_in x_t + MLP(emb(t)), then ``layers`` residual blocks h + W SiLU(h), then W_out SiLU(h).
-    emb is the sinusoidal embedding of :func:`ddpm_edu.unet.timestep_embedding`. The output layer
-    starts at zero, so the untrained model predicts eps_hat = 0 (L_simple = 1).
-    """
-
-    def __init__(
-        self,
-        *,
-        dim: int = 2,  # data dimension
-        hidden: int = 128,  # width of the hidden layers
-        layers: int = 3,  # number of hidden residual layers
-        t_dim: int = 64,  # size of the sinusoidal time embedding
-    ):
-        super().__init__()
-        self.t_dim = t_dim
-        self.t_mlp = nn.Sequential(nn.Linear(t_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.inp = nn.Linear(dim, hidden)
-        self.hidden = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers))
-        self.out = nn.Linear(hidden, dim)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """x: (B, dim) = x_t; t: (B,) in 1..T. Returns eps_hat, (B, dim)."""
-        h = self.inp(x) + self.t_mlp(timestep_embedding(t, self.t_dim).to(x.device, x.dtype))  # (B, hidden)
-        for lin in self.hidden:
-            h = h + lin(F.silu(h))  # (B, hidden)
-        return self.out(F.silu(h))  # (B, dim)

@@ -10,7 +10,7 @@
   ``cifar10-small``'s architecture at a quarter of its width, with one residual block per level, for
   a few dozen steps with T = 100 (and the paper's betas scaled by 1000 / T), on
   CIFAR-10 when its files are already on disk and otherwise on stand-in images written in
-  CIFAR-10's format (:func:`ddpm_edu.data.write_standin_cifar10`). The plan says so, and lists
+  CIFAR-10's format (:func:`ddpm_edu.data.standin.write_standin_cifar10`). The plan says so, and lists
   every override, so nothing it produces is mistaken for a CIFAR-10 result.
 
 A checkpoint of a real run can be named in ``$DDPM_EDU_CIFAR10_CKPT``; the chapter then samples from
@@ -28,9 +28,11 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, cache_root, load_config
-from .data import CIFAR10_FILES, CIFAR10_FOLDER, write_standin_cifar10
-from .fastmode import pick
+from ddpm_edu.data.cifar10 import CIFAR10_FILES, CIFAR10_FOLDER
+from ddpm_edu.data.files import cache_root
+from ddpm_edu.data.standin import write_standin_cifar10
+from ddpm_edu.lab.fastmode import pick
+from ddpm_edu.training.config import Config, load_config
 
 __all__ = ["RunPlan", "plan_run", "default_run_root", "in_colab", "CKPT_ENV", "FULL_MEMORY_GB", "DRIVE_RUN_ROOT"]
 

@@ -28,13 +28,6 @@ from torch import Tensor, nn
 __all__ = ["NonFiniteError", "NonFiniteGuard", "assert_on_device"]
 
 
-def assert_on_device(condition: Tensor, message: str) -> None:
-    """Fail (a device-side assert, reported at the next synchronisation) unless the 0-d bool ``condition`` is true.
-
-    Unlike ``if not condition: raise``, this queues the check on the tensor's device and does not wait for it.
-    """
-    torch._assert_async(condition, message)
-
 
 class NonFiniteError(RuntimeError):
     """The loss or the gradient norm became NaN or infinite; that step was not applied and training stopped."""

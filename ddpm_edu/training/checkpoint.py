@@ -27,10 +27,11 @@ import pickle
 import random
 import re
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from ddpm_edu.data.files import atomic_write
 
 __all__ = [
     "FORMAT_VERSION",
@@ -60,39 +61,6 @@ class CheckpointError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- atomic files
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Call ``write(f)`` on a temporary file next to ``path``, fsync it and ``os.replace`` it into place.
-
-    If ``write`` raises, the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some network file systems
-        pass
-    finally:
-        os.close(fd)
 
 
 def one_line(e: BaseException, limit: int = 400) -> str:

@@ -3,14 +3,14 @@
 The seed's ``configs/train.yml``/``test.yml``, done properly (chapter 9 and the command line).
 A config file has the sections below; every field has a default, so a file only lists what it
 changes. :func:`load_config` reads a preset name (``cifar10``, ``cifar10-small``, ``digits``,
-``toy2d``, shipped in ``ddpm_edu/configs/``) or a path, applies ``--set``-style overrides such as
+``toy2d``, shipped in ``ddpm_edu/training/configs/``) or a path, applies ``--set``-style overrides such as
 ``"train.steps=2000"`` and validates everything at once: unknown keys (with the nearest valid
 key suggested), wrong types and out-of-range values all end up in ONE :class:`ConfigError` that
 names the file and every offending key.
 
 The dataclasses are pydantic dataclasses, so every way of making one validates it: the
 constructor, :meth:`Config.replace` and ``dataclasses.replace``. Schedule and U-Net arguments are
-checked by :func:`ddpm_edu.schedules.schedule_problems` and :func:`ddpm_edu.unet.unet_problems`,
+checked by :func:`ddpm_edu.schedules.schedule_problems` and :func:`ddpm_edu.nets.unet.unet_problems`,
 and the valid names come from the modules that use them. Checks that relate several fields
 (beta_1 <= beta_T, the model kind and U-Net depth for the data set, DDIM steps <= T) run once
 those fields are valid themselves. YAML 1.1 reads ``1e-4`` as a string; float fields parse it.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import hashlib
 import json
 import os
 from dataclasses import field
@@ -32,13 +31,13 @@ import pydantic
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, ValidationError
 
-from .configs import CONFIG_DIR, preset_names
-from .data import data_shape
-from .losses import TARGETS
-from .sampling import VARIANCES, ddim_timesteps
-from .schedules import KINDS, schedule_problems
-from .toy import TOY_DATASETS
-from .unet import PRESETS, unet_problems
+from ddpm_edu.data import SHAPES
+from ddpm_edu.data.toy import TOY_DATASETS
+from ddpm_edu.losses import TARGETS
+from ddpm_edu.nets.unet import PRESETS, unet_problems
+from ddpm_edu.sampling import VARIANCES, ddim_timesteps
+from ddpm_edu.schedules import KINDS, schedule_problems
+from ddpm_edu.training.configs import CONFIG_DIR, preset_names
 
 __all__ = [
     "ConfigError",
@@ -171,7 +170,7 @@ UNET_FIELDS = ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout",
 @_validated("model")
 class ModelConfig:
     kind: Literal["unet", "mlp"] = "unet"  # U-Net for images, MLP for 2-D points
-    preset: Literal[tuple(PRESETS)] | None = None  # a name from ddpm_edu.unet.PRESETS; the fields below override it
+    preset: Literal[tuple(PRESETS)] | None = None  # a name from ddpm_edu.nets.unet.PRESETS; the fields below override it
     ch: Annotated[Int | None, _unet_arg("ch")] = None  # U-Net base channel count (None: the preset's, else 128)
     ch_mult: Annotated[tuple[Int, ...] | None, _unet_arg("ch_mult")] = None  # channel multiplier per resolution level
     num_res_blocks: Annotated[Int | None, _unet_arg("num_res_blocks")] = None  # residual blocks per level
@@ -183,7 +182,7 @@ class ModelConfig:
     t_dim: PosInt = 64  # MLP time-embedding size (kind = mlp)
 
     def unet_overrides(self) -> dict[str, Any]:
-        """The U-Net fields as keyword arguments for :func:`ddpm_edu.unet.unet_kwargs` (None: the preset's)."""
+        """The U-Net fields as keyword arguments for :func:`ddpm_edu.nets.unet.unet_kwargs` (None: the preset's)."""
         return {k: getattr(self, k) for k in UNET_FIELDS}
 
 
@@ -264,7 +263,7 @@ class Config:
         if m.kind != want:
             problems.append(f"model.kind: data.dataset={d.dataset} needs model.kind={want}, got {m.kind!r}")
         elif m.kind == "unet":
-            _, h, _ = data_shape(self)
+            _, h, _ = SHAPES[self.data.dataset]
             bad = unet_problems(m.preset, **m.unet_overrides(), image_size=h).get("image_size")
             if bad:
                 problems.append(f"model.ch_mult: {bad} (the size of data.dataset={d.dataset})")
@@ -339,10 +338,6 @@ def preset_path(name_or_path: str | os.PathLike) -> Path:
         f"Presets: {', '.join(preset_names())}; or pass the path of a YAML file."
     )
 
-
-def cache_root() -> Path:
-    """Where trained book models are cached: $DDPM_EDU_CACHE, else ~/.cache/ddpm_edu."""
-    return Path(os.environ.get("DDPM_EDU_CACHE") or "~/.cache/ddpm_edu").expanduser()
 
 
 # --------------------------------------------------------------------------- loading
@@ -422,24 +417,3 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
 
 
-# Fields that do not change the trained weights: left out of :func:`config_hash`.
-_NOT_HASHED = {
-    "name": None,
-    "data": ("root", "download", "verify_md5", "device_resident"),
-    "train": ("device", "log_every", "sample_every", "ckpt_every", "keep_last", "resume", "run_root", "progress", "compile"),
-    "sample": None,
-    "wandb": None,
-}
-
-
-def config_hash(cfg: Config, length: int = 16) -> str:
-    """A short hex digest of everything in ``cfg`` that changes the trained model (the book's cache key)."""
-    d = config_to_dict(cfg)
-    for key, sub in _NOT_HASHED.items():
-        if sub is None:
-            d.pop(key, None)
-        else:
-            for k in sub:
-                d[key].pop(k, None)
-    text = json.dumps(d, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]

@@ -1,8 +1,8 @@
 """Trained networks for the reader's browser: the toy MLP as raw weights, the digits U-Net as ONNX.
 
 Chapter 8 (live sampling) and chapter 6 (its reprise with the exact eps*). The page samples with
-``ddpm_edu/js/live.js``: the MLP runs in plain JavaScript (a few matrix-vector products per point),
-the U-Net in onnxruntime-web (ONNX Runtime compiled to WebAssembly). :mod:`ddpm_edu.widgets` embeds
+``ddpm_edu/web/js/live.js``: the MLP runs in plain JavaScript (a few matrix-vector products per point),
+the U-Net in onnxruntime-web (ONNX Runtime compiled to WebAssembly). :mod:`ddpm_edu.web.widgets` embeds
 what these functions return in the page; the tests hold the browser's eps_hat to PyTorch's.
 """
 
@@ -15,7 +15,7 @@ import warnings
 import torch
 from torch import nn
 
-from .toy import MLPDenoiser
+from ddpm_edu.nets.mlp import MLPDenoiser
 
 __all__ = ["b64_floats", "mlp_weights", "onnx_bytes"]
 

@@ -8,6 +8,7 @@ presets): it trains a model once, in a cache folder keyed by the config, and loa
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -16,41 +17,16 @@ from pathlib import Path
 
 from torch import nn
 
-from . import checkpoint as ckpt
-from .build import build_model
-from .config import Config, cache_root, config_from_dict, config_hash
-from .fastmode import fast
-from .runlog import read_metrics
-from .train import train
+from ddpm_edu.data.files import cache_root
+from ddpm_edu.lab.fastmode import fast
+from ddpm_edu.training import checkpoint as ckpt
+from ddpm_edu.training.build import load_ema_model
+from ddpm_edu.training.config import Config, config_to_dict
+from ddpm_edu.training.runlog import read_metrics
+from ddpm_edu.training.train import train
 
 __all__ = ["load_ema_model", "load_or_train", "cached_run", "cached_metrics", "fast_config"]
 
-
-def load_ema_model(cfg: Config | None, weights: str | os.PathLike) -> tuple[nn.Module, Config]:
-    """The EMA network from a checkpoint (``.pt``) or ``ema.safetensors``, in eval mode on the CPU.
-
-    With ``cfg=None`` the config stored in the file is used. Returns (model, config).
-    """
-    weights = Path(weights)
-    if weights.suffix == ".safetensors":
-        tensors, meta = ckpt.load_safetensors(weights)
-        saved = json.loads(meta["config"]) if "config" in meta else None
-    else:
-        state = ckpt.load_checkpoint(weights)
-        tensors, saved = state["ema"], state["config"]
-    if cfg is None:
-        if saved is None:
-            raise ckpt.CheckpointError(f"{weights} carries no config; pass --config.")
-        cfg = config_from_dict(saved, source=f"{weights} (stored config)")
-    model = build_model(cfg)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise ckpt.CheckpointError(
-            f"The weights in {weights} do not fit the model of config {cfg.source}: "
-            f"{ckpt.one_line(e)}. Use the config the model was trained with."
-        ) from None
-    return model.eval().requires_grad_(False), cfg
 
 
 def fast_config(cfg: Config) -> Config:
@@ -69,7 +45,7 @@ def cached_run(cfg: Config, cache_dir: str | os.PathLike | None = None) -> Path:
 
 def cached_metrics(cfg: Config, cache_dir: str | os.PathLike | None = None) -> list[dict]:
     """The training log of the cached model of ``cfg``: the records of its ``metrics.jsonl`` (see
-    :func:`ddpm_edu.runlog.read_metrics`), [] if it was never trained. Chapter 7 draws its loss curves."""
+    :func:`ddpm_edu.training.runlog.read_metrics`), [] if it was never trained. Chapter 7 draws its loss curves."""
     return read_metrics(cached_run(cfg, cache_dir))
 
 
@@ -122,3 +98,25 @@ def _trained(ema_file: Path, steps: int) -> bool:
     except Exception:  # noqa: BLE001 - a damaged cache entry is simply retrained
         return False
     return int(meta.get("step", -1)) >= steps
+
+# Fields that do not change the trained weights: left out of :func:`config_hash`.
+_NOT_HASHED = {
+    "name": None,
+    "data": ("root", "download", "verify_md5", "device_resident"),
+    "train": ("device", "log_every", "sample_every", "ckpt_every", "keep_last", "resume", "run_root", "progress", "compile"),
+    "sample": None,
+    "wandb": None,
+}
+
+
+def config_hash(cfg: Config, length: int = 16) -> str:
+    """A short hex digest of everything in ``cfg`` that changes the trained model (the book's cache key)."""
+    d = config_to_dict(cfg)
+    for key, sub in _NOT_HASHED.items():
+        if sub is None:
+            d.pop(key, None)
+        else:
+            for k in sub:
+                d[key].pop(k, None)
+    text = json.dumps(d, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

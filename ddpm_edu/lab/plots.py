@@ -4,8 +4,8 @@ Plot functions never re-implement math: they call the library. They take ``ax=No
 ones) or build a new figure (multi-panel ones, which accept ``fig=`` to redraw in place), return
 the :class:`matplotlib.figure.Figure`, and leave global rcParams alone: figures are made without
 pyplot, each with its own Agg canvas. Images in [-1, 1] are shown through
-:func:`ddpm_edu.images.to_uint8`. The chapter that uses a function is named in its docstring;
-``ddpm_edu.figs.make_all`` regenerates the README's figures from these same functions.
+:func:`ddpm_edu.data.images.to_uint8`. The chapter that uses a function is named in its docstring;
+``ddpm_edu.lab.figs.make_all`` regenerates the README's figures from these same functions.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .analytic import MixtureEps
-from .checkpoint import atomic_write
-from .forward import naive_step, q_sample, trajectory, vp_step
-from .images import image_grid, to_uint8
-from .schedules import Schedule
+from ddpm_edu.analytic import MixtureEps
+from ddpm_edu.data.files import atomic_write
+from ddpm_edu.data.images import image_grid, to_uint8
+from ddpm_edu.forward import naive_step, q_sample, trajectory, vp_step
+from ddpm_edu.schedules import Schedule
+from ddpm_edu.training.runlog import draw_loss_curve
 
 __all__ = [
     "BookFigure", "new_figure", "figure_png", "figure_bytes", "save_figure",
@@ -103,6 +104,13 @@ def figure_bytes(fig: Figure, fmt: str = "png", dpi: float | None = None, jpeg_q
     return buf.getvalue()
 
 
+def plot_loss_curve(metrics: Sequence[Mapping[str, float]], ax: Axes | None = None) -> Figure:
+    """Loss against step from metrics.jsonl records (the run's loss.png, drawn by :func:`draw_loss_curve`)."""
+    fig, ax = _fig_ax(ax, (6.0, 3.5))
+    draw_loss_curve(ax, metrics)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: float = 100) -> Path:
     """Write a figure as a PNG, atomically."""
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
@@ -111,26 +119,6 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: float = 100) -> Path:
 # =====================================================================================
 # Training figures: the loss curve and 2-D sample clouds (the trainer and the command line).
 # =====================================================================================
-def plot_loss_curve(metrics: Sequence[Mapping[str, float]], ax: Axes | None = None) -> Figure:
-    """Loss against step from metrics.jsonl records (keys ``step`` and ``loss``); log scale when all > 0."""
-    fig, ax = _fig_ax(ax, (6.0, 3.5))
-    ax.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], lw=1)
-    ax.set(xlabel="step", ylabel="L_simple (mean over log window)", title="training loss")
-    if metrics and min(m["loss"] for m in metrics) > 0:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    return fig
-
-
-def scatter_rgb(points: Tensor, title: str, lim: float = 3.0) -> np.ndarray:
-    """A 2-D point cloud (N, 2) as a (H, W, 3) uint8 image, e.g. one frame of a toy trajectory GIF."""
-    fig = new_figure((3.0, 3.0), dpi=80)
-    ax = fig.add_subplot()
-    p = points.detach().float().cpu().numpy()
-    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title, xticks=[], yticks=[])
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 # =====================================================================================
@@ -581,7 +569,7 @@ def plot_reverse_steps(
 def plot_sample_panels(samples: Mapping[str, Tensor], *, reference: Tensor | None = None, lim: float = 1.6) -> Figure:
     """Chapter 8: samples of several samplers side by side, one panel per label.
 
-    Images (B, C, H, W) in [-1, 1] are tiled with :func:`ddpm_edu.images.image_grid` (values outside
+    Images (B, C, H, W) in [-1, 1] are tiled with :func:`ddpm_edu.data.images.image_grid` (values outside
     [-1, 1] saturate); 2-D points (N, 2) are scattered over ``reference`` points (e.g. the data) in grey,
     on [-lim, lim]^2.
     """
@@ -639,7 +627,7 @@ def plot_forward_batches(
 
     batches: label -> (B, C, H, W) in [-1, 1] (B = 1 for a single photograph); eps: label -> noise
     of the same shape, shared by every t of a row so that only t changes along it. Each panel is the
-    :func:`ddpm_edu.images.image_grid` of :func:`ddpm_edu.forward.q_sample` (batch, t, eps);
+    :func:`ddpm_edu.data.images.image_grid` of :func:`ddpm_edu.forward.q_sample` (batch, t, eps);
     column titles give t and alpha_bar_t. Pass ``fig`` to redraw in place.
     """
     ts = list(ts)

@@ -1,6 +1,6 @@
 """A run's parts, built from its config: device, precision, schedule, model and optimiser.
 
-Chapters 7 and 9. Each function reads one section of a :class:`~ddpm_edu.config.Config` and returns
+Chapters 7 and 9. Each function reads one section of a :class:`~ddpm_edu.training.config.Config` and returns
 one plain torch object; the trainer, the command line and the book's model cache all build their
 parts here, so a model trained by one is loaded the same way by the others.
 """
@@ -8,14 +8,23 @@ parts here, so a model trained by one is loaded the same way by the others.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from .config import Config, ConfigError
-from .data import data_shape
-from .schedules import Schedule
+from ddpm_edu.data import SHAPES, DataError
+from ddpm_edu.data.cifar10 import load_cifar10
+from ddpm_edu.data.digits import load_digits
+from ddpm_edu.data.stream import BatchIterator
+from ddpm_edu.data.toy import load_toy
+from ddpm_edu.schedules import Schedule
+from ddpm_edu.training import checkpoint as ckpt
+from ddpm_edu.training.config import Config, ConfigError, config_from_dict
+from ddpm_edu.training.distributed import SINGLE, World
 
 __all__ = ["resolve_device", "resolve_precision", "autocast", "cudnn_autotune", "build_schedule", "build_model",
            "make_optimizer"]
@@ -87,10 +96,10 @@ def build_model(cfg: Config) -> nn.Module:
     """The network of ``cfg.model`` for ``cfg.data``: a U-Net for images, an MLP for 2-D points."""
     m = cfg.model
     if m.kind == "mlp":
-        from .toy import MLPDenoiser
+        from ddpm_edu.nets.mlp import MLPDenoiser
 
         return MLPDenoiser(dim=data_shape(cfg)[0], hidden=m.hidden, layers=m.layers, t_dim=m.t_dim)
-    from .unet import UNet, unet_kwargs
+    from ddpm_edu.nets.unet import UNet, unet_kwargs
 
     c, h, _ = data_shape(cfg)
     return UNet(**unet_kwargs(m.preset, **m.unet_overrides(), in_ch=c, image_size=h))
@@ -113,3 +122,72 @@ def make_optimizer(cfg: Config, params: Iterable[nn.Parameter], device: torch.de
         except RuntimeError:  # no fused kernel for this device in this torch
             pass
     return cls(params, lr=t.lr, weight_decay=t.weight_decay, foreach=device.type != "cpu")
+
+
+# --------------------------------------------------------------------------- data
+def load_dataset(cfg: Config) -> Tensor:
+    """The whole training set of ``cfg.data``: uint8 (N, 3, 32, 32), or float (N, 1, 8, 8) / (N, 2)."""
+    d = cfg.data
+    if d.dataset == "cifar10":
+        return load_cifar10(d.root, download=d.download, verify_md5=d.verify_md5)
+    if d.dataset == "digits":
+        return load_digits()
+    if d.dataset == "toy2d":
+        return load_toy(d.toy, d.toy_n, seed=cfg.seed)
+    raise DataError(f"unknown data.dataset {d.dataset!r}")
+
+
+def data_shape(cfg: Config) -> tuple[int, ...]:
+    """The shape of one example: (3, 32, 32), (1, 8, 8) or (2,)."""
+    return SHAPES[cfg.data.dataset]
+
+
+def make_batches(cfg: Config, device: torch.device | str = "cpu", world: World = SINGLE) -> BatchIterator:
+    """The training stream for ``cfg``: loads the data set and, when resident, moves it to ``device``.
+
+    With several processes, each one gets its rows of every global batch of ``data.batch_size``.
+    """
+    device = torch.device(device)
+    data = load_dataset(cfg)
+    resident = cfg.data.device_resident
+    if resident == "auto":
+        resident = device.type == "cuda"
+    if resident:
+        data = data.to(device)
+    return BatchIterator(
+        data,
+        cfg.data.batch_size,
+        seed=cfg.seed + 1,
+        device=device,
+        hflip=cfg.data.hflip and cfg.data.dataset == "cifar10",
+        channels_last=cfg.train.channels_last,
+        rows=world.rows(cfg.data.batch_size),
+    )
+
+
+# --------------------------------------------------------------------------- a trained model
+def load_ema_model(cfg: Config | None, weights: str | os.PathLike) -> tuple[nn.Module, Config]:
+    """The EMA network from a checkpoint (``.pt``) or ``ema.safetensors``, in eval mode on the CPU.
+
+    With ``cfg=None`` the config stored in the file is used. Returns (model, config).
+    """
+    weights = Path(weights)
+    if weights.suffix == ".safetensors":
+        tensors, meta = ckpt.load_safetensors(weights)
+        saved = json.loads(meta["config"]) if "config" in meta else None
+    else:
+        state = ckpt.load_checkpoint(weights)
+        tensors, saved = state["ema"], state["config"]
+    if cfg is None:
+        if saved is None:
+            raise ckpt.CheckpointError(f"{weights} carries no config; pass --config.")
+        cfg = config_from_dict(saved, source=f"{weights} (stored config)")
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise ckpt.CheckpointError(
+            f"The weights in {weights} do not fit the model of config {cfg.source}: "
+            f"{ckpt.one_line(e)}. Use the config the model was trained with."
+        ) from None
+    return model.eval().requires_grad_(False), cfg

@@ -1,21 +1,21 @@
 """Regenerate the README's figures, ``figs/*.png`` and ``figs/*.gif``, with the code the chapters use.
 
 ``python -m ddpm_edu figs --out DIR`` (the CLI) calls :func:`make_all`. Every PNG comes from a
-:mod:`ddpm_edu.viz` plot function with its own Agg canvas and a seeded ``torch.Generator``, so the
+:mod:`ddpm_edu.lab.plots` plot function with its own Agg canvas and a seeded ``torch.Generator``, so the
 files are reproducible and nothing here needs a display or changes global matplotlib state.
 The two GIFs are chapter 8's sampling trajectories, drawn from the book's cached models
-(:func:`ddpm_edu.cache.load_or_train`, which trains them once if the cache is cold).
+(:func:`ddpm_edu.lab.modelcache.load_or_train`, which trains them once if the cache is cold).
 
 =========================  ==========  ===============================================
 file                       chapter     plot function
 =========================  ==========  ===============================================
-px_pz.png                  1           :func:`~ddpm_edu.viz.plot_px_pz`
-bad_noise.png              2           :func:`~ddpm_edu.viz.plot_naive_noise`
-fixed_noise_fast.png       3           :func:`~ddpm_edu.viz.plot_fixed_noise`, sigma = 0.1
-fixed_noise_slow.png       3           :func:`~ddpm_edu.viz.plot_fixed_noise`, sigma = 0.01
-betas_alpha_bars.png       4           :func:`~ddpm_edu.viz.plot_schedules`, DDPM linear
-schedules.png              4           :func:`~ddpm_edu.viz.plot_schedules`, four kinds
-forward_steps.png          5           :func:`~ddpm_edu.viz.plot_forward_steps`
+px_pz.png                  1           :func:`~ddpm_edu.lab.plots.plot_px_pz`
+bad_noise.png              2           :func:`~ddpm_edu.lab.plots.plot_naive_noise`
+fixed_noise_fast.png       3           :func:`~ddpm_edu.lab.plots.plot_fixed_noise`, sigma = 0.1
+fixed_noise_slow.png       3           :func:`~ddpm_edu.lab.plots.plot_fixed_noise`, sigma = 0.01
+betas_alpha_bars.png       4           :func:`~ddpm_edu.lab.plots.plot_schedules`, DDPM linear
+schedules.png              4           :func:`~ddpm_edu.lab.plots.plot_schedules`, four kinds
+forward_steps.png          5           :func:`~ddpm_edu.lab.plots.plot_forward_steps`
 digits_trajectory.gif      8           :func:`trajectory_gif`, the ``digits`` preset
 toy2d_trajectory.gif       8           :func:`trajectory_gif`, the ``toy2d`` preset
 =========================  ==========  ===============================================
@@ -31,10 +31,8 @@ from typing import Callable
 import torch
 from matplotlib.figure import Figure
 
-from .config import Config, load_config
-from .data import photo
-from .schedules import KINDS, Schedule
-from .viz import (
+from ddpm_edu.data.photo import photo
+from ddpm_edu.lab.plots import (
     plot_fixed_noise,
     plot_forward_steps,
     plot_naive_noise,
@@ -42,6 +40,8 @@ from .viz import (
     plot_schedules,
     save_figure,
 )
+from ddpm_edu.schedules import KINDS, Schedule
+from ddpm_edu.training.config import Config, load_config
 
 __all__ = ["FIGURES", "GIFS", "make_all", "trajectory_gif"]
 
@@ -85,12 +85,12 @@ GIFS: dict[str, str] = {  # file name -> preset whose sampling trajectory it sho
 def trajectory_gif(cfg: Config, path: str | os.PathLike, seed: int = 1) -> Path:
     """Chapter 8: sample the cached model of ``cfg`` as ``cfg.sample`` says and write its trajectory as a GIF.
 
-    The model comes from :func:`ddpm_edu.cache.load_or_train`; samples and frames from
-    :func:`ddpm_edu.generate.generate` (noise seeded with ``seed``), the file from
-    :func:`ddpm_edu.generate.write_samples` (a looping GIF at ``cfg.sample.fps``).
+    The model comes from :func:`ddpm_edu.lab.modelcache.load_or_train`; samples and frames from
+    :func:`ddpm_edu.training.generate.generate` (noise seeded with ``seed``), the file from
+    :func:`ddpm_edu.training.generate.write_samples` (a looping GIF at ``cfg.sample.fps``).
     """
-    from .cache import load_or_train
-    from .generate import generate, write_samples
+    from ddpm_edu.lab.modelcache import load_or_train
+    from ddpm_edu.training.generate import generate, write_samples
 
     x, rec = generate(load_or_train(cfg), cfg, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:  # write_samples also writes the final grid: not kept here

@@ -21,7 +21,7 @@ With (mu_s, Sigma_s) and (mu_r, Sigma_r) the mean and covariance of Inception-v3
     FID = ||mu_s - mu_r||^2 + tr(Sigma_s + Sigma_r - 2 (Sigma_s Sigma_r)^(1/2)).
 :func:`fid` is an optional extra (``pip install "ddpm-edu[fid]"``): torch-fidelity computes it with
 its port of the TensorFlow Inception graph that the paper's numbers come from. The reference images
-come from our own loader, :func:`ddpm_edu.data.load_cifar10`, so torch-fidelity never downloads
+come from our own loader, :func:`ddpm_edu.data.cifar10.load_cifar10`, so torch-fidelity never downloads
 CIFAR-10. It needs the Inception weights (about 95 MB): a local file (``weights=`` or
 ``$DDPM_EDU_FID_WEIGHTS``), the copy in torch's hub cache, or a download, which is tried only after
 the server has answered within seconds. Offline, without a local copy, it fails at once and says
@@ -42,8 +42,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .fastmode import pick
-
 __all__ = [
     "CONFIDENT", "HELD_OUT", "digits_split", "digits_classifier", "classifier_accuracy", "digits_probs",
     "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance", "eval_samples",
@@ -56,29 +54,18 @@ HELD_OUT = 0.25  # share of the digits held out from the classifier's training
 SPLIT_SEED = 0
 
 
-def eval_samples(dataset: str) -> int:
-    """How many samples chapter 8 draws per sampler setting: 64 digits or 2000 points (8 and 500 in fast mode).
-
-    A DDPM run on the digits costs T = 400 network calls whatever the model's training, so fast mode
-    shrinks the batch instead.
-    """
-    sizes = {"digits": pick(64, 8), "toy2d": pick(2000, 500)}
-    if dataset not in sizes:
-        raise ValueError(f"dataset must be one of {sorted(sizes)}, got {dataset!r}")
-    return sizes[dataset]
-
 
 # --------------------------------------------------------------------------- digits
 @functools.lru_cache(maxsize=1)
 def digits_split() -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The fixed, class-stratified split of the 1797 digits: (x_train, y_train, x_test, y_test).
 
-    x: (N, 1, 8, 8) floats in [-1, 1] (as :func:`ddpm_edu.data.load_digits`), y: (N,) int64 labels.
+    x: (N, 1, 8, 8) floats in [-1, 1] (as :func:`ddpm_edu.data.digits.load_digits`), y: (N,) int64 labels.
     """
     from sklearn.datasets import load_digits as _sk_digits
     from sklearn.model_selection import train_test_split
 
-    from .data import load_digits
+    from ddpm_edu.data.digits import load_digits
 
     x, y = load_digits(), torch.from_numpy(_sk_digits().target).long()
     i_train, i_test = train_test_split(np.arange(len(y)), test_size=HELD_OUT, random_state=SPLIT_SEED,
@@ -145,7 +132,7 @@ def pixel_gaussian_digits(n: int, generator: torch.Generator | None = None) -> T
 
     mu_px and sigma_px are the per-pixel mean and standard deviation of all 1797 digits.
     """
-    from .data import load_digits
+    from ddpm_edu.data.digits import load_digits
 
     digits = load_digits()  # (1797, 1, 8, 8)
     mu_px, sigma_px = digits.mean(0), digits.std(0)
@@ -210,7 +197,7 @@ def fid(
     comparable with the paper's only for the published weights and PAPER_FID_SAMPLES samples: with
     fewer samples FID is biased upwards.
     """
-    from .data import load_cifar10
+    from ddpm_edu.data.cifar10 import load_cifar10
 
     tfid = _torch_fidelity()  # first, so that a missing extra is reported before any work
     x = load_images(samples)  # (N, 3, H, W) uint8
@@ -231,7 +218,7 @@ def fid(
 def _fid_kwargs(weights: Path, device: str, batch_size: int, cache: bool, reference_name: str) -> dict:
     """The options of ``torch_fidelity.calculate_metrics``: FID on the 2048-D pool features of the TF-compatible
     Inception, from a local weights file, no worker processes, quiet, the reference's statistics cached."""
-    from .config import cache_root
+    from ddpm_edu.data.files import cache_root
 
     if device not in ("auto", "cuda", "cpu"):
         raise ValueError(f"device must be 'auto', 'cuda' or 'cpu', got {device!r}")
@@ -272,12 +259,12 @@ def load_images(samples: str | os.PathLike | Tensor) -> Tensor:
 
     samples: a folder (every ``*.png`` below it, sorted by path, one image per file, all one size), an
     ``.npz`` file (its only array, or ``arr_0``: (N, H, W, 3) or (N, 3, H, W) uint8), or a tensor
-    (N, 3, H, W) of uint8, or of floats in [-1, 1] (mapped as :func:`ddpm_edu.images.to_uint8` does).
+    (N, 3, H, W) of uint8, or of floats in [-1, 1] (mapped as :func:`ddpm_edu.data.images.to_uint8` does).
     """
     if isinstance(samples, Tensor):
         x = samples.detach().cpu()
         if x.dtype != torch.uint8:
-            from .images import to_uint8
+            from ddpm_edu.data.images import to_uint8
 
             x = torch.from_numpy(to_uint8(x)).movedim(-1, -3) if x.dim() == 4 and x.shape[1] == 3 else x
     else:
@@ -348,7 +335,7 @@ def _download_weights(path: Path) -> None:
     """Download the published weights to ``path`` with a bounded wait (a probe, then a socket timeout)."""
     from urllib.parse import urlparse
 
-    from .data import reachable
+    from ddpm_edu.data.download import reachable
 
     host = urlparse(FID_WEIGHTS_URL).hostname
     if not reachable(host, 443, FID_PROBE_TIMEOUT_S):

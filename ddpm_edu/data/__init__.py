@@ -1,0 +1,25 @@
+"""The data layer: data sets, the training stream, and images and files at the library's boundary.
+
+Modules (each may import the derivation, never training or the book's side):
+
+* :mod:`~ddpm_edu.data.cifar10` -- CIFAR-10 through torchvision, its download and its on-disk format
+* :mod:`~ddpm_edu.data.standin` -- stand-in images in CIFAR-10's format for machines without it
+* :mod:`~ddpm_edu.data.digits` -- scikit-learn's 8x8 digits (offline)
+* :mod:`~ddpm_edu.data.photo` -- the photograph that chapters 2-5 noise
+* :mod:`~ddpm_edu.data.toy` -- 2-D toy data sets and the Gaussian mixture of chapter 6
+* :mod:`~ddpm_edu.data.stream` -- :class:`~ddpm_edu.data.stream.BatchIterator`, the resumable batch stream
+* :mod:`~ddpm_edu.data.images` -- uint8 conversion, image grids, PNG and GIF files
+* :mod:`~ddpm_edu.data.files` -- atomic writes and the cache folder
+* :mod:`~ddpm_edu.data.download` -- downloads with a bounded wait
+
+Images live in [-1, 1] inside the library; conversion to uint8 happens only in :mod:`~ddpm_edu.data.images`.
+"""
+
+__all__ = ["DataError", "SHAPES"]
+
+# The shape of one example of each data set that a config can name.
+SHAPES: dict[str, tuple[int, ...]] = {"cifar10": (3, 32, 32), "digits": (1, 8, 8), "toy2d": (2,)}
+
+
+class DataError(RuntimeError):
+    """A data set that cannot be loaded; the message says what to do."""
