@@ -1,6 +1,6 @@
 # Two commands for a fresh clone with nothing but python3 and node:
-#   make test   unit tests, every chapter under nbval as Colab installs the package (fast mode),
-#               strict book build (fast mode), then every built page checked in headless Chromium
+#   make test   unit tests; the strict book build (fast mode) with every chapter executed in a fresh venv
+#               that installs the package as Colab does; then every built page checked in headless Chromium
 #   make book   the whole book, every chapter executed at full size
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
@@ -25,10 +25,11 @@ SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 # colab: a fresh venv, the package sources it installs from, and an empty working directory.
 COLAB    := _build/colab
 
-.PHONY: help venv browser test unit nbval colab book-fast check-html book figs bench clean
+.PHONY: help venv browser test unit quick nbval colab-venv colab book-fast book-colab check-html book figs bench clean
 
 help:
-	@echo "make test   - unit tests + colab + strict book build + check-html (DDPM_EDU_FAST=1)"
+	@echo "make test   - unit tests + strict book build run in a fresh Colab-like venv + check-html (DDPM_EDU_FAST=1)"
+	@echo "make quick  - the library's tests without browser, node, multi-process and slow tests (about a minute)"
 	@echo "make colab  - every chapter under nbval in a fresh venv that installs ddpm_edu as Colab does"
 	@echo "make check-html [HTML=_build/html] - every built page in headless Chromium; screenshots in $(SHOTS)"
 	@echo "make nbval  - every chapter under nbval in .venv (quicker: no fresh install)"
@@ -49,7 +50,7 @@ $(ORT): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-test: unit colab book-fast check-html
+test: unit book-colab check-html
 
 # The Chromium that the browser checks drive (tests/test_check_html.py and check-html): $(CHROMIUM) if
 # set, else the first of /usr/bin/chromium, chromium, google-chrome on PATH (tests/browser/browser.py);
@@ -60,33 +61,44 @@ browser:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; fi
 
 unit: $(STAMP) $(ORT) browser
-	DDPM_EDU_FAST=1 MPLBACKEND=Agg $(PY) -m pytest tests
+	DDPM_EDU_FAST=1 MPLBACKEND=Agg $(PY) -m pytest --durations=20 tests
+
+# The library's tests without the browser, node, multi-process and slow ones (about a minute).
+QUICK := not browser and not node and not multiprocess and not slow
+quick: $(STAMP)
+	DDPM_EDU_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -m "$(QUICK)" --durations=10 tests
 
 nbval: $(STAMP) $(ORT)
 ifneq ($(NOTEBOOKS),)
 	DDPM_EDU_FAST=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
 endif
 
-# The Colab path: a fresh venv with what Colab already has (torch and torchvision, linked from .venv by
-# tools/colab_preinstalled.py rather than installed again; ipykernel; pytest and nbval to run the
-# check), then the package installed as each chapter's install cell does it, from a local copy instead
-# of GitHub, and NOT editable, so the notebooks use the built wheel, its package data (web/js/*.js,
-# training/configs/*.yml) and the dependencies pyproject.toml declares, installed fresh. The copy keeps
-# setuptools' build/ out of the checkout; its folder name has no dash, so that pip does not mistake it
-# for a versioned archive and cache its wheel. nbval starts each kernel in book/, where the
-# checkout's ddpm_edu is not importable; the check before it makes sure.
-colab: $(STAMP) $(ORT)
-	rm -rf $(COLAB) && mkdir -p $(COLAB)/src $(COLAB)/run
+# The Colab path: a fresh venv with what Colab already has (torch, torchvision, numpy, matplotlib, ipykernel,
+# ...: linked from .venv by tools/colab_preinstalled.py rather than installed again), then the package
+# installed as each chapter's install cell does it, from a local copy instead of GitHub, and NOT editable,
+# so the notebooks use the built wheel, its package data (web/js/*.js, training/configs/*.yml) and the
+# dependencies pyproject.toml declares, installed fresh. The copy keeps setuptools' build/ out of the
+# checkout; its folder name has no dash, so that pip does not mistake it for a versioned archive and cache
+# its wheel. A kernel spec named python3 that runs this venv's Python goes to $(COLAB)/jupyter: with
+# JUPYTER_PATH pointing there, Jupyter runs every chapter in the Colab venv. The check before it makes
+# sure that a kernel started in book/ imports the installed wheel, not the checkout.
+colab-venv: $(STAMP) $(ORT)
+	rm -rf $(COLAB) && mkdir -p $(COLAB)/src $(COLAB)/run $(COLAB)/jupyter/kernels/python3
 	cp -r pyproject.toml README.md LICENSE ddpm_edu $(COLAB)/src/
 	find $(COLAB)/src -name __pycache__ -prune -exec rm -rf {} +
 	$(PYTHON) -m venv $(COLAB)/venv
 	$(PY) tools/colab_preinstalled.py $(COLAB)/venv
-	$(COLAB)/venv/bin/python -m pip install --quiet --disable-pip-version-check ipykernel pytest nbval 2>&1 | $(QUIET_PIP)
 	$(COLAB)/venv/bin/python -m pip install --quiet --disable-pip-version-check "ddpm-edu @ file://$(CURDIR)/$(COLAB)/src" 2>&1 | $(QUIET_PIP)
 	cd book && env -u PYTHONPATH ../$(COLAB)/venv/bin/python -c 'import ddpm_edu, pathlib, sys; \
 	  p = pathlib.Path(ddpm_edu.__file__).resolve().parent; print("colab: ddpm_edu is imported from", p); \
 	  ok = p.is_relative_to(pathlib.Path("../$(COLAB)/venv").resolve()) and (p / "web/js/explorer.js").is_file() and any(p.glob("training/configs/*.yml")); \
 	  sys.exit(0 if ok else "colab: expected the installed wheel, with web/js/explorer.js and training/configs/*.yml")'
+	printf '{"argv": ["%s", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Python 3 (Colab venv)", "language": "python"}\n' \
+	  "$(CURDIR)/$(COLAB)/venv/bin/python" > $(COLAB)/jupyter/kernels/python3/kernel.json
+
+# Every chapter under nbval in the Colab venv (make test executes them once instead, in book-colab).
+colab: colab-venv
+	$(COLAB)/venv/bin/python -m pip install --quiet --disable-pip-version-check pytest nbval 2>&1 | $(QUIET_PIP)
 ifneq ($(NOTEBOOKS),)
 	cd $(COLAB)/run && env -u PYTHONPATH DDPM_EDU_FAST=1 ../venv/bin/python -m pytest --nbval-lax --nbval-current-env \
 	  -p no:cacheprovider $(abspath $(NOTEBOOKS))
@@ -95,6 +107,11 @@ endif
 # The fast build has its own output folder, so its cached fast-mode outputs never reach `make book`.
 book-fast: $(STAMP) $(ORT)
 	DDPM_EDU_FAST=1 $(JB) build -W -n --keep-going --path-output _build/fast .
+
+# The strict fast build with every chapter executed in the Colab venv (a chapter that fails there fails
+# the build, as nbval would): the Colab check and the book's execution are one run of the notebooks.
+book-colab: colab-venv
+	env -u PYTHONPATH JUPYTER_PATH=$(CURDIR)/$(COLAB)/jupyter DDPM_EDU_FAST=1 $(JB) build -W -n --keep-going --path-output _build/fast .
 
 # A reader's check of the built pages (tests/browser/check_html.py), with screenshots in $(SHOTS).
 check-html: $(STAMP) browser

@@ -20,6 +20,8 @@ import pytest
 from conftest import load_script
 from PIL import Image
 
+pytestmark = pytest.mark.browser
+
 BROWSER = Path(__file__).parent / "browser"
 CHECKER = BROWSER / "check_html.py"
 

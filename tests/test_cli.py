@@ -23,6 +23,7 @@ def sets(overrides):
     return [a for o in overrides for a in ("--set", o)]
 
 
+@pytest.mark.multiprocess
 def test_train_then_sample_on_cifar_fixture(fake_cifar, tmp_path, capsys):
     root, _ = fake_cifar
     overrides = tiny_unet_overrides() + [
@@ -78,6 +79,7 @@ def _usage_error(args, tmp_path, *needles):
     return r
 
 
+@pytest.mark.multiprocess
 @pytest.mark.parametrize(
     "override, needles",
     [
@@ -95,6 +97,7 @@ def test_bad_config_exits_2_and_creates_nothing(tmp_path, override, needles):
     assert not runs.exists()
 
 
+@pytest.mark.multiprocess
 def test_several_problems_in_one_message(tmp_path):
     r = _usage_error(["train", "-c", "digits", "--set", "train.lr=-1", "--set", "diffusion.T=0",
                       "--run-dir", str(tmp_path / "r")], tmp_path, "2 problems", "train.lr", "diffusion.T")
@@ -102,20 +105,24 @@ def test_several_problems_in_one_message(tmp_path):
     assert r.stdout == ""
 
 
+@pytest.mark.multiprocess
 def test_missing_cifar_exits_2_with_instructions(tmp_path):
     _usage_error(["train", "-c", "cifar10", "--set", f"data.root={tmp_path / 'nodata'}", "--set", "data.download=false",
                   "--run-dir", str(tmp_path / "r")], tmp_path, "cifar-10-batches-py", "data_batch_1", "--config digits")
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.multiprocess
 def test_missing_checkpoint_exits_2(tmp_path):
     _usage_error(["sample", "-c", "digits", "--checkpoint", str(tmp_path / "nope.pt")], tmp_path, "does not exist")
 
 
+@pytest.mark.multiprocess
 def test_unknown_preset_exits_2(tmp_path):
     _usage_error(["train", "-c", "cifar100"], tmp_path, "neither a file nor a preset", "cifar10")
 
 
+@pytest.mark.multiprocess
 def test_python_dash_m_is_the_same_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ddpm_edu", "train", "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "examples:" in r.stdout and "--set" in r.stdout and "digits" in r.stdout

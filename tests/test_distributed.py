@@ -133,6 +133,7 @@ def _collectives(out: str) -> int:
     return 0
 
 
+@pytest.mark.multiprocess
 def test_collectives_agree_on_every_rank(tmp_path):
     assert run_ranks(_collectives, str(tmp_path)) == [0, 0]
     res = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
@@ -189,6 +190,7 @@ def _assert_same_run(a: dict, b: dict, atol: float = 1e-4) -> None:
         assert torch.allclose(_eps_hat(a, part), _eps_hat(b, part), rtol=1e-4, atol=1e-5), part
 
 
+@pytest.mark.multiprocess
 def test_two_ranks_train_as_one_process_and_resume_across_world_sizes(tmp_path):
     """2 ranks, global batch B: step 1 is one process's step 1 on batch B; a 2-rank checkpoint at N resumes
     on 1 process to 2N like the uninterrupted 2-rank run, and a 1-process checkpoint at N resumes on 2."""
@@ -236,6 +238,7 @@ def _poisoned_cli(bad_rank: int, bad_step: int, argv: list[str]) -> int:
     return main(argv)
 
 
+@pytest.mark.multiprocess
 def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_path, capfd):
     run = tmp_path / "run"
     argv = ["train", "-c", "digits", *sets(_train_overrides(6, "train.log_every=100", "train.ckpt_every=2")),
@@ -246,6 +249,7 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_pat
     assert [p.name for p in ck.list_checkpoints(run / "checkpoints")] == ["step_00000002.pt"]
 
 
+@pytest.mark.multiprocess
 def test_a_batch_that_does_not_split_is_refused_by_every_rank(tmp_path, capfd):
     argv = ["train", "-c", "digits", *sets(_train_overrides(2, "data.batch_size=15")), "--run-dir", str(tmp_path / "r")]
     assert run_ranks(cli, argv) == [2, 2]
@@ -254,6 +258,7 @@ def test_a_batch_that_does_not_split_is_refused_by_every_rank(tmp_path, capfd):
 
 
 # --------------------------------------------------------------------------- faults
+@pytest.mark.multiprocess
 def test_a_killed_rank_ends_the_job_and_leaves_a_loadable_checkpoint(tmp_path):
     """SIGKILL one rank mid-run: the other fails within seconds (gloo sees its peer gone), never hangs,
     and the newest checkpoint is complete (torchrun would stop the other rank too)."""
@@ -294,6 +299,7 @@ def _rank_of(pid: int) -> int | None:
     return int(env["RANK"]) if "RANK" in env else None
 
 
+@pytest.mark.multiprocess
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers through /proc (Linux)")
 def test_sigterm_to_one_rank_under_torchrun_stops_the_job_with_a_checkpoint(tmp_path):
     """The real thing: torchrun -m ddpm_edu train (toy2d) on 2 CPU processes; SIGTERM to rank 1 alone. Every
@@ -353,6 +359,7 @@ def _files(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
 
 
+@pytest.mark.multiprocess
 def test_two_ranks_write_disjoint_complete_sample_files_and_a_rerun_fills_the_gaps(tmp_path, capsys):
     weights = T.train(_cfg(1), tmp_path / "run", samples=False).run_dir / "ema.safetensors"
     out, log = tmp_path / "fid", tmp_path / "log"
@@ -390,6 +397,7 @@ def test_two_ranks_write_disjoint_complete_sample_files_and_a_rerun_fills_the_ga
     assert "other settings (seed differ" in capsys.readouterr().err
 
 
+@pytest.mark.multiprocess
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (NCCL)")
 def test_torchrun_on_two_gpus_trains_and_resumes_on_one(tmp_path):
     run = tmp_path / "run"

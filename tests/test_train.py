@@ -69,6 +69,7 @@ def _sets(cfg_overrides: list[str]) -> list[str]:
     return out
 
 
+@pytest.mark.multiprocess
 def test_exact_resume_in_a_new_process(tmp_path):
     N, K = 10, 4
     base = tiny_unet_overrides() + ["data.batch_size=16", "train.log_every=1", "train.ckpt_every=0",
@@ -217,6 +218,7 @@ def test_explicit_resume_path(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.multiprocess
 def test_sigterm_writes_a_checkpoint_that_resumes(tmp_path):
     run = tmp_path / "run"
     args = ["train", "-c", "digits", *_sets(tiny_unet_overrides() + ["data.batch_size=16", "train.log_every=1",

@@ -1,9 +1,10 @@
 """Give a fresh venv the packages that Colab preinstalls, from this environment, without copying them.
 
-Colab's runtime comes with torch and torchvision; a chapter's install cell then installs ddpm_edu and
-whatever else it needs. ``make colab`` imitates that: it makes a fresh venv, runs this script with the
-project's Python, and only then installs the package. The script links torch, torchvision and every
-distribution they depend on (numpy, pillow, the CUDA wheels, ...), as found in the running environment,
+Colab's runtime comes with torch, torchvision and the scientific Python stack (numpy, scipy, scikit-learn,
+matplotlib, pillow, pyyaml, tqdm, pydantic, ipywidgets, ipykernel, imageio, safetensors); a chapter's install
+cell then installs ddpm_edu and whatever else it needs (anywidget, onnx, ...). ``make colab`` imitates that: it makes a fresh venv, runs this script with the
+project's Python, and only then installs the package. The script links those and every
+distribution they depend on (the CUDA wheels, ...), as found in the running environment,
 into ``VENV/colab-preinstalled/`` and names that folder in a ``.pth`` file of the venv. pip in the venv
 then sees them as installed, and installs everything else the package declares from the index, so a
 dependency missing from ``pyproject.toml`` still fails the check. Linking saves installing (and, on a
@@ -20,7 +21,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PREINSTALLED = ("torch", "torchvision")  # what Colab's runtime has before the install cell runs
+# What Colab's runtime has before the install cell runs (of what ddpm_edu and the check need).
+PREINSTALLED = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "matplotlib", "pillow", "pyyaml", "tqdm",
+                "pydantic", "ipywidgets", "ipykernel", "imageio", "safetensors")
 
 
 def closure(names: tuple[str, ...]) -> list[metadata.Distribution]:
