@@ -169,3 +169,23 @@ def test_the_derivation_imports_only_torch_numpy_and_itself(module):
             [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
         for n in names:
             assert n.split(".")[0] in allowed, f"ddpm_edu.{module} imports {n}"
+
+
+def test_the_map_re_exports_the_taught_api_lazily():
+    """``import ddpm_edu`` and ``ddpm-edu --help`` load no torch; the taught names resolve on first use."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, ddpm_edu, ddpm_edu.cli; from ddpm_edu.training.configs import preset_names; preset_names(); "
+             "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    import ddpm_edu
+    from ddpm_edu import forward, losses, posterior, sampling, schedules
+
+    assert ddpm_edu.Schedule is schedules.Schedule and ddpm_edu.q_sample is forward.q_sample
+    assert ddpm_edu.q_posterior is posterior.q_posterior and ddpm_edu.l_simple is losses.l_simple
+    assert ddpm_edu.sample is sampling.sample and ddpm_edu.ddim_sample is sampling.ddim_sample
+    assert set(ddpm_edu.__all__) <= set(dir(ddpm_edu))
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        ddpm_edu.nothing  # noqa: B018
