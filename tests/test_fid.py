@@ -135,7 +135,11 @@ def test_fid_without_weights_offline_fails_at_once_and_says_what_to_fetch(small_
 def test_fid_weights_wait_for_a_silent_network_is_bounded(small_cifar, offline, monkeypatch):
     """A network that swallows packets (the probe never answers) costs the probe's timeout, not a hang."""
     root, ref = small_cifar
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(5))
+    def stall(*args, **kwargs):
+        time.sleep(5)
+        raise OSError("no answer")  # after the test: the probe's thread ends quietly
+
+    monkeypatch.setattr(socket, "create_connection", stall)
     monkeypatch.setattr(fid, "FID_PROBE_TIMEOUT_S", 0.2)
     t0 = time.monotonic()
     with pytest.raises(fid.FIDError, match="cannot be reached"):
