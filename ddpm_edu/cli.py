@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("fid", help="FID of samples against the CIFAR-10 training set (the fid extra)",
                        epilog=EPILOG_FID, formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Frechet Inception distance of 32x32 samples to the CIFAR-10 training set, "
-                                   "computed by torch-fidelity (ddpm_edu.eval.metrics.fid).")
+                                   "computed by torch-fidelity (ddpm_edu.eval.fid.fid).")
     q.add_argument("--samples", required=True, metavar="PATH",
                    help="a folder of per-image PNGs (searched recursively) or an .npz of uint8 images")
     q.add_argument("--data-root", metavar="DIR",
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ddpm-edu`` and ``python -m ddpm_edu``; returns the exit status."""
     args = build_parser().parse_args(argv)
     from ddpm_edu.data import DataError
-    from ddpm_edu.eval.metrics import FIDError
+    from ddpm_edu.eval.fid import FIDError
     from ddpm_edu.training.checkpoint import CheckpointError
     from ddpm_edu.training.config import ConfigError
     from ddpm_edu.training.distributed import DistributedError
@@ -233,7 +233,7 @@ def _default_out(ck: Path) -> Path:
 
 
 def _fid(args: argparse.Namespace) -> int:
-    from ddpm_edu.eval.metrics import PAPER_FID_CIFAR10, PAPER_FID_SAMPLES, fid
+    from ddpm_edu.eval.fid import PAPER_FID_CIFAR10, PAPER_FID_SAMPLES, fid
     from ddpm_edu.training.config import DataConfig
 
     value = fid(args.samples, reference_root=args.data_root or DataConfig().root, weights=args.weights,

@@ -144,11 +144,11 @@ def test_in_process_errors_return_2(tmp_path, capsys):
     assert "train.lr" in capsys.readouterr().err
 
 
-def test_fid_passes_its_options_to_metrics_fid(tmp_path, monkeypatch, capsys):
-    from ddpm_edu.eval import metrics
+def test_fid_passes_its_options_to_eval_fid(tmp_path, monkeypatch, capsys):
+    from ddpm_edu.eval import fid
 
     calls = []
-    monkeypatch.setattr(metrics, "fid", lambda samples, **kw: calls.append((samples, kw)) or 12.345)
+    monkeypatch.setattr(fid, "fid", lambda samples, **kw: calls.append((samples, kw)) or 12.345)
     assert main(["fid", "--samples", str(tmp_path / "s"), "--data-root", str(tmp_path / "d"), "--weights", "w.pth",
                  "--no-verify-md5", "--no-download", "--device", "cpu", "--batch-size", "8"]) == 0
     assert calls == [(str(tmp_path / "s"), dict(reference_root=str(tmp_path / "d"), weights="w.pth", verify_md5=False,
@@ -161,9 +161,9 @@ def test_fid_passes_its_options_to_metrics_fid(tmp_path, monkeypatch, capsys):
 
 
 def test_fid_usage_errors_exit_2_in_one_paragraph(tmp_path, monkeypatch, capsys):
-    from ddpm_edu.eval import metrics
+    from ddpm_edu.eval import fid
 
-    monkeypatch.delenv(metrics.FID_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(fid.FID_WEIGHTS_ENV, raising=False)
     cases = [(["--samples", str(tmp_path / "none")], ["none is neither a folder"]),
              (["--samples", str(tmp_path / "pngs"), "--data-root", str(tmp_path / "nodata"), "--no-download"],
               ["cifar-10-batches-py", "data.download is false"])]

@@ -73,3 +73,10 @@ def test_trajectory_frames_grid_every_recorded_state():
     assert len(frames) == 3 and all(f.dtype == np.uint8 for f in frames)
     for f, (_, x) in zip(frames, states):
         assert np.array_equal(f, images.image_grid(x, 2))
+
+
+def test_scatter_rgb_draws_points_inside_the_frame():
+    img = images.scatter_rgb(torch.zeros(50, 2), "t = 0", lim=2.0)
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    far = images.scatter_rgb(torch.full((50, 2), 10.0), "t = 0", lim=2.0)  # every point outside the axes
+    assert (img != far).any()  # the points at the origin are drawn; the far ones are not

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ddpm_edu.data import DataError
-from ddpm_edu.data.download import reachable
+from ddpm_edu.data.download import bounded_download
 
 __all__ = ['CIFAR10_URL', 'CIFAR10_FOLDER', 'CIFAR10_FILES', 'PROBE_TIMEOUT_S', 'DOWNLOAD_TIMEOUT_S', 'load_cifar10', 'write_cifar10_files']
 
@@ -87,21 +86,14 @@ def _unchecked_cifar10() -> type:
 
 
 def _download_cifar10(cls, root: Path) -> None:
-    """Download with a bounded wait: probe the server first, then download under a socket timeout."""
-    from urllib.parse import urlparse
+    """Download and unpack CIFAR-10 into ``root`` through torchvision, with a bounded wait; DataError if it fails."""
 
-    host = urlparse(CIFAR10_URL).hostname
-    if not reachable(host, 443, PROBE_TIMEOUT_S):
-        raise DataError(_missing_message(root, f"{host} cannot be reached: no internet?"))
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
+    def fetch() -> None:
         root.mkdir(parents=True, exist_ok=True)
         cls(str(root), train=True, download=True)
-    except Exception as e:  # URLError, timeouts, a bad archive...
-        raise DataError(_missing_message(root, f"the download failed: {type(e).__name__}: {e}")) from None
-    finally:
-        socket.setdefaulttimeout(old)
+
+    bounded_download(CIFAR10_URL, fetch, probe_timeout=PROBE_TIMEOUT_S, timeout=DOWNLOAD_TIMEOUT_S,
+                     error=lambda reason: DataError(_missing_message(root, reason)))
 
 
 def _missing_message(root: Path, reason: str) -> str:

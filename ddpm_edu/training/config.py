@@ -123,6 +123,17 @@ def _validated(where: str) -> Callable[[type], type]:
     ``where`` is the section's key ("" for :class:`Config`); problems are named ``where.field``.
     Nested sections built from plain data are validated by pydantic without this constructor;
     their problems reach the caller inside the outer ValidationError.
+
+    Why wrap pydantic's ``__init__`` rather than use a hook of pydantic's own (checked on 2.14):
+    every way of making a config, ``TrainConfig(lr=-1)`` and ``dataclasses.replace`` included, must
+    raise ConfigError with dotted keys and key suggestions. Pydantic always installs its own
+    ``__init__``, and any ValueError that a validator raises, a ``model_validator(mode="wrap")``
+    that rewrites the problems included, leaves that ``__init__`` re-wrapped as a ValidationError
+    ("Value error, ..." followed by the input), never as ConfigError. Validating with one
+    ``TypeAdapter`` at the entry points leaves direct construction with pydantic's message, which
+    has neither the section's key nor a suggestion. Only an exception that is not a ValueError gets
+    through a validator unchanged; pydantic does not promise that, and ConfigError would have to
+    stop being a ValueError.
     """
     settings = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
 
