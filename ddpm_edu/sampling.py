@@ -59,7 +59,8 @@ def sample(
 
     sigma_t^2 is ``variance`` ("beta_tilde" or "beta"); ``clip_x0 = c`` clamps x0_hat to [-c, c] in
     every step (see :func:`ddpm_step`). ``x_T`` overrides the initial N(0, I) draw; the noise comes
-    from ``generator`` (on ``device``: by default the model's).
+    from ``generator`` (on ``device``: by default the model's). Chapter 8 writes this loop out without
+    the options and checks that it gives the same samples.
     """
     _raise(sampler_problems(variance=variance))
     x = _initial(shape, x_T, generator, device or _model_device(model), dtype)  # Alg. 2, line 1
