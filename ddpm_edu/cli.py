@@ -88,9 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a config value (repeatable)")
     s.add_argument("--checkpoint", required=True, metavar="PATH", help="a step_*.pt checkpoint or ema.safetensors")
-    s.add_argument("--sampler", choices=("ddpm", "ddim"), help="ddpm: Algorithm 2 with T steps; ddim: --steps model calls")
-    s.add_argument("--steps", type=int, help="DDIM steps")
-    s.add_argument("--eta", type=float, help="DDIM stochasticity (0: deterministic)")
+    # The sampler's settings are checked where the config checks them (ddpm_edu.sampling.sampler_problems):
+    # no choices= here, which would also import torch into --help.
+    s.add_argument("--sampler", metavar="{ddpm,ddim}", help="ddpm: Algorithm 2 with T steps; ddim: --steps model calls")
+    s.add_argument("--steps", type=int, help="DDIM steps, at most the config's diffusion.T")
+    s.add_argument("--eta", type=float, help="DDIM stochasticity, >= 0 (0: deterministic)")
     s.add_argument("--num-samples", "-n", type=int, help="how many samples")
     s.add_argument("--frames", type=int, help="frames in trajectory.gif (default 30)")
     s.add_argument("--fps", type=float, help="GIF frames per second (default 10)")

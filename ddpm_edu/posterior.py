@@ -1,4 +1,4 @@
-"""The reverse-process target: the posterior q(x_{t-1} | x_t, x0), and x0 recovered from eps.
+"""The reverse-process target: the posterior q(x_{t-1} | x_t, x0), x0 recovered from eps, and sigma_t^2.
 
 Chapter 6. Ho et al. 2020, eqs. (6)-(7):
     q(x_{t-1} | x_t, x0) = N(mu_tilde, beta_tilde_t I),
@@ -7,11 +7,12 @@ Chapter 6. Ho et al. 2020, eqs. (6)-(7):
     beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t.
 Substituting x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) gives eq. (11),
     mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t),
-which :func:`mean_from_eps` computes and the tests show is the same mean.
+which :func:`mean_from_eps` computes and the tests show is the same mean. The reverse step
+p_theta(x_{t-1} | x_t) = N(mu_theta, sigma_t^2 I) fixes sigma_t^2 in advance (sec. 3.2):
+:func:`reverse_variance` gives both of the paper's choices.
 
-Each function checks t (1..T) once. The
-samplers (:mod:`ddpm_edu.sampling`) compute the same quantities from coefficients they read once per
-call as Python floats; its tests check them against :func:`ddpm_edu.sampling.ddpm_step`.
+Each function that takes t checks it (1..T). The samplers (:mod:`ddpm_edu.sampling`, chapter 8)
+are written with these functions, so each formula lives here and only here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from torch import Tensor
 
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["q_posterior", "x0_from_eps", "eps_from_x0", "mean_from_eps"]
+__all__ = ["q_posterior", "x0_from_eps", "eps_from_x0", "mean_from_eps", "reverse_variance", "VARIANCES"]
+
+VARIANCES = ("beta_tilde", "beta")  # the two choices of sigma_t^2 in Ho et al., sec. 3.2
 
 
 def q_posterior(x0: Tensor, xt: Tensor, t: Tensor | int, s: Schedule) -> tuple[Tensor, Tensor]:
@@ -62,3 +65,14 @@ def mean_from_eps(xt: Tensor, t: Tensor | int, eps: Tensor, s: Schedule) -> Tens
     coef = extract(s.betas / (1.0 - s.alpha_bar).clamp_min(1e-300).sqrt(), t, xt)  # beta_t / sqrt(1 - alpha_bar_t)
     return (xt - coef * eps) / extract(s.alphas.sqrt(), t, xt)  # eq. (11)
 
+
+def reverse_variance(s: Schedule, variance: str = "beta_tilde") -> Tensor:
+    """sigma_t^2 of the reverse step p_theta(x_{t-1} | x_t) = N(mu_theta, sigma_t^2 I) (Ho et al. sec. 3.2).
+
+    "beta_tilde": sigma_t^2 = beta_tilde_t, the posterior's variance (eq. 7), optimal for a single x0;
+    "beta": sigma_t^2 = beta_t, the forward step's, optimal for x0 ~ N(0, I).
+    Returns a (T + 1,) float64 tensor indexed by t, like the schedule's own (read it with ``extract``).
+    """
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+    return s.beta_tilde if variance == "beta_tilde" else s.betas

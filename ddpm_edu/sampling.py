@@ -2,74 +2,79 @@
 
 Chapter 8. Ho et al. 2020, Algorithm 2 and eq. (11); Song, Meng & Ermon 2021 (DDIM), eqs. (12) and (16).
 
-Both samplers share one signature shape, take a ``model(x_t, t) -> eps_hat`` and a
-``callback(t, x_t, x0_hat)`` that receives every step: it is called for each visited
-t = T, ..., 1 with the state x_t that enters the step and the current prediction x0_hat,
-and once more with t = 0, the final x_0 and x0_hat = x_0. That is the hook a trajectory GIF
-needs; :class:`TrajectoryRecorder` is such a callback.
+Each sampler is a plain loop over t: draw z, predict eps_hat = eps_theta(x_t, t), take one step.
+The step functions :func:`ddpm_step` and :func:`ddim_step` are written with the posterior's
+formulas (:mod:`ddpm_edu.posterior`), so every quantity has one definition.
 
-One loop serves both samplers: it visits (t, t_prev) pairs, predicts eps_hat, calls the
-callback, draws z and applies the sampler's update (``_ddpm_step`` or ``_ddim_step``, the cores
-of :func:`ddpm_step` and :func:`ddim_step`). The public step functions check t and read the
-schedule at t. A sampler reads every coefficient it needs once per call, as Python floats
-(:class:`DDPMCoefs`, :class:`DDIMCoefs`), so its loop indexes no schedule tensor, casts nothing and
-never waits for the device; a float multiplies a tensor in one kernel, in the tensor's precision.
-Without a callback, nothing is computed for one. The loop runs under ``torch.inference_mode``: a
+Both samplers take a ``model(x_t, t) -> eps_hat``, with t a (B,) long tensor on x's device, and a
+``callback(t, x_t, x0_hat)`` that receives every step: it is called for each visited t = T, ..., 1
+with the state x_t that enters the step and the current prediction x0_hat, and once more with
+t = 0, the final x_0 and x0_hat = x_0. That is the hook a trajectory GIF needs;
+:class:`TrajectoryRecorder` is such a callback. The loop runs under ``torch.inference_mode``: a
 callback receives inference tensors, which it may read or copy (as :class:`TrajectoryRecorder`
 does) but should not keep for autograd, and a model cannot use autograd inside it (no gradient
 guidance); the samplers return normal tensors.
+
+:func:`check_sampler` and :func:`sampler_problems` hold the rules for the sampler's settings; the
+config (``ddpm_edu.training.config``), the command line and the live samplers use them.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ddpm_edu.posterior import VARIANCES, eps_from_x0, mean_from_eps, q_posterior, reverse_variance, x0_from_eps
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["ddpm_step", "sample", "ddim_timesteps", "ddim_step", "ddim_sample", "TrajectoryRecorder", "VARIANCES"]
+__all__ = ["sample", "ddpm_step", "ddim_sample", "ddim_step", "ddim_timesteps", "TrajectoryRecorder",
+           "VARIANCES", "SAMPLERS", "check_sampler", "sampler_problems"]
 
 Model = Callable[[Tensor, Tensor], Tensor]  # (x_t (B, ...), t (B,)) -> eps_hat (B, ...)
 Callback = Callable[[int, Tensor, Tensor], None]  # (t, x_t, x0_hat)
-Step = Callable[..., Tensor]  # (x_t, eps_hat, z or None, coefficients of step t, clip_x0) -> x_{t_prev}
-VARIANCES = ("beta_tilde", "beta")
-
-
-def _predict_x0(xt: Tensor, eps_hat: Tensor, sqrt_ab: float | Tensor, sqrt_1m_ab: float | Tensor,
-                clip_x0: float | None) -> Tensor:
-    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t), clamped to [-c, c] if clip_x0 = c.
-
-    The coefficients are floats (one t) or tensors broadcastable to xt (B, ...). Returns (B, ...).
-    """
-    x0_hat = (xt - sqrt_1m_ab * eps_hat) / sqrt_ab
-    return x0_hat if clip_x0 is None else x0_hat.clamp_(-clip_x0, clip_x0)  # in place: x0_hat is new
+SAMPLERS = ("ddpm", "ddim")  # Algorithm 2, or DDIM
 
 
 # --------------------------------------------------------------------------- DDPM (Algorithm 2)
-class DDPMCoefs(NamedTuple):
-    """The coefficients of one DDPM step: Python floats (in the samplers) or tensors broadcastable to x."""
+def sample(
+    model: Model,
+    shape: Sequence[int],
+    s: Schedule,
+    *,
+    generator: torch.Generator | None = None,
+    variance: str = "beta_tilde",
+    clip_x0: float | None = None,
+    callback: Callback | None = None,
+    x_T: Tensor | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = False,
+) -> Tensor:
+    """DDPM ancestral sampling, Algorithm 2 of Ho et al. 2020. Returns x_0, shape ``shape``.
 
-    sqrt_ab: float | Tensor  # sqrt(alpha_bar_t)
-    sqrt_1m_ab: float | Tensor  # sqrt(1 - alpha_bar_t)
-    eps_coef: float | Tensor  # beta_t / sqrt(1 - alpha_bar_t), eq. (11)
-    sqrt_alpha: float | Tensor  # sqrt(alpha_t), eq. (11)
-    coef_x0: float | Tensor  # posterior-mean weight on x0, eq. (7)
-    coef_xt: float | Tensor  # posterior-mean weight on x_t, eq. (7)
-    sigma: float | Tensor  # sigma_t = sqrt(beta_tilde_t) or sqrt(beta_t); 0 at t = 1 (Alg. 2, line 3)
-
-
-def _ddpm_per_t(s: Schedule, variance: str) -> DDPMCoefs:
-    """Every DDPM coefficient as a (T + 1,) float64 tensor indexed by t."""
-    sigma = (s.beta_tilde if variance == "beta_tilde" else s.betas).sqrt()
-    sigma = sigma * (torch.arange(s.T + 1, device=sigma.device) > 1)  # no noise at t = 1
-    eps_coef = s.betas / (1.0 - s.alpha_bar).clamp_min(1e-300).sqrt()
-    return DDPMCoefs(s.alpha_bar.sqrt(), (1.0 - s.alpha_bar).sqrt(), eps_coef, s.alphas.sqrt(), s.coef_x0,
-                     s.coef_xt, sigma)
+    sigma_t^2 is ``variance`` ("beta_tilde" or "beta"); ``clip_x0 = c`` clamps x0_hat to [-c, c] in
+    every step (see :func:`ddpm_step`). ``x_T`` overrides the initial N(0, I) draw; the noise comes
+    from ``generator`` (on ``device``: by default the model's). Chapter 8 writes this loop out without
+    the options and checks that it gives the same samples.
+    """
+    _raise(sampler_problems(variance=variance))
+    x = _initial(shape, x_T, generator, device or _model_device(model), dtype)  # Alg. 2, line 1
+    s = _schedule_on(s, x.device)
+    with torch.inference_mode():
+        for t in _progress(range(s.T, 0, -1), "DDPM" if progress else None):  # line 2: t = T, ..., 1
+            z = _randn(x, generator) if t > 1 else torch.zeros_like(x)  # line 3
+            eps_hat = _predict(model, x, t)  # eps_theta(x_t, t)
+            if callback is not None:
+                callback(t, x, _x0_hat(x, t, eps_hat, s, clip_x0))
+            x = ddpm_step(x, t, eps_hat, s, z, variance=variance, clip_x0=clip_x0)  # line 4
+        if callback is not None:
+            callback(0, x, x)
+    return x.clone()  # line 6; a normal tensor (an inference tensor refuses autograd outside inference mode)
 
 
 def ddpm_step(
@@ -89,30 +94,25 @@ def ddpm_step(
     with ``clip_x0 = c``, x0_hat is clamped to [-c, c] and mu_theta is the posterior mean (eq. 7) at x0_hat.
     xt, eps_hat, z: (B, ...); t: int or (B,) in 1..T. Returns x_{t-1}, (B, ...).
     """
-    _check_variance(variance)
     t = as_t(t, s.T)
-    k = DDPMCoefs(*(extract(a, t, xt) for a in _ddpm_per_t(s, variance)))  # on xt's device: no host read
-    return _ddpm_step(xt, eps_hat, z, k, clip_x0)
-
-
-def _ddpm_step(xt: Tensor, eps_hat: Tensor, z: Tensor | None, k: DDPMCoefs, clip_x0: float | None) -> Tensor:
-    """:func:`ddpm_step` with step t's coefficients ``k``; z = None adds no noise."""
     if clip_x0 is None:
-        mean = (xt - k.eps_coef * eps_hat) / k.sqrt_alpha  # eq. (11)
+        mean = mean_from_eps(xt, t, eps_hat, s)  # eq. (11)
     else:
-        x0_hat = _predict_x0(xt, eps_hat, k.sqrt_ab, k.sqrt_1m_ab, clip_x0)
-        mean = k.coef_x0 * x0_hat + k.coef_xt * xt  # eq. (7) at the clipped x0_hat
-    return mean if z is None else mean + k.sigma * z  # Alg. 2, line 4
+        mean, _ = q_posterior(_x0_hat(xt, t, eps_hat, s, clip_x0), xt, t, s)  # eq. (7) at the clipped x0_hat
+    t_all = torch.arange(s.T + 1, device=s.device)
+    sigma = torch.where(t_all > 1, reverse_variance(s, variance).sqrt(), 0.0)  # Alg. 2, line 3: none at t = 1
+    return mean + extract(sigma, t, xt) * z  # Alg. 2, line 4
 
 
-@torch.no_grad()
-def sample(
+# --------------------------------------------------------------------------- DDIM
+def ddim_sample(
     model: Model,
     shape: Sequence[int],
     s: Schedule,
+    steps: int,
+    eta: float = 0.0,
     *,
     generator: torch.Generator | None = None,
-    variance: str = "beta_tilde",
     clip_x0: float | None = None,
     callback: Callback | None = None,
     x_T: Tensor | None = None,
@@ -120,25 +120,25 @@ def sample(
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> Tensor:
-    """DDPM ancestral sampling, Algorithm 2 of Ho et al. 2020. Returns x_0, shape ``shape``.
+    """DDIM sampling (Song et al. 2021) with ``steps`` model calls (S << T) and stochasticity ``eta``
+    (0: deterministic, 1: the DDPM posterior variance). Returns x_0, shape ``shape``.
 
-    ``x_T`` overrides the initial N(0, I) draw. Noise comes from ``generator`` (on ``device``).
+    The other arguments are those of :func:`sample`.
     """
-    _check_variance(variance)
-    x = _initial(shape, x_T, generator, device or _model_device(model), dtype)  # Alg. 2, line 1
-    times = [(t, t - 1) for t in range(s.T, 0, -1)]  # line 2: t = T, ..., 1
-    k = [DDPMCoefs(*c) for c in zip(*(a.tolist() for a in _ddpm_per_t(s, variance)))]  # k[t]: floats, read once
-    return _run(model, x, times, _ddpm_step, k, noisy=True, progress="DDPM" if progress else None,
-                clip_x0=clip_x0, callback=callback, generator=generator)  # line 4 is _ddpm_step with k[t]
-
-
-# --------------------------------------------------------------------------- DDIM
-def ddim_timesteps(T: int, steps: int) -> list[int]:
-    """The DDIM sub-sequence tau: ``steps`` evenly spaced, distinct time steps in 1..T, ending at T."""
-    if not 1 <= steps <= T:
-        raise ValueError(f"steps must lie in 1..T (T = {T}), got {steps!r}")
-    taus = torch.linspace(1, T, steps, dtype=torch.float64).round().long().tolist()
-    return sorted(set(taus))
+    _raise(sampler_problems("ddim", steps, eta, T=s.T))
+    taus = ddim_timesteps(s.T, steps)[::-1]  # tau_S = T > ... > tau_1
+    x = _initial(shape, x_T, generator, device or _model_device(model), dtype)  # x_T ~ N(0, I)
+    s = _schedule_on(s, x.device)
+    with torch.inference_mode():
+        for t, t_prev in _progress(list(zip(taus, taus[1:] + [0])), "DDIM" if progress else None):
+            z = _randn(x, generator) if eta > 0 and t_prev > 0 else torch.zeros_like(x)
+            eps_hat = _predict(model, x, t)  # eps_theta(x_t, t)
+            if callback is not None:
+                callback(t, x, _x0_hat(x, t, eps_hat, s, clip_x0))
+            x = ddim_step(x, t, eps_hat, s, z, t_prev=t_prev, eta=eta, clip_x0=clip_x0)  # eq. (12)
+        if callback is not None:
+            callback(0, x, x)
+    return x.clone()  # a normal tensor, as in sample
 
 
 def ddim_step(
@@ -164,119 +164,83 @@ def ddim_step(
     t = as_t(t, s.T)
     if isinstance(t_prev, bool) or not isinstance(t_prev, numbers.Integral) or not 0 <= t_prev < t:
         raise ValueError(f"t_prev must be an integer in 0..{t - 1} (below t = {t}), got {t_prev!r}")
-    _check_eta(eta)
-    k = DDIMCoefs.at(float(s.alpha_bar[t]), float(s.alpha_bar[t_prev]), eta)
-    return _ddim_step(xt, eps_hat, z, k, clip_x0)
-
-
-class DDIMCoefs(NamedTuple):
-    """The coefficients of one DDIM step t -> t_prev as Python floats (Song et al. 2021, eqs. 12 and 16)."""
-
-    sqrt_ab: float  # sqrt(alpha_bar_t)
-    sqrt_1m_ab: float  # sqrt(1 - alpha_bar_t)
-    sqrt_ab_prev: float  # sqrt(alpha_bar_{t_prev})
-    direction: float  # sqrt(1 - alpha_bar_{t_prev} - sigma^2), eq. (12): "direction pointing to x_t"
-    sigma: float  # eq. (16)
-
-    @classmethod
-    def at(cls, ab_t: float, ab_prev: float, eta: float) -> "DDIMCoefs":
-        """From ab_t = alpha_bar_t and ab_prev = alpha_bar_{t_prev}."""
-        sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))  # eq. (16)
-        direction = math.sqrt(max(1 - ab_prev - sigma**2, 0.0))
-        return cls(math.sqrt(ab_t), math.sqrt(1 - ab_t), math.sqrt(ab_prev), direction, sigma)
-
-
-def _ddim_step(xt: Tensor, eps_hat: Tensor, z: Tensor | None, k: DDIMCoefs, clip_x0: float | None) -> Tensor:
-    """:func:`ddim_step` with the step's coefficients ``k``; z = None adds no noise."""
-    x0_hat = _predict_x0(xt, eps_hat, k.sqrt_ab, k.sqrt_1m_ab, clip_x0)  # eq. (12), "predicted x0"
+    _raise(sampler_problems(eta=eta))
+    x0_hat = _x0_hat(xt, t, eps_hat, s, clip_x0)  # eq. (12): "predicted x0"
     if clip_x0 is not None:
-        eps_hat = (xt - k.sqrt_ab * x0_hat) / k.sqrt_1m_ab  # the eps that goes with the clipped x0_hat
-    x_prev = k.sqrt_ab_prev * x0_hat + k.direction * eps_hat  # eq. (12)
-    return x_prev if z is None else x_prev + k.sigma * z
+        eps_hat = eps_from_x0(xt, t, x0_hat, s)  # the eps that goes with the clipped x0_hat
+    ab_t, ab_prev = s.alpha_bar[t], s.alpha_bar[int(t_prev)]  # 0-d, float64
+    sigma = eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).sqrt()  # eq. (16)
+    direction = (1 - ab_prev - sigma**2).clamp_min(0.0).sqrt()  # eq. (12): "direction pointing to x_t"
+    c_x0, c_eps, c_z = (c.to(xt.device, xt.dtype) for c in (ab_prev.sqrt(), direction, sigma))
+    return c_x0 * x0_hat + c_eps * eps_hat + c_z * z  # eq. (12)
 
 
-@torch.no_grad()
-def ddim_sample(
-    model: Model,
-    shape: Sequence[int],
-    s: Schedule,
-    steps: int,
-    eta: float = 0.0,
-    *,
-    generator: torch.Generator | None = None,
-    clip_x0: float | None = None,
-    callback: Callback | None = None,
-    x_T: Tensor | None = None,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-    progress: bool = False,
-) -> Tensor:
-    """DDIM sampling with ``steps`` model calls (S << T) and stochasticity ``eta`` (0: deterministic,
-    1: the DDPM posterior variance). Returns x_0, shape ``shape``."""
-    _check_eta(eta)
-    taus = ddim_timesteps(s.T, steps)[::-1]  # tau_S = T > ... > tau_1
-    x = _initial(shape, x_T, generator, device or _model_device(model), dtype)
-    times = list(zip(taus, taus[1:] + [0]))
-    ab = s.alpha_bar.tolist()  # alpha_bar_t as floats, read once
-    k = {t: DDIMCoefs.at(ab[t], ab[t_prev], eta) for t, t_prev in times}
-    return _run(model, x, times, _ddim_step, k, noisy=eta > 0, progress="DDIM" if progress else None,
-                clip_x0=clip_x0, callback=callback, generator=generator)
+def ddim_timesteps(T: int, steps: int) -> list[int]:
+    """The DDIM sub-sequence tau: ``steps`` evenly spaced, distinct time steps in 1..T, ending at T."""
+    _raise(sampler_problems("ddim", steps, T=T))
+    taus = torch.linspace(1, T, steps, dtype=torch.float64).round().long().tolist()
+    return sorted(set(taus))
 
 
-# --------------------------------------------------------------------------- the shared loop
-def _run(
-    model: Model,
-    x: Tensor,
-    times: list[tuple[int, int]],
-    step: Step,
-    k: Sequence[DDPMCoefs] | dict[int, DDIMCoefs],
-    *,
-    noisy: bool,
-    progress: str | None,
-    clip_x0: float | None,
-    callback: Callback | None,
-    generator: torch.Generator | None,
-) -> Tensor:
-    """The loop both samplers share: x_t -> x_{t_prev} for each (t, t_prev) in ``times`` (Alg. 2, lines 2-6).
+# --------------------------------------------------------------------------- the settings
+def sampler_problems(
+    sampler: str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
+    variance: str | None = None,
+    T: int | None = None,
+) -> dict[str, str]:
+    """What is wrong with sampler settings, by setting name ({} when nothing is); only given ones are checked.
 
-    The update is ``step(x_t, eps_hat, z, k[t], clip_x0)`` (:func:`_ddpm_step` or :func:`_ddim_step`), with k[t]
-    the coefficients of step t as floats; z ~ N(0, I) is drawn when ``noisy`` and t_prev > 0, else z = None
-    (no noise is added). ``progress``: a progress bar's title, or None for no bar. x: (B, ...) is x_T;
-    returns x_0.
-
-    The loop runs under ``torch.inference_mode`` (no autograd bookkeeping on any operation), so the
-    callback sees inference tensors; the x_0 returned is a normal tensor again (a clone made outside).
+    ``steps`` counts DDIM's model calls: an integer >= 1, and at most T when the sampler is "ddim" and T
+    is given (DDPM always takes T steps). ``ddpm_edu.training.config`` reports these under ``sample.*``.
     """
-    with torch.inference_mode():
-        t_rows = _t_rows([t for t, _ in times], x)
-        for i, (t, t_prev) in enumerate(_progress(times, progress)):  # Alg. 2, line 2
-            eps_hat = model(x, t_rows[i])
-            if eps_hat.dtype != x.dtype:
-                eps_hat = eps_hat.to(x.dtype)
-            if callback is not None:  # x0_hat as the update clamps it
-                callback(t, x, _predict_x0(x, eps_hat, k[t].sqrt_ab, k[t].sqrt_1m_ab, clip_x0))
-            z = None
-            if noisy and t_prev > 0:  # line 3
-                z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = step(x, eps_hat, z, k[t], clip_x0)  # line 4
-        if callback is not None:
-            callback(0, x, x)
-    return x.clone()  # line 6; inference tensors refuse autograd and in-place updates outside inference mode
+    p = {}
+    if sampler is not None and sampler not in SAMPLERS:
+        p["sampler"] = f"sampler must be one of {SAMPLERS}, got {sampler!r}"
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1):
+        p["steps"] = f"steps must be an integer >= 1 (DDIM's model calls), got {steps!r}"
+    elif steps is not None and sampler == "ddim" and T is not None and steps > T:
+        p["steps"] = f"steps must lie in 1..T (T = {T}) for DDIM, got {steps!r}"
+    if eta is not None and (isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not eta >= 0
+                            or not math.isfinite(eta)):
+        p["eta"] = f"eta must be a finite number >= 0 (DDIM's stochasticity), got {eta!r}"
+    if variance is not None and variance not in VARIANCES:
+        p["variance"] = f"variance must be one of {VARIANCES}, got {variance!r}"
+    return p
 
 
-def _t_rows(ts: list[int], x: Tensor) -> Tensor:
-    """(len(ts), B) long on x's device, row i filled with ts[i]: the model's t for every step, made at once."""
-    return torch.tensor(ts, device=x.device).repeat_interleave(x.shape[0]).view(len(ts), x.shape[0])
+def check_sampler(sampler: str, steps: int, eta: float, variance: str, T: int) -> None:
+    """Raise one ValueError that names every bad setting (see :func:`sampler_problems`)."""
+    _raise(sampler_problems(sampler, steps, eta, variance, T))
 
 
-def _check_variance(variance: str) -> None:
-    if variance not in VARIANCES:
-        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+def _raise(problems: dict[str, str]) -> None:
+    if problems:
+        raise ValueError("; ".join(problems.values()))
 
 
-def _check_eta(eta: float) -> None:
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta!r}")
+# --------------------------------------------------------------------------- the loops' small parts
+def _x0_hat(xt: Tensor, t: Tensor | int, eps_hat: Tensor, s: Schedule, clip_x0: float | None) -> Tensor:
+    """x0_hat from eps_hat (:func:`ddpm_edu.posterior.x0_from_eps`), clamped to [-c, c] when clip_x0 = c."""
+    x0_hat = x0_from_eps(xt, t, eps_hat, s)
+    return x0_hat if clip_x0 is None else x0_hat.clamp_(-clip_x0, clip_x0)  # in place: x0_hat is new
+
+
+def _predict(model: Model, x: Tensor, t: int) -> Tensor:
+    """eps_theta(x_t, t), with t as the (B,) long tensor a network takes, in x's dtype (autocast may differ)."""
+    return model(x, torch.full((x.shape[0],), t, device=x.device)).to(x.dtype)
+
+
+def _randn(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """z ~ N(0, I) like x."""
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def _schedule_on(s: Schedule, device: torch.device) -> Schedule:
+    """The schedule on the samples' device, so that reading alpha_bar_t never waits for a GPU; MPS has no
+    float64, so there the schedule stays on the CPU and ``extract`` casts each value it reads."""
+    return s if device.type == "mps" or s.device == device else s.to(device)
 
 
 def _model_device(model: Model) -> torch.device | None:
@@ -303,7 +267,7 @@ def _initial(
     return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
 
 
-def _progress(it: Sequence[tuple[int, int]], desc: str | None) -> Iterable[tuple[int, int]]:
+def _progress(it: Sequence, desc: str | None) -> Iterable:
     if desc is None:
         return it
     from tqdm.auto import tqdm

@@ -56,20 +56,23 @@ def _header_cells(header: str) -> list[str]:
     return _cells(header.splitlines()[0])
 
 
-def test_sampling_dry_run_rows_are_well_formed_and_the_three_loops_agree(sampling_bench, tmp_path, monkeypatch):
-    """ours, diffusers and the bare loop of precomputed floats compute the same x_0; every row is complete."""
+def test_sampling_dry_run_rows_are_well_formed(sampling_bench, tmp_path, monkeypatch):
+    """Both parts run; the old and new loops sample from the same x_T and noise; every row is complete."""
+    import statistics
+
     b = sampling_bench
     monkeypatch.setattr(b, "RESULTS", tmp_path / "RESULTS.md")
-    rows = b.main(["--dry-run", "--record"])
-    over = [r for r in rows if r["kind"] == "overhead"]
-    assert [r["loop"] for r in over] == ["DDPM, 20 steps", "DDIM eta=0, 5 steps"]
-    for r in over:
+    rows = b.main(["--dry-run", "--base", "HEAD", "--variants", "fp32,fp32+cl", "--record"])
+    loops = [r for r in rows if r["kind"] == "loops"]
+    assert [(r["sampler"], r["calls"]) for r in loops] == [("DDIM eta=0", 5), ("DDPM", 10)]
+    for r in loops:
         cells = _cells(r["md"])
-        assert len(cells) == len(_header_cells(b.OVERHEAD_HEADER)) and "-" not in cells  # diffusers ran
-        assert r["agree"] and max(r["diff_ours"], r["diff_diffusers"]) <= b.TOLERANCE
-        assert min(r["ours_ms"], r["diffusers_ms"], r["bare_ms"], r["ours_bare"], r["ours_diffusers"]) > 0
+        assert len(cells) == len(_header_cells(b.LOOPS_HEADER)) and cells[5] == "digits" and cells[9] == "HEAD"
+        assert r["ratio"] == statistics.median(r["ratios"]) and min(r["ratios"]) > 0
+        assert 0 <= r["diff"] < 1e-3  # HEAD's loop, run on the same x_T and noise: the same samples
     thr = [r for r in rows if r["kind"] == "throughput"]
-    assert [(r["sampler"], r["calls"]) for r in thr] == [("DDIM eta=0", 5), ("DDPM", 10)]
+    assert [(r["sampler"], r["variant"]) for r in thr] == [
+        ("DDIM eta=0", "fp32"), ("DDIM eta=0", "fp32+cl"), ("DDPM", "fp32"), ("DDPM", "fp32+cl")]
     for r in thr:
         cells = _cells(r["md"])
         assert len(cells) == len(_header_cells(b.THROUGHPUT_HEADER)) and cells[5] == "digits" and cells[8] == "4"
@@ -78,24 +81,14 @@ def test_sampling_dry_run_rows_are_well_formed_and_the_three_loops_agree(samplin
     assert text.count("| date |") == 2 and all(r["md"] in text for r in rows)
 
 
-def test_sampling_dry_run_without_diffusers_times_ours_against_the_bare_loop(sampling_bench):
-    rows = sampling_bench.main(["--dry-run", "--no-diffusers", "--part", "overhead"])
-    assert len(rows) == 2
-    for r in rows:
-        assert r["agree"] and r["diff_ours"] <= sampling_bench.TOLERANCE and r["diffusers_ms"] is None
-        assert len(_cells(r["md"])) == len(_header_cells(sampling_bench.OVERHEAD_HEADER))
+def test_sampling_old_loop_comes_from_git(sampling_bench):
+    """--base loads that revision's sampling.py as a module of its own; a revision without it is named."""
+    import ddpm_edu.sampling
 
-
-def test_sampling_agreement_check_catches_a_different_computation(sampling_bench):
-    """Unclipped DDPM is not the clipped bare loop: the check must say so."""
-    from ddpm_edu.sampling import sample
-    from ddpm_edu.schedules import Schedule
-
-    b, s = sampling_bench, Schedule.linear(20)
-    unclipped = lambda x_T, g: sample(b.trivial_eps, x_T.shape, s, generator=g, x_T=x_T)  # noqa: E731
-    x_T, cpu = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.device("cpu")
-    assert b.agreement({"ours": b.ours_loops(s, 5)["ddpm"]}, (b.bare_ddpm(s), None), x_T, cpu)["ours"] <= b.TOLERANCE
-    assert b.agreement({"ours": unclipped}, (b.bare_ddpm(s), None), x_T, cpu)["ours"] > b.TOLERANCE
+    old = sampling_bench.base_sampling("HEAD")
+    assert old is not ddpm_edu.sampling and callable(old.sample) and callable(old.ddim_sample)
+    with pytest.raises(SystemExit, match="--base no-such-revision"):
+        sampling_bench.base_sampling("no-such-revision")
 
 
 # --------------------------------------------------------------------------- bench/digits_variants.py

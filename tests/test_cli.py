@@ -63,6 +63,7 @@ def test_train_then_sample_on_cifar_fixture(fake_cifar, tmp_path, capsys):
     bad = tmp_path / "out3"
     for opts, needles in [(["--frames", "1"], ["with sample options", "sample.frames", "greater than or equal to 2"]),
                           (["--sampler", "ddim", "--steps", "51"], ["sample.steps", "1..T (T = 50)"]),
+                          (["--sampler", "dpm", "--eta", "-1"], ["sample.sampler", "'dpm'", "sample.eta", ">= 0"]),
                           (["--set", "sample.fsp=3"], ["(stored config)", "did you mean 'sample.fps'"])]:
         assert main(["sample", "--checkpoint", str(rd / "ema.safetensors"), "--out", str(bad), *opts]) == 2
         err = capsys.readouterr().err

@@ -12,7 +12,7 @@ from ddpm_edu.lab.modelcache import config_hash
 from ddpm_edu.losses import TARGETS
 from ddpm_edu.nets.unet import PRESETS as UNET_PRESETS
 from ddpm_edu.nets.unet import UNet, count_params
-from ddpm_edu.sampling import VARIANCES
+from ddpm_edu.sampling import VARIANCES, check_sampler
 from ddpm_edu.schedules import KINDS, Schedule
 from ddpm_edu.training.config import (
     Config,
@@ -176,6 +176,23 @@ def test_schedule_and_unet_problems_come_from_their_modules():
         UNet(num_res_blocks=0)
     why = str(lib.value).partition(": ")[2]  # after "bad UNet arguments: "
     assert "num_res_blocks" in why and f"model.num_res_blocks: {why}" in _error(overrides=["model.num_res_blocks=0"])
+
+
+def test_sample_settings_are_checked_as_the_samplers_check_them():
+    """Each bad setting gets the library's own message under its key, all in one error."""
+    overrides = ["sample.sampler=ddim", "sample.steps=0", "sample.eta=-0.5", "sample.variance=learned"]
+    with pytest.raises(ValueError) as lib:
+        check_sampler("ddim", 0, -0.5, "learned", T=1000)
+    msgs = str(lib.value).split("; ")
+    assert len(msgs) == 3
+    err = _error(overrides=overrides)
+    for key, msg in zip(("steps", "eta", "variance"), msgs):
+        assert f"sample.{key}: {msg}" in err, err
+    assert "sample.sampler: sampler must be one of ('ddpm', 'ddim'), got 'dpm'" in _error(overrides=["sample.sampler=dpm"])
+    with pytest.raises(ValueError) as lib:
+        check_sampler("ddim", 401, 0.0, "beta", T=400)  # digits: T = 400
+    assert f"sample.steps: {lib.value}" in _error(overrides=["sample.sampler=ddim", "sample.steps=401"])
+    assert load_config("digits", ["sample.sampler=ddpm", "sample.steps=401"]).sample.steps == 401  # DDPM takes T
 
 
 def test_valid_names_come_from_their_modules():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.forward import q_sample
-from ddpm_edu.posterior import eps_from_x0, mean_from_eps, q_posterior, x0_from_eps
+from ddpm_edu.forward import q_sample, q_step
+from ddpm_edu.posterior import VARIANCES, eps_from_x0, mean_from_eps, q_posterior, reverse_variance, x0_from_eps
 from ddpm_edu.schedules import Schedule
 
 S = Schedule.linear(1000)
@@ -62,3 +62,29 @@ def test_posterior_float32():
     x = torch.randn(4, 2)
     mean, var = q_posterior(x, x, torch.tensor([1, 2, 3, 4]), S)
     assert mean.dtype == torch.float32 and var.dtype == torch.float32 and var.shape == (4, 1)
+
+
+@pytest.mark.parametrize("t", [2, 10, 100, 500, 1000])
+def test_reverse_variance_beta_tilde_is_the_brute_force_posterior_variance(t):
+    sigma2 = reverse_variance(S, "beta_tilde")
+    assert sigma2.shape == (S.T + 1,) and sigma2.dtype == torch.float64
+    assert sigma2[t].item() == pytest.approx(brute_force_posterior(0.3, -0.2, t, S)[1], rel=1e-5)
+    assert sigma2[1] == 0  # alpha_bar_0 = 1: the last step of the posterior is certain
+
+
+def test_reverse_variance_beta_is_the_forward_steps_variance():
+    """beta_t = Var[x_t | x_{t-1}]: measured from draws of q(x_t | x_{t-1}) at x_{t-1} = 0."""
+    sigma2 = reverse_variance(S, "beta")
+    g = torch.Generator().manual_seed(0)
+    n = 200_000
+    for t in (1, 300, 1000):
+        xt = q_step(torch.zeros(n, 1, dtype=torch.float64), t, torch.randn(n, 1, generator=g, dtype=torch.float64), S)
+        var = xt.var().item()
+        assert abs(var - sigma2[t].item()) < 5 * sigma2[t].item() * math.sqrt(2 / n)
+    assert (reverse_variance(S, "beta_tilde")[1:] <= sigma2[1:]).all()  # the posterior is never wider
+
+
+def test_reverse_variance_names_the_choices():
+    assert VARIANCES == ("beta_tilde", "beta")
+    with pytest.raises(ValueError, match="variance must be one of"):
+        reverse_variance(S, "learned")

@@ -6,8 +6,19 @@ import pytest
 import torch
 
 from ddpm_edu.analytic import GaussianEps, MixtureEps
-from ddpm_edu.posterior import mean_from_eps
-from ddpm_edu.sampling import TrajectoryRecorder, ddim_sample, ddim_step, ddim_timesteps, ddpm_step, sample
+from ddpm_edu.posterior import mean_from_eps, x0_from_eps
+from ddpm_edu.sampling import (
+    SAMPLERS,
+    VARIANCES,
+    TrajectoryRecorder,
+    check_sampler,
+    ddim_sample,
+    ddim_step,
+    ddim_timesteps,
+    ddpm_step,
+    sample,
+    sampler_problems,
+)
 from ddpm_edu.schedules import Schedule
 
 S = Schedule.linear(1000)
@@ -108,18 +119,20 @@ def test_ddpm_step_rejects_t_outside_one_to_T(t):
         ddim_step(x, t, x, S, x, t_prev=0, eta=0.0)
 
 
-def test_ddpm_step_checks_a_tensor_t_once(monkeypatch):
-    """The public entry checks t; the posterior cores behind it do not check it again."""
+def test_sampling_loops_pass_t_as_an_int_and_check_no_tensor(monkeypatch):
+    """The loops hand each step an int t: no tensor check (on a GPU, a device-side assert) per step."""
     import ddpm_edu.schedules as SCH
 
     calls = []
     real = SCH.check_t
     monkeypatch.setattr(SCH, "check_t", lambda *a, **k: calls.append(a) or real(*a, **k))
-    x, t = torch.randn(4, 2), torch.tensor([1, 2, 3, 4])
+    small = Schedule.linear(10, 1e-3, 0.2)
     for clip_x0 in (None, 1.0):
-        calls.clear()
-        ddpm_step(x, t, x, S, x, clip_x0=clip_x0)
-        assert len(calls) == 1
+        sample(lambda x, t: 0.1 * x, (3, 2), small, clip_x0=clip_x0, callback=lambda *a: None)
+        ddim_sample(lambda x, t: 0.1 * x, (3, 2), small, 4, 0.5, clip_x0=clip_x0, callback=lambda *a: None)
+    assert calls == []
+    ddpm_step(torch.zeros(4, 2), torch.tensor([1, 2, 3, 4]), torch.zeros(4, 2), S, torch.zeros(4, 2))
+    assert calls  # a tensor t passed in is checked
 
 
 @pytest.mark.parametrize("clip_x0", [None, 1.0])
@@ -187,6 +200,60 @@ def test_bad_sampler_arguments():
     assert ddim_timesteps(1000, 10)[-1] == 1000 and len(ddim_timesteps(1000, 10)) == 10
 
 
+def test_check_sampler_names_every_bad_setting_at_once():
+    check_sampler("ddpm", 1, 0.0, "beta", T=10)
+    check_sampler("ddpm", 500, 0.0, "beta_tilde", T=10)  # DDPM takes T steps: steps is DDIM's alone
+    check_sampler("ddim", 10, 1.0, "beta_tilde", T=10)
+    with pytest.raises(ValueError) as e:
+        check_sampler("dpm", 0, -1.0, "learned", T=10)
+    msg = str(e.value)
+    for name in ("sampler", "steps", "eta", "variance"):
+        assert f"{name} must" in msg, msg
+    with pytest.raises(ValueError, match=r"steps must lie in 1\.\.T \(T = 10\)"):
+        check_sampler("ddim", 11, 0.0, "beta_tilde", T=10)
+    assert set(SAMPLERS) == {"ddpm", "ddim"} and set(VARIANCES) == {"beta_tilde", "beta"}
+
+
+@pytest.mark.parametrize("settings, bad", [
+    (dict(sampler="ddpm", steps=3, eta=0.5, variance="beta"), set()),
+    (dict(sampler=None, steps=None, eta=None, variance=None, T=None), set()),  # nothing given, nothing checked
+    (dict(steps=2.0), {"steps"}), (dict(steps=True), {"steps"}), (dict(eta=float("nan")), {"eta"}),
+    (dict(eta=float("inf")), {"eta"}), (dict(eta="0"), {"eta"}), (dict(sampler="DDPM"), {"sampler"}),
+    (dict(sampler="ddim", steps=51, T=50), {"steps"}), (dict(sampler="ddpm", steps=51, T=50), set()),
+    (dict(sampler="x", steps=0, eta=-1, variance="y", T=5), {"sampler", "steps", "eta", "variance"}),
+])
+def test_sampler_problems_by_setting(settings, bad):
+    problems = sampler_problems(**settings)
+    assert set(problems) == bad
+    assert all(msg.startswith(f"{key} must") for key, msg in problems.items())
+
+
+@pytest.mark.parametrize("clip_x0", [None, 0.5])
+def test_model_gets_a_long_t_per_image_and_the_callback_gets_x0_hat(clip_x0):
+    small = Schedule.linear(12, 1e-3, 0.2)
+    seen = []
+
+    def model(x, t):
+        assert t.shape == (x.shape[0],) and t.dtype == torch.long and t.device == x.device
+        assert (t == t[0]).all()
+        seen.append(int(t[0]))
+        return 0.3 * x
+
+    def callback(t, xt, x0_hat):
+        if t > 0:
+            expected = x0_from_eps(xt, t, 0.3 * xt, small)
+            if clip_x0 is not None:
+                expected = expected.clamp(-clip_x0, clip_x0)
+            torch.testing.assert_close(x0_hat, expected)
+
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0)) * 3
+    sample(model, (5, 3), small, x_T=x, clip_x0=clip_x0, callback=callback)
+    assert seen == list(range(12, 0, -1))
+    seen.clear()
+    ddim_sample(model, (5, 3), small, 4, x_T=x, clip_x0=clip_x0, callback=callback)
+    assert seen == ddim_timesteps(12, 4)[::-1]
+
+
 def test_trajectory_recorder_keeps_requested_frames_in_order():
     s = Schedule.linear(100, 1e-3, 0.1)
     rec = TrajectoryRecorder(s.T, frames=12)
@@ -223,7 +290,7 @@ def _folded_steps(model, shape, s, seed, taus, step):
 @pytest.mark.parametrize("clip_x0", [None, 1.0])
 @pytest.mark.parametrize("variance", ["beta_tilde", "beta"])
 def test_ddpm_sampler_is_the_public_step_applied_T_times(variance, clip_x0):
-    """The sampler reads its coefficients once as floats; ddpm_step indexes the schedule tensors at t."""
+    """sample is Algorithm 2's loop around ddpm_step: x_T, then one z per step for t > 1, in this order."""
     s = Schedule.cosine(60)
     model = MixtureEps((0.4, 0.6), [[-0.8, 0.2], [0.7, -0.3]], (0.1, 0.2), s)
     ref = _folded_steps(model, (64, 2), s, 4, list(range(s.T, 0, -1)),

@@ -11,9 +11,10 @@ names the file and every offending key.
 The dataclasses are pydantic dataclasses, so every way of making one validates it: the
 constructor, :meth:`Config.replace` and ``dataclasses.replace``. Schedule and U-Net arguments are
 checked by :func:`ddpm_edu.schedules.schedule_problems` and :func:`ddpm_edu.nets.unet.unet_problems`,
-and the valid names come from the modules that use them. Checks that relate several fields
-(beta_1 <= beta_T, the model kind and U-Net depth for the data set, DDIM steps <= T) run once
-those fields are valid themselves. YAML 1.1 reads ``1e-4`` as a string; float fields parse it.
+and the valid names come from the modules that use them. The sampler's settings are checked
+by :func:`ddpm_edu.sampling.sampler_problems`. Checks that relate several fields (beta_1 <= beta_T,
+the model kind and U-Net depth for the data set, DDIM steps <= T) run once those fields are valid
+themselves. YAML 1.1 reads ``1e-4`` as a string; float fields parse it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ddpm_edu.data import SHAPES
 from ddpm_edu.data.toy import TOY_DATASETS
 from ddpm_edu.losses import TARGETS
 from ddpm_edu.nets.unet import PRESETS, unet_problems
-from ddpm_edu.sampling import VARIANCES, ddim_timesteps
+from ddpm_edu.sampling import sampler_problems
 from ddpm_edu.schedules import KINDS, schedule_problems
 from ddpm_edu.training.configs import CONFIG_DIR, preset_names
 
@@ -115,6 +116,7 @@ NonEmptyStr = Annotated[str, Field(min_length=1)]
 FolderName = Annotated[str, AfterValidator(_folder_name)]
 _unet_arg = functools.partial(_checked_by, unet_problems)  # checked as UNet checks it
 _schedule_arg = functools.partial(_checked_by, schedule_problems)  # checked as Schedule checks it
+_sampler_arg = functools.partial(_checked_by, sampler_problems)  # checked as the samplers check it
 
 
 def _validated(where: str) -> Callable[[type], type]:
@@ -234,10 +236,10 @@ class TrainConfig:
 
 @_validated("sample")
 class SampleConfig:
-    sampler: Literal["ddpm", "ddim"] = "ddpm"  # Algorithm 2, or DDIM
-    steps: PosInt = 100  # DDIM model calls, at most diffusion.T (ignored by ddpm, which takes T)
-    eta: NonNegFloat = 0.0  # DDIM stochasticity (0: deterministic)
-    variance: Literal[VARIANCES] = "beta_tilde"  # DDPM sigma_t^2
+    sampler: Annotated[str, _sampler_arg("sampler")] = "ddpm"  # "ddpm" (Algorithm 2) or "ddim"
+    steps: Annotated[Int, _sampler_arg("steps")] = 100  # DDIM model calls, at most diffusion.T (ddpm takes T)
+    eta: Annotated[float, _sampler_arg("eta")] = 0.0  # DDIM stochasticity (0: deterministic)
+    variance: Annotated[str, _sampler_arg("variance")] = "beta_tilde"  # DDPM sigma_t^2: "beta_tilde" or "beta"
     clip_x0: PosFloat | None = 1.0  # clamp x0_hat to [-c, c] while sampling (None: off)
     num_samples: PosInt = 64  # images (or points) per sample grid
     frames: Annotated[Int, Field(ge=2)] = 30  # frames in a trajectory GIF
@@ -278,11 +280,9 @@ class Config:
             bad = unet_problems(m.preset, **m.unet_overrides(), image_size=h).get("image_size")
             if bad:
                 problems.append(f"model.ch_mult: {bad} (the size of data.dataset={d.dataset})")
-        if self.sample.sampler == "ddim":
-            try:
-                ddim_timesteps(self.diffusion.T, self.sample.steps)  # the sampler's own check
-            except ValueError as e:
-                problems.append(f"sample.steps: {e}")
+        sc = self.sample  # each setting is fine: this is DDIM's steps <= T
+        bad = sampler_problems(sc.sampler, sc.steps, sc.eta, sc.variance, self.diffusion.T)
+        problems += [f"sample.{k}: {msg}" for k, msg in bad.items()]
         _fail_if(problems)
 
 
