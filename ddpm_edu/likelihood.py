@@ -25,14 +25,12 @@ import torch
 from torch import Tensor
 
 from ddpm_edu.forward import q_sample
-from ddpm_edu.posterior import mean_from_eps, q_posterior
+from ddpm_edu.posterior import mean_from_eps, q_posterior, reverse_variance
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["gaussian_kl", "discretized_gaussian_log_likelihood", "reverse_variance", "prior_bpd", "vb_term",
-           "vb_terms", "nll_bpd"]
+__all__ = ["gaussian_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vb_term", "vb_terms", "nll_bpd"]
 
 Model = Callable[[Tensor, Tensor], Tensor]  # (x_t (B, ...), t (B,)) -> eps_hat (B, ...)
-VARIANCES = ("beta_tilde", "beta")
 
 
 def gaussian_kl(mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor) -> Tensor:
@@ -66,12 +64,6 @@ def discretized_gaussian_log_likelihood(x0: Tensor, mean: Tensor, var: Tensor, l
     hi = torch.where(x0 >= 1 - half, math.inf, (x0 + half - mean) / std)
     return _log_mass(lo, hi)
 
-
-def reverse_variance(s: Schedule, variance: str = "beta_tilde") -> Tensor:
-    """sigma_t^2 of p_theta(x_{t-1} | x_t) for every t: beta_tilde_t or beta_t, shape (T + 1,), indexed by t."""
-    if variance not in VARIANCES:
-        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
-    return s.beta_tilde if variance == "beta_tilde" else s.betas
 
 
 def _bits_per_dim(nats: Tensor) -> Tensor:

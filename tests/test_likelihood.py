@@ -14,10 +14,10 @@ from ddpm_edu.likelihood import (
     gaussian_kl,
     nll_bpd,
     prior_bpd,
-    reverse_variance,
     vb_term,
     vb_terms,
 )
+from ddpm_edu.posterior import reverse_variance
 from ddpm_edu.schedules import Schedule
 
 D64 = torch.float64

@@ -53,11 +53,9 @@ __all__ = [
     "config_from_dict",
     "apply_overrides",
     "config_to_dict",
-    "config_hash",
     "dump_config",
     "preset_names",
     "preset_path",
-    "cache_root",
 ]
 
 class ConfigError(ValueError):

@@ -25,7 +25,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NonFiniteError", "NonFiniteGuard", "assert_on_device"]
+__all__ = ["NonFiniteError", "NonFiniteGuard"]
 
 
 
