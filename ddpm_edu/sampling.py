@@ -12,7 +12,7 @@ One loop serves both samplers: it visits (t, t_prev) pairs, predicts eps_hat, ca
 callback, draws z and applies the sampler's update (``_ddpm_step`` or ``_ddim_step``, the cores
 of :func:`ddpm_step` and :func:`ddim_step`). The public step functions check t and read the
 schedule at t. A sampler reads every coefficient it needs once per call, as Python floats
-(:class:`DDPMCoefs`, :class:`DDIMCoefs`), so its loop indexes no schedule tensor, casts nothing and
+(``DDPMCoefs``, ``DDIMCoefs``), so its loop indexes no schedule tensor, casts nothing and
 never waits for the device; a float multiplies a tensor in one kernel, in the tensor's precision.
 Without a callback, nothing is computed for one. The loop runs under ``torch.inference_mode``: a
 callback receives inference tensors, which it may read or copy (as :class:`TrajectoryRecorder`

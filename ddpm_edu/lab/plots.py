@@ -105,7 +105,7 @@ def figure_bytes(fig: Figure, fmt: str = "png", dpi: float | None = None, jpeg_q
 
 
 def plot_loss_curve(metrics: Sequence[Mapping[str, float]], ax: Axes | None = None) -> Figure:
-    """Loss against step from metrics.jsonl records (the run's loss.png, drawn by :func:`draw_loss_curve`)."""
+    """Loss against step from metrics.jsonl records (the run's loss.png, drawn by :func:`~ddpm_edu.training.runlog.draw_loss_curve`)."""
     fig, ax = _fig_ax(ax, (6.0, 3.5))
     draw_loss_curve(ax, metrics)
     return fig
@@ -127,7 +127,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: float = 100) -> Path:
 
 
 def plot_images(x: Tensor, nrow: int | None = None, *, title: str | None = None, ax: Axes | None = None) -> Figure:
-    """Chapters 1-2: a batch of images in [-1, 1], (B, C, H, W), tiled by :func:`image_grid` on one axes."""
+    """Chapters 1-2: a batch of images in [-1, 1], (B, C, H, W), tiled by :func:`~ddpm_edu.data.images.image_grid` on one axes."""
     fig, ax = _fig_ax(ax, (4.0, 4.0))
     grid = image_grid(x, nrow)
     ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
