@@ -60,7 +60,7 @@ def test_a_changelog_readme_would_be_caught():
 
 def test_readme_example_runs_and_prints_what_it_says():
     """The example samples N(0, 0.5^2) with the exact noise predictor; its printed std is 0.5 up to sampling error."""
-    (example,) = fenced(README.read_text().split("## The library in ten lines", 1)[1], "python")[:1]
+    (example,) = fenced(README.read_text().split("## A first example", 1)[1], "python")[:1]
     assert len(example.splitlines()) <= 16, "the README's example should stay about ten lines"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -37,9 +37,9 @@ PAPER_TPU_PEAK = 420e12  #: TPU v3-8 (4 chips, 8 cores): 420 TFLOP/s bf16 peak (
 
 @dataclass(frozen=True)
 class Accelerator:
-    name: str  # as a reader would look for it
-    precision: str  # what train.precision=auto picks there
-    peak: float  # dense tensor-core peak in FLOP/s at that precision (vendor data sheet, no sparsity)
+    name: str  #: as a reader would look for it
+    precision: str  #: what train.precision=auto picks there
+    peak: float  #: dense tensor-core peak in FLOP/s at that precision (vendor data sheet, no sparsity)
 
 
 ACCELERATORS = (
@@ -54,11 +54,11 @@ _PEAK = {a.name: a.peak for a in ACCELERATORS}
 class Measurement:
     """A training speed measured on a GPU, for one preset at its own batch size."""
 
-    preset: str  # the config's name; a measurement stands only for the unmodified preset
-    accelerator: str  # a name from ACCELERATORS
-    device: str  # the exact chip it ran on
-    steps_per_s: float  # optimiser steps per second, the whole Trainer step
-    source: str  # how, when and where it was measured
+    preset: str  #: the config's name; a measurement stands only for the unmodified preset
+    accelerator: str  #: a name from ACCELERATORS
+    device: str  #: the exact chip it ran on
+    steps_per_s: float  #: optimiser steps per second, the whole Trainer step
+    source: str  #: how, when and where it was measured
 
 
 #: Training speeds measured on a GPU, one per (preset, accelerator); bench/RESULTS.md has the runs.
@@ -140,13 +140,13 @@ def estimate_hours(flops_per_step: float, steps: int, peak: float, utilisation: 
 
 @dataclass(frozen=True)
 class CostRow:
-    preset: str  # the config's name
-    accelerator: str  # where it runs
-    steps: int  # optimiser steps of the preset
-    tflop_per_step: float  # counted, at the preset's batch size
-    hours_low: float  # at the optimistic utilisation (or the measured time)
-    hours_high: float  # at the pessimistic one (or the measured time)
-    basis: str  # "measured" or "estimated: ..."
+    preset: str  #: the config's name
+    accelerator: str  #: where it runs
+    steps: int  #: optimiser steps of the preset
+    tflop_per_step: float  #: counted, at the preset's batch size
+    hours_low: float  #: at the optimistic utilisation (or the measured time)
+    hours_high: float  #: at the pessimistic one (or the measured time)
+    basis: str  #: "measured" or "estimated: ..."
 
 
 def cost_table(configs: list[Config], paper_cfg: Config) -> list[CostRow]:
