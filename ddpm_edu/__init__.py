@@ -16,8 +16,9 @@ the derivation         ``schedules``, ``forward``, ``posterior``, ``losses``, ``
 ``cli``                the ``ddpm-edu`` command
 =====================  =====================================================================================
 
-The taught API is importable from here: :class:`Schedule`, :func:`q_sample`, :func:`q_posterior`,
-:func:`l_simple`, :func:`sample` and :func:`ddim_sample`. They load on first use, so that
+The taught API is importable from here: :class:`~ddpm_edu.schedules.Schedule`,
+:func:`~ddpm_edu.forward.q_sample`, :func:`~ddpm_edu.posterior.q_posterior`, :func:`~ddpm_edu.losses.l_simple`,
+:func:`~ddpm_edu.sampling.sample` and :func:`~ddpm_edu.sampling.ddim_sample`. They load on first use, so that
 ``import ddpm_edu`` (and ``ddpm-edu --help``) does not import torch.
 """
 

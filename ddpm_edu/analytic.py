@@ -1,16 +1,20 @@
 """Exact noise predictors for data whose diffused marginals are known in closed form.
 
 Chapters 6 and 8, and the sampler tests. If x0 ~ N(mu, std^2 I), then x_t ~ N(sqrt(ab) mu,
-(ab std^2 + 1 - ab) I) with ab = alpha_bar_t, and the minimiser of L_simple is
+(ab std^2 + 1 - ab) I) with ab = alpha_bar_t, and the minimiser of L_simple is::
+
     eps*(x_t, t) = E[eps | x_t] = sqrt(1 - ab) (x_t - sqrt(ab) mu) / (ab std^2 + 1 - ab).
+
 For a mixture of such Gaussians, eps* is the same expression averaged over components with
 their posterior weights given x_t. Driving a sampler with eps* separates sampler error from
 model error.
 
 Chapter 6 also uses the mixture's closed forms for its pictures of distributions: the density of
 q(x_t), a mixture with means sqrt(ab) mu_k and variances ab std_k^2 + 1 - ab
-(:meth:`MixtureEps.log_density`); the exact reverse conditional from Bayes' rule,
+(:meth:`MixtureEps.log_density`); the exact reverse conditional from Bayes' rule::
+
     q(x_{t-1} | x_t) = q(x_t | x_{t-1}) q(x_{t-1}) / q(x_t)
+
 (:meth:`MixtureEps.reverse_log_density`); and its exact mean and variance
 (:meth:`MixtureEps.reverse_moments`), a mixture over k of Gaussian posteriors.
 :func:`grid_moments` integrates a density on a grid, the brute-force oracle the chapter checks with.

@@ -76,7 +76,7 @@ def trajectory(
     """Iterate ``step(x_prev, t, eps)`` for t = 1..n_steps from x0 with fresh N(0, I) noise.
 
     Returns the states x_t for t in ``keep`` (default: every t = 0..n_steps) stacked on a new
-    leading axis: (len(keep), *x0.shape). Example: ``trajectory(x0, 10, lambda x, t, e:
+    leading axis: ``(len(keep), *x0.shape)``. Example: ``trajectory(x0, 10, lambda x, t, e:
     naive_step(x, 0.1, e))``.
     """
     if n_steps < 0:

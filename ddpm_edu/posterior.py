@@ -1,12 +1,16 @@
 """The reverse-process target: the posterior q(x_{t-1} | x_t, x0), x0 recovered from eps, and sigma_t^2.
 
-Chapter 6. Ho et al. 2020, eqs. (6)-(7):
+Chapter 6. Ho et al. 2020, eqs. (6)-(7)::
+
     q(x_{t-1} | x_t, x0) = N(mu_tilde, beta_tilde_t I),
     mu_tilde = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x0
              + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t,
     beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t.
-Substituting x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) gives eq. (11),
+
+Substituting x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) gives eq. (11)::
+
     mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t),
+
 which :func:`mean_from_eps` computes and the tests show is the same mean. The reverse step
 p_theta(x_{t-1} | x_t) = N(mu_theta, sigma_t^2 I) fixes sigma_t^2 in advance (sec. 3.2):
 :func:`reverse_variance` gives both of the paper's choices.

@@ -22,7 +22,7 @@ from torch import Tensor
 
 __all__ = [
     "Schedule", "extract", "check_t", "as_t", "schedule_problems", "KINDS",
-    "ScheduleSummary", "summarize", "summary_table", "beta_T_for_sum", "NOISED", "FINISHED",
+    "ScheduleSummary", "summarize", "summary_table", "beta_T_for_sum", "NOISED", "FINISHED", "assert_on_device",
 ]
 
 KINDS = ("linear", "cosine", "quadratic", "sigmoid")

@@ -88,6 +88,7 @@ def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
     for nb in NOTEBOOKS:
         shutil.copy(nb, tmp_path / "book")
     for page in sr.LINK_PAGES:
+        (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / page, tmp_path / page)
     before = {p: p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
 

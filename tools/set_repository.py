@@ -4,7 +4,8 @@ The repository is named in one place, ``repository.url`` in ``_config.yml``; the
 read it from there. Each chapter's hidden install cell must carry the same URL as a literal,
 because in Colab that cell runs before anything of the repository is installed, and the README and
 the landing page link to the published book (``https://OWNER.github.io/NAME/``) and to Colab
-(``colab.research.google.com/github/OWNER/NAME/...``). This script sets all of them, and
+(``colab.research.google.com/github/OWNER/NAME/...``); the README and the book's installation page
+give the pip command (``git+https://github.com/OWNER/NAME``). This script sets all of them, and
 ``--check`` tells whether they agree (a test runs it).
 
     python tools/set_repository.py OWNER/NAME   # the publish workflow passes ${{ github.repository }}
@@ -24,7 +25,8 @@ CONFIG_URL = re.compile(r"^(  url: )https://github\.com/(\S+)$", re.MULTILINE)  
 INSTALL_URL = re.compile(r"git\+https://github\.com/([^\"\\\s@]+)")  # in the install cell's pip argument
 COLAB_URL = re.compile(r"colab\.research\.google\.com/github/([^/\s]+/[^/\s]+)/")  # a link that opens a chapter in Colab
 PAGES_URL = re.compile(r"https://([A-Za-z0-9-]+\.github\.io/[A-Za-z0-9._-]+)/")  # the published book
-LINK_PAGES = {"README.md": ("colab", "pages", "install"), "book/index.md": ("colab",)}  # which links each page carries
+LINK_PAGES = {"README.md": ("colab", "pages", "install"), "book/index.md": ("colab",),  # which links each page carries
+              "book/using/install.md": ("install",)}
 
 
 def _links(repo: str) -> dict[str, tuple[re.Pattern, str, str]]:

@@ -48,7 +48,7 @@ def load_cifar10(
     ``root`` holds (or receives) ``cifar-10-batches-py/``. With ``verify_md5=False`` the files
     must exist but their md5 sums are not compared to the published ones (for re-packed
     copies and the test fixture; torchvision's loading code runs unchanged).
-    Raises :class:`DataError` with instructions when the files are missing and cannot be downloaded.
+    Raises :class:`~ddpm_edu.data.DataError` with instructions when the files are missing and cannot be downloaded.
     """
     from torchvision.datasets import CIFAR10
 

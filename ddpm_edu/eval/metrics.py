@@ -10,8 +10,10 @@ digits give the ceiling of that fraction and chapter 1's per-pixel Gaussian
 (:func:`pixel_gaussian_digits`) the floor; the class histogram shows whether every digit is
 generated.
 
-2-D points. The energy distance between the laws of X and Y (Szekely and Rizzo 2013), halved:
+2-D points. The energy distance between the laws of X and Y (Szekely and Rizzo 2013), halved::
+
     D(X, Y) = E||X - Y|| - 1/2 E||X - X'|| - 1/2 E||Y - Y'||  >= 0,
+
 zero exactly when the two laws agree. :func:`energy_distance` estimates it with U-statistics
 (the within-set means leave out the zero diagonal), so the estimate is unbiased.
 """

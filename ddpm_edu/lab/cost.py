@@ -6,16 +6,15 @@ counts 2) and scaled to the batch. Time is then
 
     hours = steps * FLOP per step / (sustained FLOP/s) / 3600,
 
-and the only assumption is the sustained rate: the accelerator's dense peak times a utilisation.
-Two utilisations have been measured for this model. Ho et al. (2020) trained the 35.7M-parameter
-CIFAR-10 U-Net at 21 steps/s of batch 128 on a TPU v3-8, which is
-``PAPER_STEPS_PER_S * train_flops(cifar10, 128)`` = about 100 TFLOP/s, 24 % of that pod's
-420 TFLOP/s peak. This project's Trainer ran the same step at 14.8 steps/s on one H200 (bf16,
-channels_last; ``bench/gpu_check.sh``, 2026-11-30), about 71 TFLOP/s, 7 % of its 989 TFLOP/s peak.
-:func:`estimate_hours` is given the paper's utilisation as the optimistic end and the lower of half
-of it and the lowest one measured on a GPU (:data:`MEASURED`) as the pessimistic end, since how
-busy the small 32x32 convolutions of this U-Net keep an accelerator depends on more than a formula
-captures. A row for a run that was measured (:data:`MEASURED`) gives the measurement instead.
+and the only assumption is the sustained rate: the accelerator's dense peak times a utilisation u.
+Two sources measure u for the paper's CIFAR-10 model: the paper's own run on a TPU v3-8
+(:data:`PAPER_STEPS_PER_S` against :data:`PAPER_TPU_PEAK`, :func:`paper_utilisation`), and this
+project's Trainer on a GPU (:data:`MEASURED`, :func:`measured_utilisation`). :func:`estimate_hours`
+is given the paper's u as the optimistic end and the lower of half of it and the lowest u measured
+on a GPU as the pessimistic end, since how busy the small 32x32 convolutions of this U-Net keep an
+accelerator depends on more than a formula captures. A row for a run that was measured gives the
+measurement instead. :data:`MEASURED` is the one place in the code that holds a measured speed;
+``bench/RESULTS.md`` records how each was taken.
 """
 
 from __future__ import annotations
@@ -32,15 +31,15 @@ __all__ = ["Accelerator", "ACCELERATORS", "PAPER_STEPS_PER_S", "PAPER_TPU_PEAK",
            "train_flops", "preset_flops", "paper_utilisation", "measured_utilisation", "utilisation_range", "estimate_hours",
            "CostRow", "cost_table", "cost_markdown"]
 
-PAPER_STEPS_PER_S = 21.0  # Ho et al. 2020, appendix B: CIFAR-10 at batch 128 on a TPU v3-8
-PAPER_TPU_PEAK = 420e12  # TPU v3-8 (4 chips, 8 cores): 420 TFLOP/s bf16 peak (Google's figure)
+PAPER_STEPS_PER_S = 21.0  #: Ho et al. 2020, appendix B: CIFAR-10 at batch 128 on a TPU v3-8
+PAPER_TPU_PEAK = 420e12  #: TPU v3-8 (4 chips, 8 cores): 420 TFLOP/s bf16 peak (Google's figure)
 
 
 @dataclass(frozen=True)
 class Accelerator:
-    name: str  # as a reader would look for it
-    precision: str  # what train.precision=auto picks there
-    peak: float  # dense tensor-core peak in FLOP/s at that precision (vendor data sheet, no sparsity)
+    name: str  #: as a reader would look for it
+    precision: str  #: what train.precision=auto picks there
+    peak: float  #: dense tensor-core peak in FLOP/s at that precision (vendor data sheet, no sparsity)
 
 
 ACCELERATORS = (
@@ -55,16 +54,15 @@ _PEAK = {a.name: a.peak for a in ACCELERATORS}
 class Measurement:
     """A training speed measured on a GPU, for one preset at its own batch size."""
 
-    preset: str  # the config's name; a measurement stands only for the unmodified preset
-    accelerator: str  # a name from ACCELERATORS
-    device: str  # the exact chip it ran on
-    steps_per_s: float  # optimiser steps per second, the whole Trainer step
-    source: str  # how, when and where it was measured
+    preset: str  #: the config's name; a measurement stands only for the unmodified preset
+    accelerator: str  #: a name from ACCELERATORS
+    device: str  #: the exact chip it ran on
+    steps_per_s: float  #: optimiser steps per second, the whole Trainer step
+    source: str  #: how, when and where it was measured
 
 
+#: Training speeds measured on a GPU, one per (preset, accelerator); bench/RESULTS.md has the runs.
 MEASURED = (
-    # bench/gpu_check.sh step 3 (bench/RESULTS.md): the Trainer at batch 128, bf16, channels_last, eager,
-    # a 100-step window after 10 warm-up steps. Compiled, the same step ran at 14.07 steps/s.
     Measurement("cifar10", "H100 / H200 (SXM)", "H200", 14.84,
                 "bench/gpu_check.sh, 2026-11-30: bf16, channels_last"),
 )
@@ -76,7 +74,8 @@ def train_flops(cfg_or_kwargs: Config | dict, batch: int | None = None) -> float
     Counted by ``torch.utils.flop_counter`` for one image on the ``meta`` device (which tracks shapes
     and computes nothing, so even the 35.7M-parameter model is counted in seconds) and multiplied by
     the batch size.
-    ``cfg_or_kwargs`` is a :class:`Config` (``model.kind = unet``) or keyword arguments of :class:`UNet`.
+    ``cfg_or_kwargs`` is a :class:`~ddpm_edu.training.config.Config` (``model.kind = unet``) or keyword arguments of
+    :class:`~ddpm_edu.nets.unet.UNet`.
     """
     if isinstance(cfg_or_kwargs, Config):
         kw = unet_kwargs(cfg_or_kwargs.model.preset, **cfg_or_kwargs.model.unet_overrides())
@@ -141,13 +140,13 @@ def estimate_hours(flops_per_step: float, steps: int, peak: float, utilisation: 
 
 @dataclass(frozen=True)
 class CostRow:
-    preset: str  # the config's name
-    accelerator: str  # where it runs
-    steps: int  # optimiser steps of the preset
-    tflop_per_step: float  # counted, at the preset's batch size
-    hours_low: float  # at the optimistic utilisation (or the measured time)
-    hours_high: float  # at the pessimistic one (or the measured time)
-    basis: str  # "measured" or "estimated: ..."
+    preset: str  #: the config's name
+    accelerator: str  #: where it runs
+    steps: int  #: optimiser steps of the preset
+    tflop_per_step: float  #: counted, at the preset's batch size
+    hours_low: float  #: at the optimistic utilisation (or the measured time)
+    hours_high: float  #: at the pessimistic one (or the measured time)
+    basis: str  #: "measured" or "estimated: ..."
 
 
 def cost_table(configs: list[Config], paper_cfg: Config) -> list[CostRow]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TypeVar
 
-V = TypeVar("V")
+V = TypeVar("V")  #: the type of the value that :func:`pick` chooses
 
 
 def fast() -> bool:

@@ -164,6 +164,8 @@ def _fail_if(problems: list[str]) -> None:
 # --------------------------------------------------------------------------- the dataclasses
 @_validated("data")
 class DataConfig:
+    """The ``data:`` section: which data set, where it lives and how it is batched."""
+
     dataset: Literal["cifar10", "digits", "toy2d"] = "cifar10"  # which data set to train on
     root: str = "~/.cache/ddpm_edu/data"  # CIFAR-10 lives in <root>/cifar-10-batches-py/
     download: Bool = True  # try to download CIFAR-10 when it is missing (needs internet)
@@ -180,6 +182,8 @@ UNET_FIELDS = ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout",
 
 @_validated("model")
 class ModelConfig:
+    """The ``model:`` section: the U-Net (a preset and its overrides) or the MLP for 2-D points."""
+
     kind: Literal["unet", "mlp"] = "unet"  # U-Net for images, MLP for 2-D points
     preset: Literal[tuple(PRESETS)] | None = None  # a name from ddpm_edu.nets.unet.PRESETS; the fields below override it
     ch: Annotated[Int | None, _unet_arg("ch")] = None  # U-Net base channel count (None: the preset's, else 128)
@@ -199,6 +203,8 @@ class ModelConfig:
 
 @_validated("diffusion")
 class DiffusionConfig:
+    """The ``diffusion:`` section: the beta schedule, T, and what the network predicts."""
+
     schedule: Literal[KINDS] = "linear"  # beta_t schedule (cosine ignores beta_1, beta_T)
     T: Annotated[Int, _schedule_arg("T")] = 1000  # number of diffusion steps
     beta_1: Annotated[float, _schedule_arg("beta_1")] = 1e-4  # first variance
@@ -212,6 +218,8 @@ class DiffusionConfig:
 
 @_validated("train")
 class TrainConfig:
+    """The ``train:`` section: the optimiser, precision, device, logging, checkpoints and resume."""
+
     steps: PosInt = 800_000  # optimiser steps; training stops exactly here
     lr: PosFloat = 2e-4  # peak learning rate
     optimizer: Literal["adam", "adamw"] = "adam"  # Ho et al. use Adam
@@ -234,6 +242,8 @@ class TrainConfig:
 
 @_validated("sample")
 class SampleConfig:
+    """The ``sample:`` section: how the run's sample grids and trajectory GIFs are drawn."""
+
     sampler: Annotated[str, _sampler_arg("sampler")] = "ddpm"  # "ddpm" (Algorithm 2) or "ddim"
     steps: Annotated[Int, _sampler_arg("steps")] = 100  # DDIM model calls, at most diffusion.T (ddpm takes T)
     eta: Annotated[float, _sampler_arg("eta")] = 0.0  # DDIM stochasticity (0: deterministic)
@@ -246,6 +256,8 @@ class SampleConfig:
 
 @_validated("wandb")
 class WandbConfig:
+    """The ``wandb:`` section: optional logging to Weights & Biases."""
+
     enabled: Bool = False  # log to Weights & Biases (a no-op when wandb is missing or WANDB_MODE=disabled)
     project: str | None = None  # None: $WANDB_PROJECT, else "ddpm-edu"
     entity: str | None = None  # None: $WANDB_ENTITY, else your default entity
@@ -253,6 +265,8 @@ class WandbConfig:
 
 @_validated("")
 class Config:
+    """A whole config: a preset or YAML file, validated. Each field's meaning is the comment beside it in the source."""
+
     name: FolderName = "run"  # the run's name: its folder is <train.run_root>/<name>/
     seed: NonNegInt = 0  # seeds the model init, data order, t and eps draws, dropout
     data: DataConfig = field(default_factory=DataConfig)  # what to train on

@@ -110,7 +110,7 @@ class World:
             raise DistributedError(f"The processes disagree on {what}: {seen} (by rank).")
 
     def gather(self, x: Tensor) -> Tensor:
-        """Every process's ``x``, stacked in rank order: (W, *x.shape)."""
+        """Every process's ``x``, stacked in rank order: ``(W, *x.shape)``."""
         if self.size == 1:
             return x.unsqueeze(0)
         parts = [torch.empty_like(x) for _ in range(self.size)]

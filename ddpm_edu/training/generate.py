@@ -58,7 +58,7 @@ def generate(
 ) -> tuple[Tensor, TrajectoryRecorder]:
     """Draw ``num_samples`` (default ``cfg.sample.num_samples``) with the sampler of ``cfg.sample``.
 
-    Returns (x0 (N, *data shape), the recorder holding about ``frames`` states of the trajectory).
+    Returns (x0 ``(N, *data_shape)``, the recorder holding about ``frames`` states of the trajectory).
     The noise comes from a generator seeded with ``seed`` (default: the config's seed + 3).
     """
     sc, device = cfg.sample, torch.device(device)

@@ -11,7 +11,7 @@ The first non-finite loss and gradient norm (their step and value) are remembere
 :meth:`NonFiniteGuard.check` reads them back, which waits for the device, so the trainer calls it
 only at log, checkpoint and sample boundaries, and raises :class:`NonFiniteError` there.
 
-:func:`assert_on_device` is the other check of this kind (``schedules.check_t`` uses it for time
+:func:`~ddpm_edu.schedules.assert_on_device` is the other check of this kind (``schedules.check_t`` uses it for time
 steps on a GPU). It is the one place in the library that calls a private torch function; a test
 fails the day torch renames it.
 """

@@ -24,7 +24,7 @@ from ddpm_edu.training.config import Config, config_to_dict
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["LogWindow", "RunLog", "QuietLog", "WandbLogger", "read_metrics"]
+__all__ = ["LogWindow", "RunLog", "QuietLog", "WandbLogger", "read_metrics", "draw_loss_curve"]
 
 
 class LogWindow:

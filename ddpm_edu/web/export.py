@@ -35,7 +35,7 @@ def mlp_weights(model: MLPDenoiser) -> dict:
 
 
 def onnx_bytes(model: nn.Module, shape: tuple[int, ...]) -> bytes:
-    """``model(x, t) -> eps`` as an ONNX graph (opset 17): inputs ``x`` float32 (B, *shape) and ``t`` int64 (B,),
+    """``model(x, t) -> eps`` as an ONNX graph (opset 17): inputs ``x`` float32 ``(B, *shape)`` and ``t`` int64 (B,),
     output ``eps``; B is dynamic. Exported with torch.onnx's TorchScript exporter (``dynamo=False``), which
     needs only the ``onnx`` package."""
     x, t = torch.zeros(2, *shape), torch.ones(2, dtype=torch.long)
