@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from ddpm_edu.schedules import FINISHED, KINDS, NOISED, Schedule, schedule_problems, summarize
-from ddpm_edu.web import widgets
+from ddpm_edu.web import explorer
 
-JS = Path(widgets.__file__).parent / "js" / "explorer.js"
+JS = Path(explorer.__file__).parent / "js" / "explorer.js"
 
 # Reads a JSON list of settings on stdin and prints, for each, what explorer.js computes.
 DRIVER = r"""
@@ -125,14 +125,14 @@ def test_js_message_for_beta_1_above_beta_T_is_for_a_reader():
 
 def test_the_anywidget_module_imports_as_an_es_module(tmp_path):
     esm = tmp_path / "explorer.mjs"
-    esm.write_text(widgets.ScheduleExplorer._esm)
+    esm.write_text(explorer.ScheduleExplorer._esm)
     check = f'import("{esm.as_uri()}").then(m => process.exit(typeof m.default.render === "function" ? 0 : 3))'
     out = subprocess.run([node(), "-e", check], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
 
 
 def test_the_inline_script_parses(tmp_path):
-    html = widgets.schedule_explorer(T=20).to_html()
+    html = explorer.schedule_explorer(T=20).to_html()
     script = html.split("<script>", 1)[1].rsplit("</script>", 1)[0]
     (tmp_path / "inline.js").write_text(script)
     out = subprocess.run([node(), "--check", str(tmp_path / "inline.js")], capture_output=True, text=True, timeout=60)

@@ -1,4 +1,5 @@
-"""ddpm_edu/web/js/live.js under node: the browser's samplers and networks against ddpm_edu (chapters 6 and 8).
+"""ddpm_edu/web/js/live.js under node: the browser's samplers and networks against ddpm_edu (chapters 6 and 8),
+and their Python face: ddpm_edu.web.live, ddpm_edu.web.ort and ddpm_edu.web.sphinxext.
 
 The reader's page samples with this file, so it must do what the library does:
 - one DDPM step and one DDIM step, fed the same x_t, eps_hat and z, give the x_{t-1} of
@@ -13,6 +14,7 @@ them they fail, they do not skip.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -31,8 +33,8 @@ from ddpm_edu.nets.mlp import MLPDenoiser
 from ddpm_edu.nets.unet import UNet, unet_kwargs
 from ddpm_edu.sampling import ddim_sample, ddim_step, ddim_timesteps, ddpm_step
 from ddpm_edu.schedules import Schedule
-from ddpm_edu.web import export
-from ddpm_edu.web.widgets import ort_dist
+from ddpm_edu.web import export, live, ort
+from ddpm_edu.web.ort import ORT_FILES, ort_dist
 
 JS = Path(export.__file__).parent / "js" / "live.js"
 
@@ -197,7 +199,6 @@ def test_the_onnx_unet_in_onnxruntime_web_gives_pytorchs_eps_hat():
             p.add_(0.05 * torch.randn_like(p))
     x = draws(4, 5, 1, 8, 8).float()
     onnx = export.onnx_bytes(model, (1, 8, 8))
-    import base64
 
     tasks = [dict(op="onnx", ort=str(ort_dist()), model=base64.b64encode(onnx).decode(), shape=[1, 8, 8], B=5, t=t,
                   x=x.flatten().tolist()) for t in (1, 150, 400)]
@@ -213,33 +214,28 @@ def test_the_onnx_unet_in_onnxruntime_web_gives_pytorchs_eps_hat():
     np.testing.assert_allclose(np.array(run_js([task])[0]), want.flatten().numpy(), rtol=0, atol=1e-4)
 
 
-# --------------------------------------------------------------------------- the Python face (ddpm_edu.web.widgets)
+# --------------------------------------------------------------------------- the Python face (ddpm_edu.web.live)
 def small_toy_widget(**kw):
     from ddpm_edu.training.config import load_config
-    from ddpm_edu.web.widgets import live_toy
 
-    return live_toy(load_config("toy2d"), model=MLPDenoiser(hidden=8, layers=1, t_dim=4), n=50, **kw)
+    return live.live_toy(load_config("toy2d"), model=MLPDenoiser(hidden=8, layers=1, t_dim=4), n=50, **kw)
 
 
 def test_the_inline_scripts_parse_and_carry_the_config(tmp_path):
-    from ddpm_edu.web.widgets import live_digits, live_toy
-
     model = UNet(**unet_kwargs("digits", in_ch=1, image_size=8, ch=8)).eval()
-    for w in (small_toy_widget(), live_toy(exact=True), live_digits(model=model)):
+    for w in (small_toy_widget(), live.live_toy(exact=True), live.live_digits(model=model)):
         html = w.to_html()
         script = html.split("<script>", 1)[1].rsplit("</script>", 1)[0]
         (tmp_path / "inline.js").write_text(script)
         out = subprocess.run([node(), "--check", str(tmp_path / "inline.js")], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert ("mountToy" if w.config["kind"] == "toy" else "mountDigits") in script
-    assert live_toy(exact=True).config["mlp"] is None and len(small_toy_widget().config["data"]) == 2000
+    assert live.live_toy(exact=True).config["mlp"] is None and len(small_toy_widget().config["data"]) == 2000
 
 
 def test_the_anywidget_module_imports_as_an_es_module(tmp_path):
-    from ddpm_edu.web.widgets import LiveSampler
-
     esm = tmp_path / "live.mjs"
-    esm.write_text(LiveSampler._esm)
+    esm.write_text(live.LiveSampler._esm)
     check = f'import("{esm.as_uri()}").then(m => process.exit(typeof m.default.render === "function" ? 0 : 3))'
     out = subprocess.run([node(), "-e", check], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -256,7 +252,6 @@ def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):
     from types import SimpleNamespace
 
     from ddpm_edu.web import sphinxext
-    from ddpm_edu.web.widgets import ORT_FILES
 
     app = SimpleNamespace(builder=SimpleNamespace(format="html"), outdir=str(tmp_path))
     sphinxext.copy_runtime(app, None)
@@ -264,18 +259,14 @@ def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):
         assert (tmp_path / sphinxext.FOLDER / name).read_bytes() == (ort_dist() / name).read_bytes()
 
 
-# --------------------------------------------------------------------------- finding onnxruntime-web
+# --------------------------------------------------------------------------- finding onnxruntime-web (ddpm_edu.web.ort)
 def test_the_pinned_runtime_version_is_package_json_s():
-    from ddpm_edu.web.widgets import ORT_VERSION
-
     pinned = json.loads((Path(__file__).resolve().parents[1] / "package.json").read_text())["dependencies"]["onnxruntime-web"]
-    assert pinned == ORT_VERSION
+    assert pinned == ort.ORT_VERSION
 
 
 def test_an_installed_package_gets_the_runtime_from_npm_once(tmp_path, monkeypatch):
     """Without a checkout's node_modules (Colab), npm installs the pinned runtime into the cache, once."""
-    import ddpm_edu.web.widgets as W
-
     log = tmp_path / "npm.log"
     npm = tmp_path / "bin" / "npm"
     npm.parent.mkdir()
@@ -284,53 +275,50 @@ def test_an_installed_package_gets_the_runtime_from_npm_once(tmp_path, monkeypat
         f'echo "$@" >> {log}\n'
         'while [ "$1" != "--prefix" ]; do shift; done\n'
         'd="$2/node_modules/onnxruntime-web/dist"; mkdir -p "$d"\n'
-        + "".join(f'echo x > "$d/{f}"\n' for f in W.ORT_FILES))
+        + "".join(f'echo x > "$d/{f}"\n' for f in ORT_FILES))
     npm.chmod(0o755)
     monkeypatch.setenv("PATH", f"{npm.parent}:{os.environ['PATH']}")
     monkeypatch.setenv("DDPM_EDU_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DDPM_EDU_ORT", raising=False)
-    monkeypatch.setattr(W, "CHECKOUT_ORT", tmp_path / "no-checkout")
-    first = W.ort_dist()
-    assert first == tmp_path / "cache" / f"onnxruntime-web-{W.ORT_VERSION}" / "node_modules/onnxruntime-web/dist"
-    assert W.ort_dist() == first
+    monkeypatch.setattr(ort, "CHECKOUT_ORT", tmp_path / "no-checkout")
+    first = ort.ort_dist()
+    assert first == tmp_path / "cache" / f"onnxruntime-web-{ort.ORT_VERSION}" / "node_modules/onnxruntime-web/dist"
+    assert ort.ort_dist() == first
     calls = log.read_text().splitlines()
-    assert len(calls) == 1 and calls[0].startswith("install") and calls[0].endswith(f"onnxruntime-web@{W.ORT_VERSION}")
+    assert len(calls) == 1 and calls[0].startswith("install") and calls[0].endswith(f"onnxruntime-web@{ort.ORT_VERSION}")
 
 
 def test_without_the_runtime_or_npm_the_error_says_what_to_do(tmp_path, monkeypatch):
-    import ddpm_edu.web.widgets as W
-
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
     monkeypatch.setenv("DDPM_EDU_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DDPM_EDU_ORT", raising=False)
-    monkeypatch.setattr(W, "CHECKOUT_ORT", tmp_path / "no-checkout")
+    monkeypatch.setattr(ort, "CHECKOUT_ORT", tmp_path / "no-checkout")
     with pytest.raises(FileNotFoundError, match=r"npm is not on PATH.*npm ci.*\$DDPM_EDU_ORT"):
-        W.ort_dist()
+        ort.ort_dist()
     monkeypatch.setenv("DDPM_EDU_ORT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="DDPM_EDU_ORT must name"):
-        W.ort_dist()
+        ort.ort_dist()
 
 
 def test_the_widget_view_is_sent_the_runtime_by_the_kernel(monkeypatch):
     """In Jupyter and Colab the digits widget asks the kernel for onnxruntime-web over the comm: its module as
     text and its WASM as a binary buffer, byte for byte; when the runtime cannot be had, the reason instead."""
-    import ddpm_edu.web.widgets as W
     from ddpm_edu.training.config import load_config
 
     cfg = load_config("digits")
-    widget = W.live_digits(cfg, model=UNet(**unet_kwargs(cfg.model.preset, **cfg.model.unet_overrides())).eval())
+    widget = live.live_digits(cfg, model=UNet(**unet_kwargs(cfg.model.preset, **cfg.model.unet_overrides())).eval())
     sent = []
     monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append((content, buffers)))
     widget._send_runtime(widget, {"want": "something else"}, [])
     assert sent == []
     widget._send_runtime(widget, {"want": "ort"}, [])
     (content, buffers), folder = sent[0], ort_dist()
-    assert content["ort_js"] == (folder / W.ORT_FILES[0]).read_text(encoding="utf-8")
-    assert bytes(buffers[0]) == (folder / W.ORT_FILES[1]).read_bytes()
+    assert content["ort_js"] == (folder / ORT_FILES[0]).read_text(encoding="utf-8")
+    assert bytes(buffers[0]) == (folder / ORT_FILES[1]).read_bytes()
 
     def missing():
         raise FileNotFoundError("no runtime here")
 
-    monkeypatch.setattr(W, "ort_dist", missing)
+    monkeypatch.setattr(live, "ort_dist", missing)
     widget._send_runtime(widget, {"want": "ort"}, [])
     assert sent[1] == ({"error": "no runtime here"}, None)

@@ -2,7 +2,7 @@
 
 Chapter 8 (live sampling) and chapter 6 (its reprise with the exact eps*). The page samples with
 ``ddpm_edu/web/js/live.js``: the MLP runs in plain JavaScript (a few matrix-vector products per point),
-the U-Net in onnxruntime-web (ONNX Runtime compiled to WebAssembly). :mod:`ddpm_edu.web.widgets` embeds
+the U-Net in onnxruntime-web (ONNX Runtime compiled to WebAssembly). :mod:`ddpm_edu.web.live` embeds
 what these functions return in the page; the tests hold the browser's eps_hat to PyTorch's.
 """
 

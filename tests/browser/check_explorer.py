@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 WRITE_PAGE = """
 import sys
-from ddpm_edu.web.widgets import schedule_explorer
+from ddpm_edu.web.explorer import schedule_explorer
 parts = [
     "<h2>chapter 3: a constant step</h2>", schedule_explorer(constant=True, beta_T=0.01, controls=["beta_T", "t"]).to_html(),
     "<h2>chapter 4: the schedules</h2>", schedule_explorer().to_html(),
@@ -47,7 +47,7 @@ import json, sys
 import numpy as np
 from ddpm_edu.forward import q_sample
 from ddpm_edu.data.images import to_uint8
-from ddpm_edu.web.widgets import ScheduleExplorer
+from ddpm_edu.web.explorer import ScheduleExplorer
 out = []
 for item in json.load(sys.stdin):
     ex = ScheduleExplorer(config=item["config"], **item["settings"])
