@@ -1,5 +1,5 @@
 """ddpm_edu.web.explorer and ddpm_edu.web.views: the schedule explorer's Python face, its self-contained HTML,
-its embedded images, and how the JS files are bundled for both views.
+its embedded images, and how the JS modules are bundled for both views.
 
 The JavaScript itself is tested in test_explorer.py (under node) and in tests/browser/ (in Chromium).
 """
@@ -172,7 +172,7 @@ JS = Path(views.__file__).parent / "js"
 
 
 def needs(module: str) -> set[str]:
-    """The files that a file of js/ requires when it is not bundled (the last lines of each file)."""
+    """The modules that a module of js/ requires when it is not bundled (the last lines of each file)."""
     return set(re.findall(r'require\("\./([\w.]+\.js)"\)', (JS / module).read_text()))
 
 
@@ -180,8 +180,17 @@ def needs(module: str) -> set[str]:
 def test_each_bundled_module_comes_after_the_modules_it_needs(modules):
     for i, m in enumerate(modules):
         assert needs(m) <= set(modules[:i]), f"{m} needs {sorted(needs(m) - set(modules[:i]))} before it"
+    bundle = views.js_bundle(modules)
+    assert bundle.startswith("var DDPMMessageTable = {")  # text.js reads the table as a global
+    assert bundle.index("DDPMMessageTable") < bundle.index("var DDPMText")
 
 
 def test_every_module_is_in_a_bundle():
     shipped = {p.name for p in JS.glob("*.js")}
     assert shipped == set(explorer.MODULES) | set(live.MODULES)
+
+
+def test_the_message_table_cannot_close_the_inline_script(monkeypatch):
+    real = views.js_source
+    monkeypatch.setattr(views, "js_source", lambda name: '{"x": "</script>"}' if name == "messages.json" else real(name))
+    assert "</script>" not in views.js_bundle(("text.js",))

@@ -6,5 +6,6 @@
 * :mod:`~ddpm_edu.web.ort` -- onnxruntime-web, found or installed, for the digits sampler
 * :mod:`~ddpm_edu.web.export` -- the trained networks exported for the browser (ONNX, plain weights)
 * :mod:`~ddpm_edu.web.sphinxext` -- the Sphinx hook that ships onnxruntime-web with the book
-* ``js/`` -- the JavaScript that computes schedules and samples in the page
+* ``js/`` -- the JavaScript that computes schedules and samples in the page, one module per file, and
+  ``messages.json``, the wording of the problems both Python and the page report
 """

@@ -3,11 +3,11 @@
 Chapter 3 (a constant step, too fast or too slow), chapter 4 (the schedule kinds) and chapter 5 (the
 closed form x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, with the t slider).
 
-Everything the reader sees is computed by one JavaScript module shipped with the package,
-``ddpm_edu/web/js/explorer.js``: the schedule formulas (the same as :mod:`ddpm_edu.schedules`; the
-tests run the file under node and compare to 1e-9), the curves of beta_t, alpha_bar_t and SNR_t on
-fixed axes, the photograph noised from one fixed eps, and the readouts of
-:func:`ddpm_edu.schedules.summarize`. x0 and eps travel once, as small PNG data URIs.
+Everything the reader sees is computed in the page by the modules of :data:`MODULES` in
+``ddpm_edu/web/js/``: the schedule formulas (``schedule.js``, the same as :mod:`ddpm_edu.schedules`;
+the tests run it under node and compare to 1e-9), the curves of beta_t, alpha_bar_t and SNR_t on
+fixed axes and the photograph noised from one fixed eps (``plots.js``), and the readouts of
+:func:`ddpm_edu.schedules.summarize` (``explorer.js``). x0 and eps travel once, as small PNG data URIs.
 
 :func:`schedule_explorer` returns a :class:`ScheduleExplorer`. Displaying it offers two views
 (:mod:`ddpm_edu.web.views`):
@@ -15,7 +15,7 @@ fixed axes, the photograph noised from one fixed eps, and the readouts of
 - ``application/vnd.jupyter.widget-view+json``: an ipywidget (through ``anywidget``) whose settings
   are synced with Python, so ``explorer.schedule()`` is the schedule chosen in the browser.
   JupyterLab, VS Code and Colab show this view.
-- ``text/html``: the same module inline, with the settings and images embedded. It needs no kernel
+- ``text/html``: the same modules inline, with the settings and images embedded. It needs no kernel
   and no network. The published book shows it: ``_config.yml`` sets myst-nb's
   ``nb_mime_priority_overrides`` so that the HTML builders drop the widget view.
 """
@@ -49,7 +49,7 @@ __all__ = ["ScheduleExplorer", "schedule_explorer", "CONTROLS", "EPS_SCALE", "MO
 
 CONTROLS = ("kind", "beta_1", "beta_T", "s", "T", "t")  # every control a reader can be given
 EPS_SCALE = 32  # eps is stored as round(32 eps) + 128 in 8 bits: steps of 1/32, clipped to [-4, 3.97]
-MODULES = ("explorer.js",)  # the explorer's JS, each after what it needs
+MODULES = ("text.js", "dom.js", "schedule.js", "plots.js", "explorer.js")  # the explorer's JS, each after what it needs
 
 
 def _png_uri(pixels: np.ndarray) -> str:
@@ -114,7 +114,7 @@ class ScheduleExplorer(TwoViews):
         return {k: getattr(self, k) for k in CONTROLS}
 
     def to_html(self) -> str:
-        """The kernel-free view: the JS module inline, settings and images embedded, under a fresh element id."""
+        """The kernel-free view: the JS modules inline, settings and images embedded, under a fresh element id."""
         state = script_json({**self.settings(), "config": self.config})
         fallback = "The schedule explorer needs JavaScript; in Jupyter, trust the notebook or run the cell."
         args = f"DDPMExplorer.staticModel({state})"

@@ -2,9 +2,11 @@
 
 :func:`live_toy` and :func:`live_digits` return a :class:`LiveSampler`, which carries the schedule, the
 network (the toy MLP's weights, or the digits U-Net as ONNX; :mod:`ddpm_edu.web.export`) and the
-starting settings. The page samples with ``ddpm_edu/web/js/live.js`` (the samplers of
-:mod:`ddpm_edu.sampling`, line by line, and the networks), which takes its schedule from ``explorer.js``.
-Like the schedule explorer it has two views (:mod:`ddpm_edu.web.views`): an ipywidget and kernel-free HTML.
+starting settings. The page samples with the modules of :data:`MODULES` in ``ddpm_edu/web/js/``:
+``sampler.js`` (the samplers of :mod:`ddpm_edu.sampling`, line by line), ``nets.js`` (the networks),
+``metrics.js`` (the energy distance), ``ort.js`` (onnxruntime-web) and ``live.js`` (the controls and
+canvases). Like the schedule explorer it has two views (:mod:`ddpm_edu.web.views`): an ipywidget and
+kernel-free HTML.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ddpm_edu.web.views import TwoViews, esm, inline_view, script_json
 __all__ = ["LiveSampler", "live_toy", "live_digits", "MODULES"]
 
 # the live samplers' JS, each after what it needs
-MODULES = ("explorer.js", "live.js")
+MODULES = ("text.js", "dom.js", "schedule.js", "sampler.js", "nets.js", "metrics.js", "ort.js", "live.js")
 
 
 class LiveSampler(TwoViews):

@@ -18,7 +18,7 @@ from ddpm_edu.data.files import cache_root
 
 __all__ = ["ort_dist", "ORT_FILES", "ORT_VERSION", "CHECKOUT_ORT"]
 
-ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")  # onnxruntime-web's ES module and its WASM
+ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")  # its ES module and WASM; js/ort.js names them too
 ORT_VERSION = "1.30.0"  # the onnxruntime-web that package.json pins (a test keeps the two equal)
 CHECKOUT_ORT = Path(__file__).resolve().parents[2] / "node_modules/onnxruntime-web/dist"  # after `npm ci` in a checkout
 

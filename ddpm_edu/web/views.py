@@ -1,10 +1,11 @@
 """Two views of one browser widget: an ipywidget in a kernel, self-contained HTML without one.
 
 The explorer (:mod:`ddpm_edu.web.explorer`) and the live samplers (:mod:`ddpm_edu.web.live`) run the
-JavaScript of ``ddpm_edu/web/js/``. Each file there defines one global (``DDPMExplorer``, ``DDPMLive``)
-and finds the files it needs either as globals or, under node, through ``require``. :func:`js_bundle`
-joins the files a widget needs, in an order where each comes after those it needs. The bundle runs two
-ways, without a bundler and without the network:
+JavaScript of ``ddpm_edu/web/js/``. Each file there is one module that defines one global
+(``DDPMSchedule``, ``DDPMSampler``, ...) and finds the modules it needs either as globals or, under
+node, through ``require``. :func:`js_bundle` joins the modules a widget needs, in an order where each comes
+after those it needs, behind the message table ``js/messages.json`` (as ``DDPMMessageTable``). The
+bundle runs two ways, without a bundler and without the network:
 
 - inline in a ``text/html`` output, wrapped in a function (:func:`inline_view`): the book's pages;
 - as anywidget's ES module, followed by ``export default {render: ...}``: JupyterLab, VS Code, Colab.
@@ -24,13 +25,14 @@ __all__ = ["js_source", "js_bundle", "esm", "inline_view", "script_json", "TwoVi
 
 @lru_cache(maxsize=None)
 def js_source(name: str) -> str:
-    """The text of ``ddpm_edu/web/js/<name>``."""
+    """The text of ``ddpm_edu/web/js/<name>`` (a module, or ``messages.json``)."""
     return files("ddpm_edu.web").joinpath("js", name).read_text(encoding="utf-8")
 
 
 def js_bundle(modules: tuple[str, ...]) -> str:
-    """The files of ``modules``, in that order, as one script."""
-    return "\n".join(js_source(m) for m in modules)
+    """The message table as ``var DDPMMessageTable = {...};``, then each module of ``modules`` in that order."""
+    table = script_json(json.loads(js_source("messages.json")), ensure_ascii=False)
+    return "\n".join([f"var DDPMMessageTable = {table};", *(js_source(m) for m in modules)])
 
 
 def esm(modules: tuple[str, ...], entry: str) -> str:

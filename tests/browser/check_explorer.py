@@ -154,7 +154,7 @@ def exercise(page: Page, i: int, box, config: dict, pixel_checks: list, real_dra
         box.evaluate(SET_SLIDER, ["beta_1", -1])  # 0.1 > beta_T
         wait_painted(page)
         bad = snap()
-        check("larger than" in bad["msg"] and "—" in bad["table"], f"beta_1 > beta_T shows a message: {bad['msg']!r}")
+        check("needs beta_1 <= beta_T" in bad["msg"] and "—" in bad["table"], f"beta_1 > beta_T shows a message: {bad['msg']!r}")
         box.evaluate(SET_SLIDER, ["beta_1", -4])
         wait_painted(page)
         check(snap()["msg"] == "", "and the message goes once beta_1 <= beta_T again")
