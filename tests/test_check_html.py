@@ -58,7 +58,7 @@ def report(tmp_path_factory) -> dict[str, list[str]]:
     chromium = load_script(BROWSER / "browser.py").find_chromium()
     if chromium is None:
         pytest.fail("no Chromium to drive: `make check-html` installs Debian's chromium package; or set CHROMIUM=/path/to/chrome")
-    from ddpm_edu.web.widgets import schedule_explorer
+    from ddpm_edu.web.explorer import schedule_explorer
 
     site = tmp_path_factory.mktemp("site")
     (site / "bad.html").write_text(BAD)

@@ -1,18 +1,22 @@
-"""ddpm_edu/web/js/live.js under node: the browser's samplers and networks against ddpm_edu (chapters 6 and 8).
+"""The live samplers' JavaScript under node, and their Python face (chapters 6 and 8).
 
-The reader's page samples with this file, so it must do what the library does:
+The reader's page samples with sampler.js, nets.js and metrics.js (ddpm_edu/web/js), so they must do
+what the library does:
 - one DDPM step and one DDIM step, fed the same x_t, eps_hat and z, give the x_{t-1} of
   ddpm_edu.sampling to 1e-5 (the JS works in float64, so the agreement is much closer);
 - a full seeded run driven by the exact eps* of a Gaussian returns that Gaussian, the test the
   Python samplers pass (tests/test_sampling.py), with the same tolerance from the sample size;
 - the toy MLP in plain JS and the digits U-Net exported to ONNX and run by onnxruntime-web give
-  PyTorch's eps_hat to 1e-4 on fixed inputs.
-These tests need Node.js, and the last one the npm package onnxruntime-web (``npm ci``); without
-them they fail, they do not skip.
+  PyTorch's eps_hat to 1e-4 on fixed inputs;
+- settings the samplers refuse are refused in Python's words (js/messages.json).
+The Python face is ddpm_edu.web.live (LiveSampler, live_toy, live_digits), ddpm_edu.web.ort (finding
+onnxruntime-web) and ddpm_edu.web.sphinxext. These tests need Node.js, and some the npm package
+onnxruntime-web (``npm ci``); without them they fail, they do not skip.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -22,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_explorer import node
+from test_explorer import node, run_node
 
 from ddpm_edu.analytic import MixtureEps
 from ddpm_edu.data.toy import MIXTURE
@@ -31,54 +35,51 @@ from ddpm_edu.nets.mlp import MLPDenoiser
 from ddpm_edu.nets.unet import UNet, unet_kwargs
 from ddpm_edu.sampling import ddim_sample, ddim_step, ddim_timesteps, ddpm_step
 from ddpm_edu.schedules import Schedule
-from ddpm_edu.web import export
-from ddpm_edu.web.widgets import ort_dist
+from ddpm_edu.web import export, live, ort
+from ddpm_edu.web.ort import ORT_FILES, ort_dist
 
-JS = Path(export.__file__).parent / "js" / "live.js"
-
-# Reads {op, ...} tasks as a JSON list on stdin and prints a JSON list of results.
+# Reads {op, ...} tasks and prints a list of results.
 DRIVER = r"""
-const L = require(process.argv[1]);
-const tasks = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const Sm = J("sampler.js"), N = J("nets.js"), Mt = J("metrics.js");
 const f64 = a => Float64Array.from(a);
-const sched = c => L.schedule(c.kind, c.T, c.beta_1, c.beta_T);
-(async () => {
-  const out = [];
-  for (const c of tasks) {
-    const sc = c.kind ? sched(c) : null;
-    if (c.op === "ddpm_step") {
-      const k = L.ddpmCoefs(sc, c.variance)[c.t];
-      out.push(Array.from(L.ddpmStep(f64(c.xt), f64(c.eps), c.z && f64(c.z), k, c.clip)));
-    } else if (c.op === "ddim_step") {
-      const k = L.ddimCoefs(sc.alphaBar[c.t], sc.alphaBar[c.t_prev], c.eta);
-      out.push(Array.from(L.ddimStep(f64(c.xt), f64(c.eps), c.z && f64(c.z), k, c.clip)));
-    } else if (c.op === "timesteps") {
-      out.push(L.ddimTimesteps(c.T, c.steps));
-    } else if (c.op === "gaussian_run") {
-      const model = L.mixtureEps({ weights: [1], means: [[c.mu]], stds: [c.sd] }, sc);
-      const x = L.randn(c.n, L.uniform(c.seed + 1000));
-      const opts = { variance: c.variance, seed: c.seed };
-      const x0 = c.sampler === "ddpm" ? await L.ddpmSample(model, x, c.n, sc, opts) : await L.ddimSample(model, x, c.n, sc, c.steps, c.eta, opts);
-      out.push(Array.from(x0));
-    } else if (c.op === "mixture_eps") {
-      out.push(Array.from(L.mixtureEps(c.mix, sc)(f64(c.x), c.t, c.x.length / 2)));
-    } else if (c.op === "mlp") {
-      const m = L.mlpModel(L.decodeWeights(c.w.weights), c.w.sizes);
-      out.push(Array.from(m(f64(c.x), c.t, c.x.length / c.w.sizes.dim)));
-    } else if (c.op === "energy") {
-      out.push(L.energyDistance(f64(c.x), f64(c.y), 2));
-    } else if (c.op === "onnx") {
-      const ort = await import(c.ort + "/ort.wasm.bundle.min.mjs");
-      ort.env.wasm.numThreads = 1;
-      ort.env.wasm.wasmBinary = require("fs").readFileSync(c.ort + "/ort-wasm-simd-threaded.wasm");
-      const session = await ort.InferenceSession.create(Buffer.from(c.model, "base64"));
-      const model = L.onnxModel(ort, session, c.shape);
-      if (c.steps) out.push(Array.from(await L.ddimSample(model, f64(c.x), c.B, sched(c.sched), c.steps, 0, { clip: 1 })));
-      else out.push(Array.from(await model(f64(c.x), c.t, c.B)));
-    } else throw new Error("unknown op " + c.op);
-  }
-  process.stdout.write(JSON.stringify(out));
-})().catch(e => { console.error(e); process.exit(1); });
+const out_ = [];
+for (const c of input) {
+  const sc = c.kind ? Sm.schedule(c) : null;
+  if (c.op === "ddpm_step") {
+    const k = Sm.ddpmCoefs(sc, c.variance)[c.t];
+    out_.push(Array.from(Sm.ddpmStep(f64(c.xt), f64(c.eps), c.z && f64(c.z), k, c.clip)));
+  } else if (c.op === "ddim_step") {
+    const k = Sm.ddimCoefs(sc.alphaBar[c.t], sc.alphaBar[c.t_prev], c.eta);
+    out_.push(Array.from(Sm.ddimStep(f64(c.xt), f64(c.eps), c.z && f64(c.z), k, c.clip)));
+  } else if (c.op === "timesteps") {
+    out_.push(Sm.ddimTimesteps(c.T, c.steps));
+  } else if (c.op === "gaussian_run") {
+    const model = N.mixtureEps({ weights: [1], means: [[c.mu]], stds: [c.sd] }, sc);
+    const x = Sm.randn(c.n, Sm.uniform(c.seed + 1000));
+    const opts = { variance: c.variance, seed: c.seed };
+    const x0 = c.sampler === "ddpm" ? await Sm.ddpmSample(model, x, c.n, sc, opts) : await Sm.ddimSample(model, x, c.n, sc, c.steps, c.eta, opts);
+    out_.push(Array.from(x0));
+  } else if (c.op === "chosen_run") {  // Sm.sample: the settings pick the sampler
+    const model = N.mixtureEps({ weights: [1], means: [[c.mu]], stds: [c.sd] }, sc);
+    out_.push(Array.from(await Sm.sample(model, Sm.randn(c.n, Sm.uniform(c.seed + 1000)), c.n, sc, c.st, { seed: c.seed })));
+  } else if (c.op === "mixture_eps") {
+    out_.push(Array.from(N.mixtureEps(c.mix, sc)(f64(c.x), c.t, c.x.length / 2)));
+  } else if (c.op === "mlp") {
+    const m = N.mlpModel(N.decodeWeights(c.w.weights), c.w.sizes);
+    out_.push(Array.from(m(f64(c.x), c.t, c.x.length / c.w.sizes.dim)));
+  } else if (c.op === "energy") {
+    out_.push(Mt.energyDistance(f64(c.x), f64(c.y), 2));
+  } else if (c.op === "onnx") {
+    const ort = await import(c.ort + "/ort.wasm.bundle.min.mjs");
+    ort.env.wasm.numThreads = 1;
+    ort.env.wasm.wasmBinary = require("fs").readFileSync(c.ort + "/ort-wasm-simd-threaded.wasm");
+    const session = await ort.InferenceSession.create(Buffer.from(c.model, "base64"));
+    const model = N.onnxModel(ort, session, c.shape);
+    if (c.steps) out_.push(Array.from(await Sm.ddimSample(model, f64(c.x), c.B, Sm.schedule(c.sched), c.steps, 0, { clip: 1 })));
+    else out_.push(Array.from(await model(f64(c.x), c.t, c.B)));
+  } else throw new Error("unknown op " + c.op);
+}
+out(out_);
 """
 
 SCHED = dict(kind="linear", T=1000, beta_1=1e-4, beta_T=0.02)
@@ -86,10 +87,7 @@ COSINE = dict(kind="cosine", T=400)
 
 
 def run_js(tasks: list[dict]) -> list:
-    out = subprocess.run([node(), "-e", DRIVER, str(JS)], input=json.dumps(tasks), capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout)
+    return run_node(DRIVER, tasks)
 
 
 def schedule(c: dict) -> Schedule:
@@ -197,7 +195,6 @@ def test_the_onnx_unet_in_onnxruntime_web_gives_pytorchs_eps_hat():
             p.add_(0.05 * torch.randn_like(p))
     x = draws(4, 5, 1, 8, 8).float()
     onnx = export.onnx_bytes(model, (1, 8, 8))
-    import base64
 
     tasks = [dict(op="onnx", ort=str(ort_dist()), model=base64.b64encode(onnx).decode(), shape=[1, 8, 8], B=5, t=t,
                   x=x.flatten().tolist()) for t in (1, 150, 400)]
@@ -213,33 +210,67 @@ def test_the_onnx_unet_in_onnxruntime_web_gives_pytorchs_eps_hat():
     np.testing.assert_allclose(np.array(run_js([task])[0]), want.flatten().numpy(), rtol=0, atol=1e-4)
 
 
-# --------------------------------------------------------------------------- the Python face (ddpm_edu.web.widgets)
+# --------------------------------------------------------------------------- settings the samplers refuse
+# settings, and the names of those that are wrong
+REFUSED = [(dict(sampler="euler"), ["sampler"]), (dict(eta=-0.5), ["eta"]), (dict(variance="sigma"), ["variance"]),
+           (dict(sampler="ddpm", eta=-1.0, variance="x"), ["eta", "variance"])]
+
+
+@pytest.mark.parametrize("bad, names", REFUSED, ids=lambda b: json.dumps(b))
+def test_the_page_refuses_a_sampler_s_settings_in_python_s_words(bad, names):
+    """What live_toy raises and what the page would show (sampler.js), for the same settings, word for word."""
+    st = {"sampler": "ddpm", "steps": 10, "eta": 0.0, "variance": "beta_tilde", **bad}
+    with pytest.raises(ValueError) as raised:
+        small_toy_widget(**st)
+    script = 'out(J("sampler.js").samplerProblems(input.sampler, input.steps, input.eta, input.variance, 50));'
+    page = run_node(script, st)
+    assert list(page) == names
+    assert str(raised.value) == page[names[0]]  # Python stops at the first problem; the page lists them all
+
+
+def test_ddim_s_steps_are_refused_in_the_library_s_words():
+    for steps in (0, 51, -3):
+        with pytest.raises(ValueError) as raised:
+            ddim_timesteps(50, steps)
+        script = 'try { J("sampler.js").ddimTimesteps(50, input); out(null); } catch (e) { out(e.message); }'
+        assert run_node(script, steps) == str(raised.value)
+
+
+def test_the_chosen_sampler_runs_and_refuses_as_the_settings_say():
+    """sampler.js's sample(): DDIM with more steps than T takes T of them; bad settings fail before any step."""
+    task = dict(op="chosen_run", kind="linear", T=50, mu=MU, sd=SD, n=8, seed=1)
+    ddim_all = dict(sampler="ddim", steps=500, eta=0.0)
+    a, b = run_js([{**task, "st": ddim_all}, {**task, "st": {**ddim_all, "steps": 50}}])
+    assert a == b
+    script = """const Sm = J("sampler.js"), sc = Sm.schedule({kind: "linear", T: 50}); let calls = 0;
+try { await Sm.sample(() => { calls++; return new Float64Array(2); }, new Float64Array(2), 2, sc,
+                      {sampler: "ddim", steps: 10, eta: -1}, {}); out(null); }
+catch (e) { out({message: e.message, calls: calls}); }"""
+    assert run_node(script, None) == {"message": "eta must be >= 0, got -1.0", "calls": 0}
+
+
+# --------------------------------------------------------------------------- the Python face (ddpm_edu.web.live)
 def small_toy_widget(**kw):
     from ddpm_edu.training.config import load_config
-    from ddpm_edu.web.widgets import live_toy
 
-    return live_toy(load_config("toy2d"), model=MLPDenoiser(hidden=8, layers=1, t_dim=4), n=50, **kw)
+    return live.live_toy(load_config("toy2d"), model=MLPDenoiser(hidden=8, layers=1, t_dim=4), n=50, **kw)
 
 
 def test_the_inline_scripts_parse_and_carry_the_config(tmp_path):
-    from ddpm_edu.web.widgets import live_digits, live_toy
-
     model = UNet(**unet_kwargs("digits", in_ch=1, image_size=8, ch=8)).eval()
-    for w in (small_toy_widget(), live_toy(exact=True), live_digits(model=model)):
+    for w in (small_toy_widget(), live.live_toy(exact=True), live.live_digits(model=model)):
         html = w.to_html()
         script = html.split("<script>", 1)[1].rsplit("</script>", 1)[0]
         (tmp_path / "inline.js").write_text(script)
         out = subprocess.run([node(), "--check", str(tmp_path / "inline.js")], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert ("mountToy" if w.config["kind"] == "toy" else "mountDigits") in script
-    assert live_toy(exact=True).config["mlp"] is None and len(small_toy_widget().config["data"]) == 2000
+    assert live.live_toy(exact=True).config["mlp"] is None and len(small_toy_widget().config["data"]) == 2000
 
 
 def test_the_anywidget_module_imports_as_an_es_module(tmp_path):
-    from ddpm_edu.web.widgets import LiveSampler
-
     esm = tmp_path / "live.mjs"
-    esm.write_text(LiveSampler._esm)
+    esm.write_text(live.LiveSampler._esm)
     check = f'import("{esm.as_uri()}").then(m => process.exit(typeof m.default.render === "function" ? 0 : 3))'
     out = subprocess.run([node(), "-e", check], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -256,7 +287,6 @@ def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):
     from types import SimpleNamespace
 
     from ddpm_edu.web import sphinxext
-    from ddpm_edu.web.widgets import ORT_FILES
 
     app = SimpleNamespace(builder=SimpleNamespace(format="html"), outdir=str(tmp_path))
     sphinxext.copy_runtime(app, None)
@@ -264,18 +294,22 @@ def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):
         assert (tmp_path / sphinxext.FOLDER / name).read_bytes() == (ort_dist() / name).read_bytes()
 
 
-# --------------------------------------------------------------------------- finding onnxruntime-web
+# --------------------------------------------------------------------------- finding onnxruntime-web (ddpm_edu.web.ort)
 def test_the_pinned_runtime_version_is_package_json_s():
-    from ddpm_edu.web.widgets import ORT_VERSION
-
     pinned = json.loads((Path(__file__).resolve().parents[1] / "package.json").read_text())["dependencies"]["onnxruntime-web"]
-    assert pinned == ORT_VERSION
+    assert pinned == ort.ORT_VERSION
+
+
+def test_the_page_loads_the_files_python_ships():
+    assert run_node('out(J("ort.js").FILES);', None) == list(ORT_FILES)
+
+
+def test_the_checkout_s_runtime_is_the_repository_s_node_modules():
+    assert ort.CHECKOUT_ORT == Path(__file__).resolve().parents[1] / "node_modules/onnxruntime-web/dist"
 
 
 def test_an_installed_package_gets_the_runtime_from_npm_once(tmp_path, monkeypatch):
     """Without a checkout's node_modules (Colab), npm installs the pinned runtime into the cache, once."""
-    import ddpm_edu.web.widgets as W
-
     log = tmp_path / "npm.log"
     npm = tmp_path / "bin" / "npm"
     npm.parent.mkdir()
@@ -284,53 +318,50 @@ def test_an_installed_package_gets_the_runtime_from_npm_once(tmp_path, monkeypat
         f'echo "$@" >> {log}\n'
         'while [ "$1" != "--prefix" ]; do shift; done\n'
         'd="$2/node_modules/onnxruntime-web/dist"; mkdir -p "$d"\n'
-        + "".join(f'echo x > "$d/{f}"\n' for f in W.ORT_FILES))
+        + "".join(f'echo x > "$d/{f}"\n' for f in ORT_FILES))
     npm.chmod(0o755)
     monkeypatch.setenv("PATH", f"{npm.parent}:{os.environ['PATH']}")
     monkeypatch.setenv("DDPM_EDU_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DDPM_EDU_ORT", raising=False)
-    monkeypatch.setattr(W, "CHECKOUT_ORT", tmp_path / "no-checkout")
-    first = W.ort_dist()
-    assert first == tmp_path / "cache" / f"onnxruntime-web-{W.ORT_VERSION}" / "node_modules/onnxruntime-web/dist"
-    assert W.ort_dist() == first
+    monkeypatch.setattr(ort, "CHECKOUT_ORT", tmp_path / "no-checkout")
+    first = ort.ort_dist()
+    assert first == tmp_path / "cache" / f"onnxruntime-web-{ort.ORT_VERSION}" / "node_modules/onnxruntime-web/dist"
+    assert ort.ort_dist() == first
     calls = log.read_text().splitlines()
-    assert len(calls) == 1 and calls[0].startswith("install") and calls[0].endswith(f"onnxruntime-web@{W.ORT_VERSION}")
+    assert len(calls) == 1 and calls[0].startswith("install") and calls[0].endswith(f"onnxruntime-web@{ort.ORT_VERSION}")
 
 
 def test_without_the_runtime_or_npm_the_error_says_what_to_do(tmp_path, monkeypatch):
-    import ddpm_edu.web.widgets as W
-
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm here
     monkeypatch.setenv("DDPM_EDU_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DDPM_EDU_ORT", raising=False)
-    monkeypatch.setattr(W, "CHECKOUT_ORT", tmp_path / "no-checkout")
+    monkeypatch.setattr(ort, "CHECKOUT_ORT", tmp_path / "no-checkout")
     with pytest.raises(FileNotFoundError, match=r"npm is not on PATH.*npm ci.*\$DDPM_EDU_ORT"):
-        W.ort_dist()
+        ort.ort_dist()
     monkeypatch.setenv("DDPM_EDU_ORT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="DDPM_EDU_ORT must name"):
-        W.ort_dist()
+        ort.ort_dist()
 
 
 def test_the_widget_view_is_sent_the_runtime_by_the_kernel(monkeypatch):
     """In Jupyter and Colab the digits widget asks the kernel for onnxruntime-web over the comm: its module as
     text and its WASM as a binary buffer, byte for byte; when the runtime cannot be had, the reason instead."""
-    import ddpm_edu.web.widgets as W
     from ddpm_edu.training.config import load_config
 
     cfg = load_config("digits")
-    widget = W.live_digits(cfg, model=UNet(**unet_kwargs(cfg.model.preset, **cfg.model.unet_overrides())).eval())
+    widget = live.live_digits(cfg, model=UNet(**unet_kwargs(cfg.model.preset, **cfg.model.unet_overrides())).eval())
     sent = []
     monkeypatch.setattr(widget, "send", lambda content, buffers=None: sent.append((content, buffers)))
     widget._send_runtime(widget, {"want": "something else"}, [])
     assert sent == []
     widget._send_runtime(widget, {"want": "ort"}, [])
     (content, buffers), folder = sent[0], ort_dist()
-    assert content["ort_js"] == (folder / W.ORT_FILES[0]).read_text(encoding="utf-8")
-    assert bytes(buffers[0]) == (folder / W.ORT_FILES[1]).read_bytes()
+    assert content["ort_js"] == (folder / ORT_FILES[0]).read_text(encoding="utf-8")
+    assert bytes(buffers[0]) == (folder / ORT_FILES[1]).read_bytes()
 
     def missing():
         raise FileNotFoundError("no runtime here")
 
-    monkeypatch.setattr(W, "ort_dist", missing)
+    monkeypatch.setattr(live, "ort_dist", missing)
     widget._send_runtime(widget, {"want": "ort"}, [])
     assert sent[1] == ({"error": "no runtime here"}, None)

@@ -1,8 +1,8 @@
 """Trained networks for the reader's browser: the toy MLP as raw weights, the digits U-Net as ONNX.
 
 Chapter 8 (live sampling) and chapter 6 (its reprise with the exact eps*). The page samples with
-``ddpm_edu/web/js/live.js``: the MLP runs in plain JavaScript (a few matrix-vector products per point),
-the U-Net in onnxruntime-web (ONNX Runtime compiled to WebAssembly). :mod:`ddpm_edu.web.widgets` embeds
+``ddpm_edu/web/js/``: the MLP runs in plain JavaScript (``nets.js``, a few matrix-vector products per point),
+the U-Net in onnxruntime-web (ONNX Runtime compiled to WebAssembly). :mod:`ddpm_edu.web.live` embeds
 what these functions return in the page; the tests hold the browser's eps_hat to PyTorch's.
 """
 
@@ -26,7 +26,7 @@ def b64_floats(t: torch.Tensor) -> str:
 
 
 def mlp_weights(model: MLPDenoiser) -> dict:
-    """What live.js's ``mlpModel`` needs: ``{"sizes": {dim, hidden, layers, t_dim}, "weights": {name: base64}}``.
+    """What nets.js's ``mlpModel`` needs: ``{"sizes": {dim, hidden, layers, t_dim}, "weights": {name: base64}}``.
 
     The names are the model's ``state_dict`` keys; a Linear weight is (out, in), row-major.
     """

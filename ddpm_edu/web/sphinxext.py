@@ -1,8 +1,8 @@
 """A Sphinx extension that ships onnxruntime-web with the book, for the live digits sampler of chapter 8.
 
 ``_config.yml`` lists it in ``extra_extensions``. When the HTML build finishes it copies the two files of
-:data:`ddpm_edu.web.widgets.ORT_FILES` (from :func:`ddpm_edu.web.widgets.ort_dist`, i.e. ``node_modules`` after
-``npm ci``) into ``_static/ddpm_live/``, where ``ddpm_edu/web/js/live.js`` loads them from. Nothing comes
+:data:`ddpm_edu.web.ort.ORT_FILES` (from :func:`ddpm_edu.web.ort.ort_dist`, i.e. ``node_modules`` after
+``npm ci``) into ``_static/ddpm_live/``, where ``ddpm_edu/web/js/ort.js`` loads them from. Nothing comes
 from a CDN; a build without onnxruntime-web fails with the message that says how to install it.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ddpm_edu.web.widgets import ORT_FILES, ort_dist
+from ddpm_edu.web.ort import ORT_FILES, ort_dist
 
-FOLDER = "_static/ddpm_live"  # relative to the HTML output; live.js's assetsURL() looks here
+FOLDER = "_static/ddpm_live"  # relative to the HTML output; ort.js's assetsURL() looks here
 
 
 def copy_runtime(app, exception) -> None:

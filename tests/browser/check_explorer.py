@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 WRITE_PAGE = """
 import sys
-from ddpm_edu.web.widgets import schedule_explorer
+from ddpm_edu.web.explorer import schedule_explorer
 parts = [
     "<h2>chapter 3: a constant step</h2>", schedule_explorer(constant=True, beta_T=0.01, controls=["beta_T", "t"]).to_html(),
     "<h2>chapter 4: the schedules</h2>", schedule_explorer().to_html(),
@@ -47,7 +47,7 @@ import json, sys
 import numpy as np
 from ddpm_edu.forward import q_sample
 from ddpm_edu.data.images import to_uint8
-from ddpm_edu.web.widgets import ScheduleExplorer
+from ddpm_edu.web.explorer import ScheduleExplorer
 out = []
 for item in json.load(sys.stdin):
     ex = ScheduleExplorer(config=item["config"], **item["settings"])
@@ -154,7 +154,7 @@ def exercise(page: Page, i: int, box, config: dict, pixel_checks: list, real_dra
         box.evaluate(SET_SLIDER, ["beta_1", -1])  # 0.1 > beta_T
         wait_painted(page)
         bad = snap()
-        check("larger than" in bad["msg"] and "—" in bad["table"], f"beta_1 > beta_T shows a message: {bad['msg']!r}")
+        check("needs beta_1 <= beta_T" in bad["msg"] and "—" in bad["table"], f"beta_1 > beta_T shows a message: {bad['msg']!r}")
         box.evaluate(SET_SLIDER, ["beta_1", -4])
         wait_painted(page)
         check(snap()["msg"] == "", "and the message goes once beta_1 <= beta_T again")

@@ -39,7 +39,8 @@ FAST = os.environ.get("DDPM_EDU_FAST", "").strip().lower() in ("1", "true", "yes
 WRITE_PAGE = """
 import shutil, sys
 from pathlib import Path
-from ddpm_edu.web.widgets import ORT_FILES, live_digits, live_toy, ort_dist
+from ddpm_edu.web.live import live_digits, live_toy
+from ddpm_edu.web.ort import ORT_FILES, ort_dist
 out = Path(sys.argv[1])
 parts = ["<h2>the 2-D toy, trained MLP</h2>", live_toy().to_html(),
          "<h2>chapter 6: the exact eps*</h2>", live_toy(exact=True).to_html(),
