@@ -1,10 +1,12 @@
 """The variational bound on -log p(x0), term by term, in bits per dimension.
 
-Chapter 7. Ho et al. 2020, eq. (5) and Sec. 3.3. With q the forward process and p_theta the reverse one,
+Chapter 7. Ho et al. 2020, eq. (5) and Sec. 3.3. With q the forward process and p_theta the reverse one::
+
     -log p_theta(x0) <= L_T + sum_{t=2}^T L_{t-1} + L_0, where
     L_T     = KL(q(x_T | x0) || N(0, I))                       (the prior term; no parameters),
     L_{t-1} = KL(q(x_{t-1} | x_t, x0) || p_theta(x_{t-1} | x_t)),  x_t ~ q(x_t | x0),
     L_0     = -log p_theta(x0 | x1),                              x_1 ~ q(x_1 | x0).
+
 p_theta(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I) with mu_theta from eps_hat (eq. 11) and
 sigma_t^2 = beta_tilde_t or beta_t. Both sides of each KL are Gaussian, so every term is a closed form.
 

@@ -212,7 +212,7 @@ def extract(a: Tensor, t: Tensor | int, x: Tensor) -> Tensor:
 class ScheduleSummary:
     """What a schedule does to the data over all T steps: chapters 4-5 and the explorer's readouts.
 
-    See :func:`summarize`; ``ddpm_edu/web/js/explorer.js`` computes the same fields in the browser.
+    See :func:`summarize`; ``ddpm_edu/web/js/schedule.js`` computes the same fields in the browser.
     """
 
     sum_beta: float  # sum_{t=1}^T beta_t; equals -log alpha_bar_T to first order when every beta_t is small

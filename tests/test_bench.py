@@ -92,6 +92,7 @@ def test_sampling_old_loop_comes_from_git(sampling_bench):
 
 
 # --------------------------------------------------------------------------- bench/digits_variants.py
+@pytest.mark.multiprocess
 def test_digits_variants_trains_each_run_in_its_own_process_and_tabulates_them(tmp_path, capsys):
     import json
 

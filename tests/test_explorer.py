@@ -27,6 +27,8 @@ from ddpm_edu.forward import q_sample
 from ddpm_edu.schedules import FINISHED, KINDS, NOISED, Schedule, schedule_problems, summarize
 from ddpm_edu.web import explorer
 
+pytestmark = pytest.mark.node
+
 JS = Path(explorer.__file__).parent / "js"  # ddpm_edu/web/js: one module per file
 DEFAULTS = {"s": 0.008, "beta_1": 1e-4, "beta_T": 0.02, "noised": NOISED, "finished": FINISHED}
 

@@ -84,6 +84,7 @@ def write_pngs(x: torch.Tensor, folder) -> None:
         Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{i:05d}.png")
 
 
+@pytest.mark.slow
 def test_fid_is_zero_against_itself_and_positive_against_other_images(random_inception, small_cifar, offline,
                                                                       monkeypatch, tmp_path, one_thread):
     from torch_fidelity import feature_extractor_inceptionv3 as fe

@@ -53,6 +53,7 @@ def bounded_download(
     2. ``fetch()`` runs with the default socket timeout set to ``timeout`` s (restored afterwards), so a
        transfer that stalls raises instead of waiting forever. Any exception it raises becomes
        ``error("the download failed: <type>: <message>")``.
+
     ``error`` builds the caller's exception from that reason; its message says what to do instead.
     """
     parts = urlparse(url)

@@ -1,8 +1,10 @@
 """FID (Heusel et al. 2017), the paper's measure of CIFAR-10 samples (Ho et al. 2020, Table 1: 3.17); chapter 9.
 
 With (mu_s, Sigma_s) and (mu_r, Sigma_r) the mean and covariance of Inception-v3 pool features
-(2048-D) of the samples and of the CIFAR-10 training set,
+(2048-D) of the samples and of the CIFAR-10 training set::
+
     FID = ||mu_s - mu_r||^2 + tr(Sigma_s + Sigma_r - 2 (Sigma_s Sigma_r)^(1/2)).
+
 :func:`fid` is an optional extra (``pip install "ddpm-edu[fid]"``): torch-fidelity computes it with
 its port of the TensorFlow Inception graph that the paper's numbers come from. The reference images
 come from our own loader, :func:`ddpm_edu.data.cifar10.load_cifar10`, so torch-fidelity never downloads

@@ -9,13 +9,13 @@ The two GIFs are chapter 8's sampling trajectories, drawn from the book's cached
 =========================  ==========  ===============================================
 file                       chapter     plot function
 =========================  ==========  ===============================================
-px_pz.png                  1           :func:`~ddpm_edu.lab.plots.plot_px_pz`
-bad_noise.png              2           :func:`~ddpm_edu.lab.plots.plot_naive_noise`
-fixed_noise_fast.png       3           :func:`~ddpm_edu.lab.plots.plot_fixed_noise`, sigma = 0.1
-fixed_noise_slow.png       3           :func:`~ddpm_edu.lab.plots.plot_fixed_noise`, sigma = 0.01
-betas_alpha_bars.png       4           :func:`~ddpm_edu.lab.plots.plot_schedules`, DDPM linear
-schedules.png              4           :func:`~ddpm_edu.lab.plots.plot_schedules`, four kinds
-forward_steps.png          5           :func:`~ddpm_edu.lab.plots.plot_forward_steps`
+px_pz.png                  1           :func:`~ddpm_edu.lab.plots.forward.plot_px_pz`
+bad_noise.png              2           :func:`~ddpm_edu.lab.plots.forward.plot_naive_noise`
+fixed_noise_fast.png       3           :func:`~ddpm_edu.lab.plots.forward.plot_fixed_noise`, sigma = 0.1
+fixed_noise_slow.png       3           :func:`~ddpm_edu.lab.plots.forward.plot_fixed_noise`, sigma = 0.01
+betas_alpha_bars.png       4           :func:`~ddpm_edu.lab.plots.forward.plot_schedules`, DDPM linear
+schedules.png              4           :func:`~ddpm_edu.lab.plots.forward.plot_schedules`, four kinds
+forward_steps.png          5           :func:`~ddpm_edu.lab.plots.forward.plot_forward_steps`
 digits_trajectory.gif      8           :func:`trajectory_gif`, the ``digits`` preset
 toy2d_trajectory.gif       8           :func:`trajectory_gif`, the ``toy2d`` preset
 =========================  ==========  ===============================================

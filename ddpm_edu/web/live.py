@@ -16,6 +16,7 @@ import base64
 import torch
 import traitlets
 
+from ddpm_edu.sampling import check_sampler
 from ddpm_edu.web.ort import ORT_FILES, ort_dist
 from ddpm_edu.web.views import TwoViews, esm, inline_view, script_json
 
@@ -97,7 +98,7 @@ def live_toy(
     from ddpm_edu.web.export import mlp_weights
 
     cfg = load_config("toy2d") if cfg is None else cfg
-    _check_settings(sampler, steps, eta, variance)
+    check_sampler(sampler, steps, eta, variance, cfg.diffusion.T)
     data_name = "mixture" if exact else cfg.data.toy
     data = sample_toy(data_name, 1000, generator=torch.Generator().manual_seed(1))
     config = {
@@ -139,7 +140,7 @@ def live_digits(
     from ddpm_edu.web.export import onnx_bytes
 
     cfg = load_config("digits") if cfg is None else cfg
-    _check_settings(sampler, steps, eta, "beta_tilde")
+    check_sampler(sampler, steps, eta, "beta_tilde", cfg.diffusion.T)
     if view not in ("x0", "xt"):
         raise ValueError(f"view must be 'x0' or 'xt', got {view!r}")
     shape = tuple(data_shape(cfg))
@@ -154,14 +155,3 @@ def live_digits(
         "settings": dict(sampler=sampler, steps=steps, eta=eta, clip=clip, view=view, seed=seed),
     }
     return LiveSampler(config=config)
-
-
-def _check_settings(sampler: str, steps: int, eta: float, variance: str) -> None:
-    if sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
-    if not 1 <= steps:
-        raise ValueError(f"steps must be >= 1, got {steps!r}")
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta!r}")
-    if variance not in ("beta_tilde", "beta"):
-        raise ValueError(f"variance must be 'beta_tilde' or 'beta', got {variance!r}")

@@ -1,7 +1,7 @@
 """Every figure of the book, by part; ``from ddpm_edu.lab.plots import plot_schedules`` finds each one here.
 
 * :mod:`~ddpm_edu.lab.plots.base` -- the plumbing: figures without pyplot, PNG/JPEG bytes, files, image
-  grids (:func:`plot_images`) and GIFs embedded in the page (:func:`gif_html`)
+  grids (:func:`~ddpm_edu.lab.plots.base.plot_images`) and GIFs embedded in the page (:func:`~ddpm_edu.lab.plots.base.gif_html`)
 * :mod:`~ddpm_edu.lab.plots.forward` -- Part I, the forward process (chapters 1-5)
 * :mod:`~ddpm_edu.lab.plots.reverse` -- Part II, reversing it (chapters 6-8; chapter 9 reuses the loss
   curve and the sample panels)

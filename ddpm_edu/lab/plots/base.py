@@ -110,7 +110,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: float = 100) -> Path:
 
 
 def plot_images(x: Tensor, nrow: int | None = None, *, title: str | None = None, ax: Axes | None = None) -> Figure:
-    """Chapters 1 and 7: a batch of images in [-1, 1], (B, C, H, W), tiled by :func:`image_grid` on one axes."""
+    """Chapters 1 and 7: a batch of images in [-1, 1], (B, C, H, W), tiled by :func:`~ddpm_edu.data.images.image_grid` on one axes."""
     fig, ax = figure_and_axes(ax, (4.0, 4.0))
     grid = image_grid(x, nrow)
     ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")

@@ -39,12 +39,13 @@ var DDPMSampler = (function (X, S) {
 
   // ------------------------------------------------------------------ the settings and the schedule
 
-  /** What is wrong with a sampler's settings, by name ({} when nothing is); the wording is messages.json's. */
+  /** What is wrong with a sampler's settings, by name ({} when nothing is): ddpm_edu.sampling.sampler_problems. */
   function samplerProblems(sampler, steps, eta, variance, T) {
     var p = {};
     if (SAMPLERS.indexOf(sampler) < 0) p.sampler = X.say("sampler.sampler", { sampler: sampler });
-    if (!(Number.isInteger(steps) && steps >= 1 && steps <= T)) p.steps = X.say("sampler.steps", { T: T, steps: steps });
-    if (!(eta >= 0)) p.eta = X.say("sampler.eta", { eta: eta });
+    if (!(Number.isInteger(steps) && steps >= 1)) p.steps = X.say("sampler.steps", { steps: steps });
+    else if (sampler === "ddim" && T !== undefined && steps > T) p.steps = X.say("sampler.steps_ddim", { T: T, steps: steps });
+    if (!(eta >= 0 && Number.isFinite(eta))) p.eta = X.say("sampler.eta", { eta: eta });
     if (VARIANCES.indexOf(variance) < 0) p.variance = X.say("sampler.variance", { variance: variance });
     return p;
   }
@@ -82,7 +83,8 @@ var DDPMSampler = (function (X, S) {
 
   // ------------------------------------------------------------------ DDPM (Algorithm 2)
 
-  /** The coefficients of every DDPM step, k[t] for t = 1..T (sampling.DDPMCoefs). variance: "beta_tilde" or "beta". */
+  /** The coefficients of every DDPM step, k[t] for t = 1..T: posterior.py's mean_from_eps, x0_from_eps and reverse_variance
+   *  read at t once per run. variance: "beta_tilde" or "beta". */
   function ddpmCoefs(sc, variance) {
     if (VARIANCES.indexOf(variance) < 0) throw new Error(X.say("sampler.variance", { variance: variance }));
     var k = [null];
@@ -129,12 +131,13 @@ var DDPMSampler = (function (X, S) {
 
   /** The DDIM sub-sequence tau (sampling.ddim_timesteps): `steps` evenly spaced, distinct steps in 1..T, ending at T. */
   function ddimTimesteps(T, steps) {
-    if (!(Number.isInteger(steps) && steps >= 1 && steps <= T)) throw new Error(X.say("sampler.steps", { T: T, steps: steps }));
+    var bad = samplerProblems("ddim", steps, 0, "beta_tilde", T).steps; // sampling.ddim_timesteps checks the same way
+    if (bad) throw new Error(bad);
     var taus = Array.from(S.linspace(1, T, steps), roundHalfEven);
     return taus.filter(function (v, i) { return i === 0 || v !== taus[i - 1]; });
   }
 
-  /** The coefficients of one DDIM step t -> t_prev from ab_t and ab_prev (sampling.DDIMCoefs.at). */
+  /** The coefficients of one DDIM step t -> t_prev from ab_t and ab_prev (sampling.ddim_step, eqs. 12 and 16). */
   function ddimCoefs(abT, abPrev, eta) {
     var sigma = eta * Math.sqrt((1 - abPrev) / (1 - abT) * (1 - abT / abPrev)); // eq. (16)
     return { sqrtAb: Math.sqrt(abT), sqrt1mAb: Math.sqrt(1 - abT), sqrtAbPrev: Math.sqrt(abPrev),
@@ -153,7 +156,7 @@ var DDPMSampler = (function (X, S) {
 
   /** DDIM with `steps` model calls and stochasticity eta (0: deterministic). opts: clip, callback, seed, stop. Resolves to x_0. */
   function ddimSample(model, x, B, sc, steps, eta, opts) {
-    if (!(eta >= 0)) throw new Error(X.say("sampler.eta", { eta: eta }));
+    if (!(eta >= 0 && Number.isFinite(eta))) throw new Error(X.say("sampler.eta", { eta: eta }));
     var taus = ddimTimesteps(sc.T, steps).reverse(), times = [], k = {}; // tau_S = T > ... > tau_1
     for (var i = 0; i < taus.length; i++) {
       var t = taus[i], tPrev = i + 1 < taus.length ? taus[i + 1] : 0;
@@ -163,7 +166,7 @@ var DDPMSampler = (function (X, S) {
     return run(model, x, B, times, ddimStep, k, eta > 0, opts);
   }
 
-  // ------------------------------------------------------------------ the shared loop (sampling._run)
+  // ------------------------------------------------------------------ the loop both samplers share (sampling.sample and ddim_sample)
 
   /** x_t -> x_{t_prev} for each [t, t_prev] of `times`: eps_hat = model(x, t, B), callback(t, x, x0_hat), then
    *  step(x, eps_hat, z, k[t], clip) with z ~ N(0, I) from opts.seed when `noisy` and t_prev > 0. The callback
