@@ -31,9 +31,9 @@ class LiveSampler(TwoViews):
 
     ``config`` holds everything the page needs: the schedule, the network (the toy MLP's weights or the
     digits U-Net as ONNX, base64) and the starting settings. Displayed, it offers an ipywidget view
-    (JupyterLab, Colab) and a kernel-free ``text/html`` view (the book), like :class:`ScheduleExplorer`.
+    (JupyterLab, Colab) and a kernel-free ``text/html`` view (the book), like :class:`~ddpm_edu.web.explorer.ScheduleExplorer`.
     The digits need onnxruntime-web: the book serves it from ``_static/ddpm_live/`` (copied there by
-    :mod:`ddpm_edu.web.sphinxext`); the widget view asks the kernel for it (:func:`ort_dist`) when first used.
+    :mod:`ddpm_edu.web.sphinxext`); the widget view asks the kernel for it (:func:`~ddpm_edu.web.ort.ort_dist`) when first used.
     Make one with :func:`live_toy` or :func:`live_digits`.
     """
 
@@ -131,7 +131,7 @@ def live_digits(
     cfg: the ``digits`` preset by default; the model comes from ``model`` or :func:`ddpm_edu.lab.modelcache.load_or_train`
     and is exported to ONNX (:func:`ddpm_edu.web.export.onnx_bytes`). The reader picks DDPM or DDIM (steps, eta),
     x0_hat clipping, and whether the grid shows x_t or x0_hat; the time per step is shown. ``assets``: the URL of
-    the folder with onnxruntime-web's two files (:data:`ORT_FILES`) for the HTML view; default the book's
+    the folder with onnxruntime-web's two files (:data:`~ddpm_edu.web.ort.ORT_FILES`) for the HTML view; default the book's
     ``_static/ddpm_live/``.
     """
     from ddpm_edu.lab.modelcache import load_or_train
