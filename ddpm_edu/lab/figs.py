@@ -45,7 +45,7 @@ from ddpm_edu.training.config import Config, load_config
 
 __all__ = ["FIGURES", "GIFS", "make_all", "trajectory_gif"]
 
-MU, SIGMA_DATA = 2.0, 0.7  # the 1-D "data" distribution of chapter 1: N(mu, sigma_data^2)
+MU_DATA, SIGMA_DATA = 2.0, 0.7  # the 1-D "data" distribution of chapter 1: N(mu_data, sigma_data^2)
 FIXED_TS = (0, 10, 50, 100, 250, 1000)
 
 
@@ -55,10 +55,10 @@ def _gen(seed: int) -> torch.Generator:
 
 def _px_pz() -> Figure:
     g = _gen(0)
-    data = MU + SIGMA_DATA * torch.randn(5000, generator=g, dtype=torch.float64)
-    mu_hat, sigma_hat = data.mean(), data.std()  # the maximum-likelihood fit (up to n / (n - 1))
+    data = MU_DATA + SIGMA_DATA * torch.randn(5000, generator=g, dtype=torch.float64)
+    mu_data_hat, sigma_data_hat = data.mean(), data.std()  # the maximum-likelihood fit (up to n / (n - 1))
     z = torch.randn(5000, generator=g, dtype=torch.float64)
-    return plot_px_pz(z, mu_hat + sigma_hat * z, data, MU, SIGMA_DATA)
+    return plot_px_pz(z, mu_data_hat + sigma_data_hat * z, data, MU_DATA, SIGMA_DATA)
 
 
 FIGURES: dict[str, Callable[[], Figure]] = {

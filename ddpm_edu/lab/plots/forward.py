@@ -31,11 +31,11 @@ __all__ = [
 # -------------------------------------------------------------------------- chapter 1: from p(z) to p(x)
 
 
-def plot_px_pz(z: Tensor, x: Tensor, data: Tensor, mu: float, sigma_data: float, bins: int = 60) -> Figure:
-    """Chapter 1: samples z ~ p(z) = N(0, 1), and x = mu_hat + sigma_data_hat z against the data and p(x).
+def plot_px_pz(z: Tensor, x: Tensor, data: Tensor, mu_data: float, sigma_data: float, bins: int = 60) -> Figure:
+    """Chapter 1: samples z ~ p(z) = N(0, 1), and x = mu_data_hat + sigma_data_hat z against the data and p(x).
 
     z, x, data: 1-D tensors (samples of the latent, the generated x and the training data);
-    mu, sigma_data: the true parameters of p(x) = N(mu, sigma_data^2), drawn as a density curve.
+    mu_data, sigma_data: the true parameters of p(x) = N(mu_data, sigma_data^2), drawn as a density curve.
     """
     fig = new_figure((9.0, 3.4))
     ax_z, ax_x = fig.subplots(1, 2)
@@ -51,8 +51,8 @@ def plot_px_pz(z: Tensor, x: Tensor, data: Tensor, mu: float, sigma_data: float,
     edges = np.linspace(lo, hi, bins + 1)
     grid = torch.linspace(float(lo), float(hi), 400, dtype=torch.float64)
     ax_x.hist(data, bins=edges, density=True, color="C0", alpha=0.45, label="data")
-    ax_x.hist(x, bins=edges, density=True, histtype="step", color="C3", lw=1.5, label=r"generated $\hat\mu+\hat\sigma_\mathrm{data} z$")
-    ax_x.plot(grid, torch.distributions.Normal(mu, sigma_data).log_prob(grid).exp(), "k", lw=1.5, label=r"true $p(x)$")
+    ax_x.hist(x, bins=edges, density=True, histtype="step", color="C3", lw=1.5, label=r"generated $\hat\mu_\mathrm{data}+\hat\sigma_\mathrm{data} z$")
+    ax_x.plot(grid, torch.distributions.Normal(mu_data, sigma_data).log_prob(grid).exp(), "k", lw=1.5, label=r"true $p(x)$")
     ax_x.set_title(r"data $x \sim p(x)$")
     ax_x.set_xlabel("x")
     ax_x.legend(fontsize=8, loc="upper left")
