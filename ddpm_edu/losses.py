@@ -1,11 +1,16 @@
-"""Training objective L_simple, for the eps target and the v target.
+"""Training objective L_simple, for the eps target and the v target, and the score that eps gives.
 
-Chapter 7. Ho et al. 2020, eq. (14) and Algorithm 1:
+Chapter 7. Ho et al. 2020, eq. (14) and Algorithm 1::
+
     L_simple = E_{x0, t, eps} || eps - eps_theta(sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, t) ||^2,
-with t ~ Uniform{1..T}. The v target (Salimans & Ho 2022) is
+
+with t ~ Uniform{1..T}. The v target (Salimans & Ho 2022) is::
+
     v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0.
+
 Given x_t, the noise also fixes the score of q(x_t | x0), and the optimal eps* fixes the score of q(x_t)
-(Tweedie's formula, chapter 7):
+(Tweedie's formula, chapter 7)::
+
     grad_{x_t} log q(x_t) = -eps*(x_t, t) / sqrt(1 - alpha_bar_t).
 """
 

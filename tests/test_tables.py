@@ -6,11 +6,12 @@ from ddpm_edu.lab.tables import markdown_table
 
 
 def test_a_table_has_a_header_a_rule_and_one_line_per_row_with_formats_applied():
-    rows = [{"t": 1, "floor": 0.000123456, "note": "a|b"}, {"t": 400, "floor": 0.5, "note": "c"}]
-    lines = markdown_table(rows, {"floor": ".3g"}).split("\n")
-    assert lines == ["| t | floor | note |", "|---|---|---|", "| 1 | 0.000123 | a\\|b |", "| 400 | 0.5 | c |"]
+    rows = [{"t": 1, "Var[eps | x_t]": 0.000123456, "note": "a|b"}, {"t": 400, "Var[eps | x_t]": 0.5, "note": "c"}]
+    lines = markdown_table(rows, {"Var[eps | x_t]": ".3g"}).split("\n")
+    assert lines == ["| t | Var[eps \\| x_t] | note |", "|---|---|---|", "| 1 | 0.000123 | a\\|b |",
+                     "| 400 | 0.5 | c |"]
     cells = [line.strip("|").split(" | ") for line in lines[:1] + lines[2:]]
-    assert all(len(c) == 3 for c in cells)  # the escaped pipe does not split a cell
+    assert all(len(c) == 3 for c in cells)  # an escaped pipe splits no heading and no cell
 
 
 def test_bad_tables_are_refused():

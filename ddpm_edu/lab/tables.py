@@ -15,7 +15,8 @@ def markdown_table(rows: Sequence[Mapping[str, object]], formats: Mapping[str, s
     """A Markdown table with one row per mapping; the first row's keys, in order, are the columns.
 
     ``formats`` maps a column to a format spec, e.g. ``{"SE": ".2g"}``; other values are shown with str().
-    Every row must have exactly the first row's keys.
+    Every row must have exactly the first row's keys. A "|" in a heading or a cell is escaped, so
+    that it shows instead of ending the cell.
     """
     if not rows:
         raise ValueError("a table needs at least one row")
@@ -29,8 +30,13 @@ def markdown_table(rows: Sequence[Mapping[str, object]], formats: Mapping[str, s
 
     def cell(column: str, value: object) -> str:
         text = format(value, formats[column]) if column in formats else str(value)
-        return text.replace("|", "\\|")
+        return _escape(text)
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(_escape(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(c, row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    """``text`` with each "|" escaped, for a cell of a Markdown table."""
+    return text.replace("|", "\\|")
