@@ -18,6 +18,10 @@ q(x_t), a mixture with means sqrt(ab) mu_k and variances ab std_k^2 + 1 - ab
 (:meth:`MixtureEps.reverse_log_density`); and its exact mean and variance
 (:meth:`MixtureEps.reverse_moments`), a mixture over k of Gaussian posteriors.
 :func:`grid_moments` integrates a density on a grid, the brute-force oracle the chapter checks with.
+
+Chapter 7 uses :func:`chain_nll_bpd`: with the eps* of Gaussian data every reverse step is an affine
+map plus Gaussian noise, so the model's own likelihood p_theta(x0), which the variational bound
+bounds, has a closed form too.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ddpm_edu.likelihood import discretized_gaussian_log_likelihood
+from ddpm_edu.posterior import mean_from_eps, reverse_variance
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["GaussianEps", "MixtureEps", "grid_moments"]
+__all__ = ["GaussianEps", "MixtureEps", "grid_moments", "chain_nll_bpd"]
 
 
 class GaussianEps:
@@ -167,3 +173,32 @@ def grid_moments(x: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:
     p = p / p.sum(-1, keepdim=True)
     mean = (p * x).sum(-1)
     return mean, (p * (x - mean[..., None]) ** 2).sum(-1)
+
+
+def chain_nll_bpd(model: GaussianEps, x0: Tensor, *, variance: str = "beta_tilde", levels: int = 256) -> Tensor:
+    """The exact -log2 p_theta(x0) / D of the reverse chain that ``model`` drives, per example, (B,).
+
+    Chapter 7's oracle for the bound of :mod:`ddpm_edu.likelihood`. p_theta is that module's model: x_T ~
+    N(0, I), x_{t-1} ~ N(mu_theta(x_t, t), sigma_t^2 I) for t = T..2, and x0's bin mass under
+    N(mu_theta(x_1, 1), beta_tilde_2 I). With GaussianEps, mu_theta(x, t) = a_t x + b_t (eq. 11 of a
+    linear eps*), so each marginal is Gaussian: from (m, v) = (0, 1) at T, m <- a_t m + b_t and
+    v <- a_t^2 v + sigma_t^2; at t = 1 the decoder's mean is N(a_1 m + b_1, a_1^2 v), and adding the
+    decoder's own variance gives the distribution whose bin masses are p_theta(x0).
+    x0: (B, ...) on the levels' grid. Returns (B,) float64.
+    """
+    s, x0 = model.s, x0.double()
+    var_p = reverse_variance(s, variance)
+    one = torch.ones(1, 1, dtype=torch.float64)
+
+    def affine(t: int) -> tuple[Tensor, Tensor]:  # mu_theta(x, t) = a x + b, read off at x = 0 and x = 1
+        b = mean_from_eps(0 * one, t, model(0 * one, torch.tensor([t])), s)
+        return mean_from_eps(one, t, model(one, torch.tensor([t])), s) - b, b
+
+    m, v = torch.zeros(1, 1, dtype=torch.float64), one.clone()  # x_T ~ N(0, 1), per coordinate
+    for t in range(s.T, 1, -1):
+        a, b = affine(t)
+        m, v = a * m + b, a**2 * v + var_p[t]  # x_{t-1} = a_t x_t + b_t + sigma_t z
+    a, b = affine(1)
+    var_x0 = a**2 * v + s.beta_tilde[min(2, s.T)]  # the decoder's mean is Gaussian; add its variance
+    logp = discretized_gaussian_log_likelihood(x0, (a * m + b).reshape(()), var_x0.reshape(()), levels)
+    return -logp.flatten(1).sum(1) / (logp[0].numel() * math.log(2.0))

@@ -152,3 +152,32 @@ def test_mixture_eps_with_one_t_equals_the_per_row_formula():
     shared = mix(x[:5], torch.full((5,), 3))
     torch.testing.assert_close(shared, mix(x, mixed)[:5], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(mix(x[5:], torch.tensor([800])), mix(x, mixed)[5:], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
+def test_chain_nll_is_the_bin_frequency_of_the_sampled_reverse_chain(variance):
+    """Run the reverse chain of chain_nll_bpd's docstring n times (x_T ~ N(0, 1), one Gaussian step at a
+    time) and average the decoder's bin masses at x_1: an unbiased estimate of each bin's p_theta(x0),
+    with the spread of those masses as its standard error. The closed form must lie within 5 SE."""
+    from ddpm_edu.analytic import chain_nll_bpd
+    from ddpm_edu.likelihood import discretized_gaussian_log_likelihood
+    from ddpm_edu.posterior import reverse_variance
+
+    s, levels, n = Schedule.make("cosine", 30), 17, 100_000
+    model, g = GaussianEps(0.3, 0.4, s), torch.Generator().manual_seed(0)
+    sigma2 = reverse_variance(s, variance)
+    x = torch.randn(n, 1, generator=g, dtype=torch.float64)  # x_T
+    for t in range(s.T, 1, -1):
+        x = mean_from_eps(x, t, model(x, torch.full((n,), t)), s) + sigma2[t].sqrt() * torch.randn(
+            x.shape, generator=g, dtype=torch.float64)
+    mean_0 = mean_from_eps(x, 1, model(x, torch.ones(n, dtype=torch.long)), s)  # (n, 1)
+    bins = torch.linspace(-1, 1, levels, dtype=torch.float64)
+    mass = discretized_gaussian_log_likelihood(bins[None, :], mean_0, s.beta_tilde[2], levels).exp()  # (n, 17)
+    estimate, se = mass.mean(0), mass.std(0) / n**0.5
+    exact = torch.exp2(-chain_nll_bpd(model, bins[:, None], variance=variance, levels=levels))  # (17,)
+    assert torch.isclose(exact.sum(), torch.tensor(1.0, dtype=torch.float64), atol=1e-12)
+    assert ((estimate - exact).abs() <= 5 * se + 1e-15).all(), ((estimate - exact) / se).abs().max()
+    # and it depends on sigma_t^2: the other choice is more than 5 SE away somewhere
+    other = "beta" if variance == "beta_tilde" else "beta_tilde"
+    wrong = torch.exp2(-chain_nll_bpd(model, bins[:, None], variance=other, levels=levels))
+    assert ((estimate - wrong).abs() > 5 * se).any()

@@ -13,3 +13,10 @@ def test_eval_samples_shrinks_in_fast_mode(monkeypatch):
     assert all(a < b for a, b in zip(small, full))
     with pytest.raises(ValueError, match="dataset"):
         fastmode.eval_samples("cifar10")
+
+
+def test_nll_examples_shrinks_in_fast_mode(monkeypatch):
+    monkeypatch.setenv("DDPM_EDU_FAST", "1")
+    small = fastmode.nll_examples()
+    monkeypatch.setenv("DDPM_EDU_FAST", "0")
+    assert 0 < small < fastmode.nll_examples()

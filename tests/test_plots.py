@@ -51,6 +51,7 @@ def small_plots(x0, eps):
         "plot_posterior_variances": lambda: viz.plot_posterior_variances(s),
         "plot_samples_2d": lambda: viz.plot_samples_2d(torch.randn(50, 2, generator=gen()), torch.randn(40, 2, generator=gen(1))),
         "plot_t_weights": lambda: viz.plot_t_weights({"a": s.betas, "b": 1 / s.betas}),
+        "plot_vb_terms": lambda: viz.plot_vb_terms({"a": torch.rand(3, 51, generator=gen()) + 0.1}),
         "plot_reverse_steps": lambda: viz.plot_reverse_steps([(5, eps[None]), (0, x0[None])], [(5, x0[None]), (0, x0[None])]),
         "plot_sample_panels": lambda: viz.plot_sample_panels({"images": x0[None], "points": z.reshape(-1, 2)}),
         "plot_forward_batches": lambda: viz.plot_forward_batches(
@@ -64,7 +65,8 @@ PLOT_NAMES = [
     "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",  # forward
     "plot_schedules", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_batches",
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",  # reverse
-    "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_reverse_steps", "plot_sample_panels",
+    "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_vb_terms", "plot_reverse_steps",
+    "plot_sample_panels",
 ]
 
 
@@ -234,6 +236,21 @@ def test_t_weights_plots_entries_1_to_T_and_drops_infinite_ones():
     np.testing.assert_allclose(line_w.get_ydata(), w[2:].numpy())
     np.testing.assert_array_equal(line_one.get_xdata(), np.arange(1, s.T + 1))
     assert ax.get_yscale() == "log"
+def test_vb_terms_plots_the_mean_of_each_term_at_its_t_and_leaves_out_L_T():
+    from ddpm_edu.analytic import GaussianEps
+    from ddpm_edu.likelihood import vb_terms_per_variance
+
+    s = Schedule.linear(20, 1e-3, 0.2)
+    x0 = torch.linspace(-1, 1, 17, dtype=torch.float64)[:12].reshape(3, 4)
+    terms = vb_terms_per_variance(GaussianEps(0.0, 0.5, s), x0, s, levels=17, generator=gen())
+    ax = viz.plot_vb_terms(terms).axes[0]
+    assert [line.get_label() for line in ax.lines] == list(terms)
+    for line, x in zip(ax.lines, terms.values()):
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(1, s.T + 1))  # L_{t-1} at t; no L_T
+        np.testing.assert_allclose(line.get_ydata(), x[:, :-1].mean(0).numpy(), rtol=1e-12)
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+
+
 # ---------------------------------------------------------------------- chapter 8
 def _recorded_run(T=20, B=5):
     from ddpm_edu.analytic import GaussianEps

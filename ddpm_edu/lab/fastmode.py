@@ -32,3 +32,12 @@ def eval_samples(dataset: str) -> int:
     if dataset not in sizes:
         raise ValueError(f"dataset must be one of {sorted(sizes)}, got {dataset!r}")
     return sizes[dataset]
+
+
+def nll_examples() -> int:
+    """How many held-out digits chapter 7 puts through the variational bound: 128 (8 in fast mode).
+
+    The bound needs all T = 400 network calls per batch, so its cost grows with the batch and not with
+    the model's training; fast mode shrinks the batch.
+    """
+    return pick(128, 8)
