@@ -76,3 +76,29 @@ def test_pixel_gaussian_has_the_digits_per_pixel_moments():
 def test_digits_probs_rejects_other_shapes():
     with pytest.raises(ValueError, match="8, 8"):
         metrics.digits_probs(torch.zeros(3, 64))
+
+
+# ---------------------------------------------------------------------- moments
+def test_moment_z_scores_of_correct_moments_are_standard_normal():
+    """Over many independent samples with the right moments, every z-score has mean 0 and sd 1 (up to the
+    spread of 400 replicates: SE 1/sqrt(400) = 0.05 for the mean, about 0.035 for the sd)."""
+    g = torch.Generator().manual_seed(0)
+    L = torch.tensor([[1.0, 0.0], [0.6, 0.5]], dtype=torch.float64)
+    mean, cov = torch.tensor([0.3, -1.0], dtype=torch.float64), L @ L.T
+    z = torch.stack([metrics.moment_z_scores(mean + torch.randn(500, 2, generator=g, dtype=torch.float64) @ L.T,
+                                             mean, cov) for _ in range(400)])  # (400, 5)
+    assert z.shape == (400, 5)
+    assert (z.mean(0).abs() < 4 * 0.05).all(), z.mean(0)
+    assert ((z.std(0) - 1).abs() < 4 * 0.035).all(), z.std(0)
+
+
+def test_moment_z_scores_flag_a_wrong_variance_and_need_no_gaussian():
+    """Uniform(-1, 1) has variance 1/3: n = 20 000 resolve that to about 0.5 %, so claiming 0.36 is
+    off by about 12 SE (the SE of a variance estimate is sqrt((mu_4 - sigma^4) / n), 0.0021 here)."""
+    x = torch.rand(20_000, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
+    zero = torch.zeros(1, dtype=torch.float64)
+    right = metrics.moment_z_scores(x, zero, torch.tensor([[1 / 3]], dtype=torch.float64))
+    wrong = metrics.moment_z_scores(x, zero, torch.tensor([[0.36]], dtype=torch.float64))
+    assert right.abs().max() < 4 and wrong[1] < -8
+    with pytest.raises(ValueError, match="cov"):
+        metrics.moment_z_scores(x, zero, torch.eye(2))

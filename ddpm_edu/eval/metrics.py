@@ -16,6 +16,9 @@ generated.
 
 zero exactly when the two laws agree. :func:`energy_distance` estimates it with U-statistics
 (the within-set means leave out the zero diagonal), so the estimate is unbiased.
+
+Moments. :func:`moment_z_scores` says how far a sample's mean and covariance lie from given ones,
+in standard errors; chapter 8 checks DDIM's states against the closed-form q(x_t) with it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from torch import Tensor
 
 __all__ = [
     "CONFIDENT", "HELD_OUT", "digits_split", "digits_classifier", "classifier_accuracy", "digits_probs",
-    "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance",
+    "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance", "moment_z_scores",
 ]
 
 CONFIDENT = 0.9  # a sample is "confident" when max_k p(k | x) > CONFIDENT
@@ -137,3 +140,25 @@ def energy_distance(x: Tensor, y: Tensor) -> float:
     xx = dist(x, x).sum() / (n * (n - 1))  # the diagonal is 0: a mean over i != j
     yy = dist(y, y).sum() / (m * (m - 1))
     return float(xy - 0.5 * xx - 0.5 * yy)
+
+
+# --------------------------------------------------------------------------- moments
+def moment_z_scores(x: Tensor, mean: Tensor, cov: Tensor) -> Tensor:
+    """How far the sample moments of x: (n, D) lie from ``mean`` (D,) and ``cov`` (D, D), in standard errors.
+
+    Each moment is an average of n independent terms: x_i for the mean, and (x_i - mean)_j (x_i - mean)_k,
+    centred at the given mean, for the covariance, so its expectation is cov_jk exactly. The standard error
+    of an average is the terms' sample standard deviation over sqrt(n). Returns D + D (D + 1) / 2 z-scores,
+    float64: the D means, then the covariance's upper triangle row by row.
+    """
+    x = x.detach().double().cpu().reshape(len(x), -1)
+    mean, cov = mean.double().cpu().reshape(-1), cov.double().cpu()
+    n, D = x.shape
+    if n < 2 or mean.shape != (D,) or cov.shape != (D, D):
+        raise ValueError(f"need x (n >= 2, D), mean (D,), cov (D, D); got {tuple(x.shape)}, "
+                         f"{tuple(mean.shape)}, {tuple(cov.shape)}")
+    j, k = torch.triu_indices(D, D)
+    d = x - mean
+    terms = torch.cat([x, d[:, j] * d[:, k]], 1)  # (n, D + D (D + 1) / 2)
+    target = torch.cat([mean, cov[j, k]])
+    return (terms.mean(0) - target) / (terms.std(0) / n**0.5)
