@@ -102,3 +102,55 @@ def test_moment_z_scores_flag_a_wrong_variance_and_need_no_gaussian():
     assert right.abs().max() < 4 and wrong[1] < -8
     with pytest.raises(ValueError, match="cov"):
         metrics.moment_z_scores(x, zero, torch.eye(2))
+
+
+def test_energy_distance_se_is_unbiased_and_its_standard_error_matches_the_spread_of_replicates():
+    """50 replicates of D(N(0, 1), N(1, 1)) from 8 groups of 100 points: their mean lies within 4 standard
+    errors of the closed form, and the reported SE agrees with the replicates' own spread. The spread of
+    50 replicates is known to about 1 / sqrt(2 * 49) = 10 %, the mean SE to a few %, so a ratio within
+    [0.7, 1.4] (3 to 4 of those errors) still catches an SE off by a factor sqrt(2) either way."""
+    g = torch.Generator().manual_seed(11)
+    reps = [metrics.energy_distance_se(torch.randn(800, generator=g, dtype=torch.float64),
+                                       1 + torch.randn(800, generator=g, dtype=torch.float64)) for _ in range(50)]
+    means, ses = torch.tensor([m for m, _ in reps]), torch.tensor([se for _, se in reps])
+    assert abs(means.mean() - gaussian_energy_distance(0.0, 1.0)) < 4 * means.std() / math.sqrt(50)
+    assert 0.7 < float(means.std() / ses.mean()) < 1.4, (float(means.std()), float(ses.mean()))
+    with pytest.raises(ValueError, match="groups"):
+        metrics.energy_distance_se(torch.zeros(10, 2), torch.zeros(10, 2), groups=8)
+
+
+# ---------------------------------------------------------------------- clipping
+def test_clip_probe_passes_eps_through_and_sees_every_step():
+    from ddpm_edu.analytic import GaussianEps
+    from ddpm_edu.sampling import sample
+    from ddpm_edu.schedules import Schedule
+
+    s = Schedule.cosine(30)
+    model = GaussianEps(0.0, 0.8, s)
+    probe = metrics.ClipProbe(model, s)
+    plain = sample(model, (64, 1), s, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    probed = sample(probe, (64, 1), s, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.equal(plain, probed)
+    assert sorted(probe.outside) == sorted(probe.max_abs) == sorted(probe.shift) == list(range(1, 31))
+
+
+def test_clip_probe_measures_the_guess_and_the_move_of_the_posterior_mean():
+    """x_t built from a chosen x0 and eps, so that x0_hat is that x0; the move of the mean is checked
+    against q_posterior at the clamped and the raw guess."""
+    from ddpm_edu.forward import q_sample
+    from ddpm_edu.posterior import q_posterior
+    from ddpm_edu.schedules import Schedule
+
+    s, t = Schedule.cosine(50), 20
+    x0 = torch.tensor([[0.5, -1.5, 3.0, 0.9], [-0.2, 1.2, 0.0, -4.0]], dtype=torch.float64)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    xt = q_sample(x0, t, eps, s)
+    probe = metrics.ClipProbe(lambda x, tt: eps, s)
+    assert torch.equal(probe(xt, torch.full((2,), t)), eps)
+    assert probe.outside[t] == pytest.approx(4 / 8) and probe.max_abs[t] == pytest.approx(4.0)
+    moved = (q_posterior(x0.clamp(-1, 1), xt, t, s)[0] - q_posterior(x0, xt, t, s)[0]).abs().mean()
+    assert probe.shift[t] == pytest.approx(float(moved) / s.beta_tilde[t].item() ** 0.5, rel=1e-9)
+    probe(q_sample(x0, 1, eps, s), torch.full((2,), 1))
+    assert math.isnan(probe.shift[1])  # sigma_1 = 0: no unit to measure the move in
+    with pytest.raises(ValueError, match="share its time step"):
+        probe(xt, torch.tensor([t, t + 1]))

@@ -17,6 +17,9 @@ generated.
 zero exactly when the two laws agree. :func:`energy_distance` estimates it with U-statistics
 (the within-set means leave out the zero diagonal), so the estimate is unbiased.
 
+Clipping. :class:`ClipProbe` wraps a network and records, at every t of a sampling run, how much of
+its guess x0_hat lies outside [-1, 1] and how far clamping it would move the reverse step's mean.
+
 Moments. :func:`moment_z_scores` says how far a sample's mean and covariance lie from given ones,
 in standard errors; chapter 8 checks DDIM's states against the closed-form q(x_t) with it.
 """
@@ -25,14 +28,19 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ddpm_edu.posterior import x0_from_eps
+from ddpm_edu.schedules import Schedule
+
 __all__ = [
     "CONFIDENT", "HELD_OUT", "digits_split", "digits_classifier", "classifier_accuracy", "digits_probs",
-    "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance", "moment_z_scores",
+    "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance", "energy_distance_se",
+    "ClipProbe", "moment_z_scores",
 ]
 
 CONFIDENT = 0.9  # a sample is "confident" when max_k p(k | x) > CONFIDENT
@@ -140,6 +148,59 @@ def energy_distance(x: Tensor, y: Tensor) -> float:
     xx = dist(x, x).sum() / (n * (n - 1))  # the diagonal is 0: a mean over i != j
     yy = dist(y, y).sum() / (m * (m - 1))
     return float(xy - 0.5 * xx - 0.5 * yy)
+
+
+def energy_distance_se(x: Tensor, y: Tensor, groups: int = 8) -> tuple[float, float]:
+    """The energy distance of x: (n, d) and y: (m, d) with its standard error, from ``groups`` disjoint parts.
+
+    Both sets are cut into ``groups`` parts of equal size (the remainder is dropped); each pair of parts
+    gives an independent, unbiased :func:`energy_distance`. Returns their mean and its standard error,
+    sd / sqrt(groups). The mean is noisier than the estimate from all points, but its error is known.
+    """
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 2:
+        raise ValueError(f"groups must be an integer >= 2, got {groups!r}")
+    k, l = len(x) // groups, len(y) // groups
+    if k < 2 or l < 2:
+        raise ValueError(f"{groups} groups need at least {2 * groups} points in each set, got {len(x)} and {len(y)}")
+    est = torch.tensor([energy_distance(x[g * k:(g + 1) * k], y[g * l:(g + 1) * l]) for g in range(groups)])
+    return float(est.mean()), float(est.std() / groups**0.5)
+
+
+# --------------------------------------------------------------------------- clipping
+class ClipProbe:
+    """A network wrapper that records what clamping x0_hat to [-c, c] does at each step of a sampling run.
+
+    Call it like the model, ``probe(x_t, t) -> eps_hat``: it returns the network's eps_hat unchanged, so
+    the sampler runs as it would without it. From each call (one t for the whole batch) it records, for
+    x0_hat = (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t), ab = alpha_bar (the guess before any clamping):
+
+    * ``outside[t]``: the share of x0_hat's entries outside [-c, c];
+    * ``max_abs[t]``: the largest |x0_hat|;
+    * ``shift[t]``: the mean over entries of |mu(clamp(x0_hat)) - mu(x0_hat)| / sigma_t, how far clamping
+      moves the step's mean in units of its noise. The posterior mean (eq. 7) is linear in x0, so the
+      move is coef_x0_t (clamp(x0_hat) - x0_hat); sigma_t = sqrt(beta_tilde_t), so t = 1 gives NaN.
+    """
+
+    def __init__(self, model: Callable[[Tensor, Tensor], Tensor], s: Schedule, c: float = 1.0):
+        if not c > 0:
+            raise ValueError(f"the clipping range c must be > 0, got {c!r}")
+        self.model, self.s, self.c = model, s, c
+        self.outside: dict[int, float] = {}
+        self.max_abs: dict[int, float] = {}
+        self.shift: dict[int, float] = {}
+
+    def __call__(self, xt: Tensor, t: Tensor) -> Tensor:
+        eps_hat = self.model(xt, t)
+        step = int(t.reshape(-1)[0])
+        if not bool((t == step).all()):
+            raise ValueError("ClipProbe records one t per call: the batch must share its time step")
+        x0_hat = x0_from_eps(xt, step, eps_hat.to(xt.dtype), self.s)
+        moved = (x0_hat.clamp(-self.c, self.c) - x0_hat).abs()  # |clamp(x0_hat) - x0_hat|
+        sigma = float(self.s.beta_tilde[step]) ** 0.5
+        self.outside[step] = float((x0_hat.abs() > self.c).double().mean())
+        self.max_abs[step] = float(x0_hat.abs().max())
+        self.shift[step] = float(self.s.coef_x0[step]) * float(moved.double().mean()) / sigma if sigma > 0 else float("nan")
+        return eps_hat
 
 
 # --------------------------------------------------------------------------- moments
