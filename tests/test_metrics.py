@@ -154,3 +154,23 @@ def test_clip_probe_measures_the_guess_and_the_move_of_the_posterior_mean():
     assert math.isnan(probe.shift[1])  # sigma_1 = 0: no unit to measure the move in
     with pytest.raises(ValueError, match="share its time step"):
         probe(xt, torch.tensor([t, t + 1]))
+
+
+def test_x0_hat_errors_divide_the_noise_error_by_the_snr_and_clamping_never_hurts():
+    """A model that knows x0 but errs by a constant 0.1 in eps: mse_eps = 0.01 and mse_x0 = 0.01 / SNR_t;
+    clamping can only help, and without the error the guess is x0 itself."""
+    from ddpm_edu.posterior import eps_from_x0
+    from ddpm_edu.schedules import Schedule
+
+    s = Schedule.cosine(100)
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.rand(64, 1, 4, 4, generator=g, dtype=torch.float64) * 2 - 1
+    knows_x0 = lambda xt, t: eps_from_x0(xt.double(), t, x0, s)  # noqa: E731
+    ts = [1, 30, 90, 100]
+    for row, t in zip(metrics.x0_hat_errors(lambda xt, t: knows_x0(xt, t) + 0.1, x0, s, ts, g), ts):
+        assert row["t"] == t and row["snr"] == s.snr[t].item()
+        assert row["mse_eps"] == pytest.approx(0.01, rel=1e-4)  # the float32 input to the model rounds x_t
+        assert row["mse_x0"] == pytest.approx(row["mse_eps"] / row["snr"], rel=1e-9)
+        assert row["mse_x0_clamped"] <= row["mse_x0"]
+    exact = metrics.x0_hat_errors(knows_x0, x0, s, [50], g)[0]
+    assert exact["mse_x0"] < 1e-12 and exact["outside"] == 0.0

@@ -17,8 +17,9 @@ generated.
 zero exactly when the two laws agree. :func:`energy_distance` estimates it with U-statistics
 (the within-set means leave out the zero diagonal), so the estimate is unbiased.
 
-Clipping. :class:`ClipProbe` wraps a network and records, at every t of a sampling run, how much of
-its guess x0_hat lies outside [-1, 1] and how far clamping it would move the reverse step's mean.
+Clipping. :func:`x0_hat_errors` measures the network's guess x0_hat on real data at chosen t, with and
+without clamping to [-1, 1]; :class:`ClipProbe` wraps a network and records, at every t of a sampling
+run, how much of x0_hat lies outside [-1, 1] and how far clamping it would move the reverse step's mean.
 
 Moments. :func:`moment_z_scores` says how far a sample's mean and covariance lie from given ones,
 in standard errors; chapter 8 checks DDIM's states against the closed-form q(x_t) with it.
@@ -28,19 +29,20 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ddpm_edu.forward import q_sample
 from ddpm_edu.posterior import x0_from_eps
 from ddpm_edu.schedules import Schedule
 
 __all__ = [
     "CONFIDENT", "HELD_OUT", "digits_split", "digits_classifier", "classifier_accuracy", "digits_probs",
     "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance", "energy_distance_se",
-    "ClipProbe", "moment_z_scores",
+    "x0_hat_errors", "ClipProbe", "moment_z_scores",
 ]
 
 CONFIDENT = 0.9  # a sample is "confident" when max_k p(k | x) > CONFIDENT
@@ -167,6 +169,37 @@ def energy_distance_se(x: Tensor, y: Tensor, groups: int = 8) -> tuple[float, fl
 
 
 # --------------------------------------------------------------------------- clipping
+def x0_hat_errors(
+    model: Callable[[Tensor, Tensor], Tensor],
+    x0: Tensor,
+    s: Schedule,
+    ts: Sequence[int],
+    generator: torch.Generator | None = None,
+) -> list[dict[str, float]]:
+    """How far the network's guess x0_hat is from the true x0 at each t in ``ts``, unclamped and clamped.
+
+    For each t: x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps with fresh eps, eps_hat = model(x_t, t) and x0_hat
+    = (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t). Then x0_hat - x0 = -(eps_hat - eps) / sqrt(SNR_t) exactly,
+    so the mean squared error of x0_hat is that of eps_hat divided by SNR_t. For x0 in [-1, 1], clamping
+    moves every entry of x0_hat towards x0 or leaves it, so it never increases the error.
+    x0: (B, ...) in [-1, 1]. Returns one dict per t with keys t, snr, mse_eps, mse_x0, mse_x0_clamped and
+    outside (the share of x0_hat's entries outside [-1, 1]); the arithmetic is in float64.
+    """
+    x0 = x0.detach().double().cpu()
+    rows = []
+    with torch.inference_mode():
+        for t in ts:
+            eps = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
+            xt = q_sample(x0, int(t), eps, s)
+            eps_hat = model(xt.float(), torch.full((len(x0),), int(t))).double()
+            x0_hat = x0_from_eps(xt, int(t), eps_hat, s)
+            rows.append({"t": int(t), "snr": float(s.snr[int(t)]), "mse_eps": float((eps_hat - eps).pow(2).mean()),
+                         "mse_x0": float((x0_hat - x0).pow(2).mean()),
+                         "mse_x0_clamped": float((x0_hat.clamp(-1, 1) - x0).pow(2).mean()),
+                         "outside": float((x0_hat.abs() > 1).double().mean())})
+    return rows
+
+
 class ClipProbe:
     """A network wrapper that records what clamping x0_hat to [-c, c] does at each step of a sampling run.
 
