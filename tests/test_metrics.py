@@ -119,6 +119,19 @@ def test_energy_distance_se_is_unbiased_and_its_standard_error_matches_the_sprea
         metrics.energy_distance_se(torch.zeros(10, 2), torch.zeros(10, 2), groups=8)
 
 
+def test_energy_distance_se_does_not_depend_on_the_order_of_the_points():
+    """Two draws of the same two-cluster law, one listed cluster by cluster: cut into consecutive parts
+    without shuffling, its parts would hold one cluster each and the distance would be far from 0."""
+    g = torch.Generator().manual_seed(5)
+    centres = torch.tensor([[-2.0, 0.0], [2.0, 0.0]])
+    ordered = torch.cat([centres[0] + 0.3 * torch.randn(800, 2, generator=g),
+                         centres[1] + 0.3 * torch.randn(800, 2, generator=g)])
+    mixed = centres[torch.randint(0, 2, (1600,), generator=g)] + 0.3 * torch.randn(1600, 2, generator=g)
+    d, se = metrics.energy_distance_se(ordered, mixed)
+    assert abs(d) < 4 * se and se < 0.05
+    assert metrics.energy_distance_se(ordered, mixed) == (d, se)  # reproducible by default
+
+
 # ---------------------------------------------------------------------- clipping
 def test_clip_probe_passes_eps_through_and_sees_every_step():
     from ddpm_edu.analytic import GaussianEps

@@ -152,23 +152,28 @@ def energy_distance(x: Tensor, y: Tensor) -> float:
     return float(xy - 0.5 * xx - 0.5 * yy)
 
 
-def energy_distance_se(x: Tensor, y: Tensor, groups: int = 8) -> tuple[float, float]:
+def energy_distance_se(
+    x: Tensor, y: Tensor, groups: int = 8, generator: torch.Generator | None = None
+) -> tuple[float, float]:
     """The energy distance of x: (n, d) and y: (m, d) with its standard error, from ``groups`` disjoint parts.
 
-    Both sets are cut into ``groups`` parts of equal size (the remainder is dropped); each pair of parts
-    gives an independent, unbiased :func:`energy_distance`. Returns their mean and its standard error,
-    sd / sqrt(groups). The mean is noisier than the estimate from all points, but its error is known.
+    Each set is shuffled (a set may be ordered: ``sample_toy``'s moons list one moon, then the other) and
+    cut into ``groups`` parts of equal size, the remainder dropped; each pair of parts gives an
+    independent, unbiased :func:`energy_distance`. Returns their mean and its standard error,
+    sd / sqrt(groups). The shuffles come from ``generator`` (by default a generator seeded with 0, so the
+    result is reproducible). The mean is noisier than the estimate from all points, but its error is known.
     """
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 2:
         raise ValueError(f"groups must be an integer >= 2, got {groups!r}")
     k, l = len(x) // groups, len(y) // groups
     if k < 2 or l < 2:
         raise ValueError(f"{groups} groups need at least {2 * groups} points in each set, got {len(x)} and {len(y)}")
-    est = torch.tensor([energy_distance(x[g * k:(g + 1) * k], y[g * l:(g + 1) * l]) for g in range(groups)])
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    x, y = x[torch.randperm(len(x), generator=g)], y[torch.randperm(len(y), generator=g)]
+    est = torch.tensor([energy_distance(x[i * k:(i + 1) * k], y[i * l:(i + 1) * l]) for i in range(groups)])
     return float(est.mean()), float(est.std() / groups**0.5)
 
 
-# --------------------------------------------------------------------------- clipping
 def x0_hat_errors(
     model: Callable[[Tensor, Tensor], Tensor],
     x0: Tensor,
