@@ -61,6 +61,15 @@ def test_real_digits_are_mostly_confident_and_the_per_pixel_gaussian_is_not():
     assert real.confident_se == pytest.approx(math.sqrt(real.confident * (1 - real.confident) / real.n))
 
 
+def test_digits_confident_flags_the_images_that_digits_score_counts():
+    _, _, x_test, _ = metrics.digits_split()
+    x = torch.cat([x_test[:100], metrics.pixel_gaussian_digits(100, torch.Generator().manual_seed(3))])
+    flags = metrics.digits_confident(x)
+    assert flags.shape == (200,) and flags.dtype == torch.bool
+    assert flags.double().mean().item() == metrics.digits_score(x).confident
+    assert torch.equal(flags, metrics.digits_probs(x).max(1).values > metrics.CONFIDENT)
+
+
 def test_pixel_gaussian_has_the_digits_per_pixel_moments():
     from ddpm_edu.data.digits import load_digits
 

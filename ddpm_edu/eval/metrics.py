@@ -41,7 +41,7 @@ from ddpm_edu.schedules import Schedule
 
 __all__ = [
     "CONFIDENT", "HELD_OUT", "digits_split", "digits_classifier", "classifier_accuracy", "digits_probs",
-    "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance", "energy_distance_se",
+    "DigitsScore", "digits_score", "digits_confident", "pixel_gaussian_digits", "energy_distance", "energy_distance_se",
     "x0_hat_errors", "ClipProbe", "moment_z_scores",
 ]
 
@@ -112,6 +112,15 @@ class DigitsScore:
     def confident_se(self) -> float:
         """Standard error of ``confident``, a binomial proportion: sqrt(p (1 - p) / n)."""
         return (self.confident * (1 - self.confident) / self.n) ** 0.5
+
+
+def digits_confident(x: Tensor) -> Tensor:
+    """Which images the classifier is confident about, max_k p(k | x) > CONFIDENT: (B,) bool for x: (B, 1, 8, 8).
+
+    Two sample sets drawn from the same x_T pair up image by image; the standard error of the difference
+    of their confident fractions is then the standard deviation of the paired differences over sqrt(B).
+    """
+    return digits_probs(x).max(1).values > CONFIDENT
 
 
 def digits_score(x: Tensor) -> DigitsScore:
