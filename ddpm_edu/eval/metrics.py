@@ -222,8 +222,8 @@ class ClipProbe:
     x0_hat = (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t), ab = alpha_bar (the guess before any clamping):
 
     * ``outside[t]``: the share of x0_hat's entries outside [-c, c];
-    * ``max_abs[t]``: the largest |x0_hat|;
-    * ``shift[t]``: the mean over entries of |mu(clamp(x0_hat)) - mu(x0_hat)| / sigma_t, how far clamping
+    * ``max_abs[t]``: the largest abs(x0_hat);
+    * ``shift[t]``: the mean over entries of abs(mu(clamp(x0_hat)) - mu(x0_hat)) / sigma_t, how far clamping
       moves the step's mean in units of its noise. The posterior mean (eq. 7) is linear in x0, so the
       move is coef_x0_t (clamp(x0_hat) - x0_hat); sigma_t = sqrt(beta_tilde_t), so t = 1 gives NaN.
     """

@@ -268,7 +268,7 @@ def plot_clipping(probes: Mapping[str, object]) -> Figure:
 
     probes: label -> a :class:`ddpm_edu.eval.metrics.ClipProbe` after a run (anything with the dicts
     ``outside``, ``max_abs`` and ``shift``, keyed by t). Three panels against t, drawn from T on the left
-    down to 1: the share of x0_hat's entries outside [-1, 1], the largest |x0_hat| (log scale), and how far
+    down to 1: the share of x0_hat's entries outside [-1, 1], the largest abs(x0_hat) (log scale), and how far
     clamping moves the step's mean, in units of sigma_t (log scale; t = 1 has no sigma_t and is left out).
     """
     fig = new_figure((10.0, 3.0))
