@@ -1,42 +1,45 @@
-"""Tables in a chapter: rows of values rendered as one Markdown table (chapter 7).
+"""Tables for the page: rows of values as a Markdown table that Jupyter Book renders.
 
-A notebook that returns ``IPython.display.Markdown(markdown_table(rows))`` shows a rendered table in the
-book (its Markdown outputs are parsed as MyST), not monospace text.
+Chapter 8 shows its measurements this way (a table, not printed text); a notebook displays the
+result with ``IPython.display.Markdown``.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import math
+import numbers
+from typing import Any, Mapping, Sequence
 
 __all__ = ["markdown_table"]
 
 
-def markdown_table(rows: Sequence[Mapping[str, object]], formats: Mapping[str, str] | None = None) -> str:
-    """A Markdown table with one row per mapping; the first row's keys, in order, are the columns.
+def markdown_table(rows: Sequence[Mapping[str, Any]], formats: Mapping[str, str] | None = None) -> str:
+    """The rows as a Markdown table: one column per key (in order of first appearance), one line per row.
 
-    ``formats`` maps a column to a format spec, e.g. ``{"SE": ".2g"}``; other values are shown with str().
-    Every row must have exactly the first row's keys. A "|" in a heading or a cell is escaped, so
-    that it shows instead of ending the cell.
+    ``formats`` maps a column to a format spec (e.g. ``".3f"``, ``".1%"``); other real numbers are written
+    with 4 significant digits and integers as they are. A missing key or None leaves the cell empty and a
+    NaN shows as a dash. Numeric columns are right-aligned. A ``|`` inside a value is escaped.
     """
     if not rows:
-        raise ValueError("a table needs at least one row")
-    columns, formats = list(rows[0]), dict(formats or {})
-    for i, row in enumerate(rows):
-        if list(row) != columns:
-            raise ValueError(f"row {i} has the columns {list(row)}, the first row {columns}")
-    unknown = set(formats) - set(columns)
-    if unknown:
-        raise ValueError(f"formats name columns the table does not have: {sorted(unknown)}")
+        raise ValueError("markdown_table needs at least one row")
+    formats = formats or {}
+    columns = list(dict.fromkeys(key for row in rows for key in row))
 
-    def cell(column: str, value: object) -> str:
-        text = format(value, formats[column]) if column in formats else str(value)
-        return _escape(text)
+    def cell(col: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if isinstance(value, float) and math.isnan(value):
+                return "-"
+            spec = formats.get(col, "d" if isinstance(value, numbers.Integral) else ".4g")
+            return format(value, spec)
+        return str(value).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(_escape(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(c, row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    def numeric(col: str) -> bool:
+        vals = [row[col] for row in rows if row.get(col) is not None]
+        return bool(vals) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in vals)
 
-
-def _escape(text: str) -> str:
-    """``text`` with each "|" escaped, for a cell of a Markdown table."""
-    return text.replace("|", "\\|")
+    head = "| " + " | ".join(c.replace("|", "\\|") for c in columns) + " |"
+    rule = "|" + "|".join("---:" if numeric(c) else "---" for c in columns) + "|"
+    body = ["| " + " | ".join(cell(c, row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join([head, rule, *body])

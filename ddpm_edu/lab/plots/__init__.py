@@ -33,6 +33,7 @@ from ddpm_edu.lab.plots.forward import (
     plot_variance,
 )
 from ddpm_edu.lab.plots.reverse import (
+    plot_clipping,
     plot_density_over_t,
     plot_loss_curve,
     plot_posterior_variances,
@@ -51,5 +52,5 @@ __all__ = [
     "plot_schedules", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_batches",
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
     "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_vb_terms", "plot_reverse_steps",
-    "plot_sample_panels",
+    "plot_sample_panels", "plot_clipping",
 ]

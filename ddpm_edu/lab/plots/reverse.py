@@ -5,7 +5,7 @@ Chapter 6 (:func:`plot_density_over_t`, :func:`plot_samples_over_t`, :func:`plot
 :class:`ddpm_edu.analytic.MixtureEps` and :class:`ddpm_edu.schedules.Schedule` compute. Chapter 7
 (:func:`plot_loss_curve`, :func:`plot_samples_2d`, :func:`plot_t_weights`, :func:`plot_vb_terms`): training
 and the likelihood. Chapter 8
-(:func:`plot_reverse_steps`, :func:`plot_sample_panels`): sampling. The conventions are those of
+(:func:`plot_reverse_steps`, :func:`plot_sample_panels`, :func:`plot_clipping`): sampling. The conventions are those of
 :mod:`ddpm_edu.lab.plots.base`.
 """
 
@@ -28,7 +28,7 @@ from ddpm_edu.training.runlog import draw_loss_curve
 __all__ = [
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
     "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_vb_terms", "plot_reverse_steps",
-    "plot_sample_panels",
+    "plot_sample_panels", "plot_clipping",
 ]
 
 
@@ -283,4 +283,32 @@ def plot_sample_panels(samples: Mapping[str, Tensor], *, reference: Tensor | Non
         else:
             raise ValueError(f"{label!r}: expected images (B, C, H, W) or points (N, 2), got {tuple(x.shape)}")
         ax.set_title(label, fontsize=9)
+    return fig
+
+
+def plot_clipping(probes: Mapping[str, object]) -> Figure:
+    """Chapter 8: what clamping x0_hat to [-1, 1] does at each t, for one or more sampling runs.
+
+    probes: label -> a :class:`ddpm_edu.eval.metrics.ClipProbe` after a run (anything with the dicts
+    ``outside``, ``max_abs`` and ``shift``, keyed by t). Three panels against t, drawn from T on the left
+    down to 1: the share of x0_hat's entries outside [-1, 1], the largest abs(x0_hat) (log scale), and how far
+    clamping moves the step's mean, in units of sigma_t (log scale; t = 1 has no sigma_t and is left out).
+    """
+    fig = new_figure((10.0, 3.0))
+    axes = fig.subplots(1, 3)
+    panels = (("outside", r"share of $\hat x_0$ outside $[-1, 1]$", "linear"),
+              ("max_abs", r"largest $|\hat x_0|$", "log"),
+              ("shift", r"move of the mean by clamping, in $\sigma_t$", "log"))
+    for ax, (key, title, scale) in zip(axes, panels):
+        for label, probe in probes.items():
+            rec = getattr(probe, key)
+            t = np.array(sorted(rec))
+            y = np.array([rec[k] for k in t], dtype=float)
+            ok = np.isfinite(y) & ((y > 0) if scale == "log" else True)
+            ax.plot(t[ok], y[ok], lw=1.3, label=label)
+        ax.set(xlabel="t", yscale=scale)
+        ax.set_title(title, fontsize=9)
+        ax.invert_xaxis()  # the order of sampling: t = T on the left
+        ax.tick_params(labelsize=8)
+    axes[0].legend(fontsize=8)
     return fig
