@@ -15,8 +15,9 @@ q(x_t), a mixture with means sqrt(ab) mu_k and variances ab std_k^2 + 1 - ab
 
     q(x_{t-1} | x_t) = q(x_t | x_{t-1}) q(x_{t-1}) / q(x_t)
 
-(:meth:`MixtureEps.reverse_log_density`); and its exact mean and variance
-(:meth:`MixtureEps.reverse_moments`), a mixture over k of Gaussian posteriors.
+(:meth:`MixtureEps.reverse_log_density`); its exact mean and variance
+(:meth:`MixtureEps.reverse_moments`), a mixture over k of Gaussian posteriors; and how far it is from
+the Gaussian with those moments (:meth:`MixtureEps.reverse_gaussian_gap`), a total variation distance.
 :func:`grid_moments` integrates a density on a grid, the brute-force oracle the chapter checks with.
 
 Chapter 7 uses :func:`chain_nll_bpd`: with the eps* of Gaussian data every reverse step is an affine
@@ -187,6 +188,23 @@ class MixtureEps:
         mean = (r * mean_k).sum(1)
         second = (r * (1 / prec[None, :, None] + mean_k**2)).sum(1)
         return mean, second - mean**2
+
+    def reverse_gaussian_gap(self, xt: float, t: int, *, n: int = 4001, width: float = 12.0) -> float:
+        """Total variation between q(x_{t-1} | x_t) and the Gaussian with its mean m and variance v (1-D).
+
+        TV = 1/2 int |q(x_{t-1} | x_t) - N(x_{t-1}; m, v)| dx_{t-1}, a Riemann sum on ``n`` points that
+        span m +- width sqrt(v), so the grid follows the step however narrow it is. Chapter 6 fits how it
+        falls with beta_t. xt: the value of x_t; t in 1..T. Returns a float in [0, 1].
+        """
+        if self.mu.shape[1] != 1:
+            raise ValueError(f"reverse_gaussian_gap is for 1-D mixtures, this one has D = {self.mu.shape[1]}")
+        xt_ = torch.tensor([[float(xt)]], dtype=torch.float64)
+        mean, var = (v.item() for v in self.reverse_moments(xt_, t))
+        z = torch.linspace(-width, width, n, dtype=torch.float64)  # in standard deviations of the Gaussian
+        x_prev = mean + var**0.5 * z
+        exact = self.reverse_log_density(x_prev[:, None], xt_, t).exp()  # (n,)
+        gauss = torch.exp(-(z**2) / 2) / math.sqrt(2 * math.pi * var)
+        return 0.5 * (exact - gauss).abs().sum().item() * (x_prev[1] - x_prev[0]).item()
 
 
 def grid_moments(x: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,7 +1,7 @@
 """The forward (noising) process, from the naive step to the closed form.
 
-Chapters 2-5. The naive step x_t = x_{t-1} + sigma eps (chapter 2), the fixed-sigma
-variance-preserving step x_t = sqrt(1 - sigma^2) x_{t-1} + sigma eps (chapter 3), the
+Chapters 2-5. The naive step x_t = x_{t-1} + nu eps (chapter 2), the fixed-nu
+variance-preserving step x_t = sqrt(1 - nu^2) x_{t-1} + nu eps (chapter 3), the
 scheduled step q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I) (chapter 4, Ho et al.
 2020 eq. (2)) and the closed form q(x_t | x0) = N(sqrt(alpha_bar_t) x0, (1 - alpha_bar_t) I)
 (chapter 5, Ho et al. 2020 eq. (4)), which holds at t = 0 too (alpha_bar_0 = 1: x_0 itself).
@@ -22,16 +22,16 @@ __all__ = ["naive_step", "vp_step", "q_step", "q_sample", "trajectory"]
 Step = Callable[[Tensor, int, Tensor], Tensor]  # (x_prev, t, eps) -> x_t
 
 
-def naive_step(x_prev: Tensor, sigma: float, eps: Tensor) -> Tensor:
-    """Chapter 2: x_t = x_{t-1} + sigma eps. Var[x_t] = Var[x_{t-1}] + sigma^2."""
-    return x_prev + sigma * eps
+def naive_step(x_prev: Tensor, nu: float, eps: Tensor) -> Tensor:
+    """Chapter 2: x_t = x_{t-1} + nu eps, nu the noise scale per step. Var[x_t] = Var[x_{t-1}] + nu^2."""
+    return x_prev + nu * eps
 
 
-def vp_step(x_prev: Tensor, sigma: float, eps: Tensor) -> Tensor:
-    """Chapter 3: x_t = sqrt(1 - sigma^2) x_{t-1} + sigma eps, which keeps Var[x_t] = 1."""
-    if not 0.0 <= sigma <= 1.0:
-        raise ValueError(f"sigma must lie in [0, 1] for the variance-preserving step, got {sigma!r}")
-    return math.sqrt(1.0 - sigma**2) * x_prev + sigma * eps
+def vp_step(x_prev: Tensor, nu: float, eps: Tensor) -> Tensor:
+    """Chapter 3: x_t = sqrt(1 - nu^2) x_{t-1} + nu eps, which keeps Var[x_t] = 1."""
+    if not 0.0 <= nu <= 1.0:
+        raise ValueError(f"nu must lie in [0, 1] for the variance-preserving step, got {nu!r}")
+    return math.sqrt(1.0 - nu**2) * x_prev + nu * eps
 
 
 def q_step(x_prev: Tensor, t: int | Tensor, eps: Tensor, s: Schedule) -> Tensor:

@@ -248,20 +248,21 @@ def summarize(s: Schedule) -> ScheduleSummary:
 
 
 def summary_table(schedules: Mapping[str, Schedule]) -> str:
-    """Chapters 4-5: one text row of :func:`summarize` per labelled schedule.
+    """Chapters 4-5: one row of :func:`summarize` per labelled schedule, as a Markdown table.
 
     Columns: sum of beta, alpha_bar_T, the weight sqrt(alpha_bar_T) of x0 in x_T, finishes or not, the
     first t with SNR_t <= 1, and the share of steps with alpha_bar_t < NOISED. A schedule that does
-    not finish shows "no" and a dash instead of its share of near-noise steps.
+    not finish shows "no" and a dash instead of its share of near-noise steps. A notebook shows it
+    rendered with ``IPython.display.Markdown(summary_table(...))``.
     """
-    head = f"{'':>24} {'sum beta':>8} {'alpha_bar_T':>11} {'x0 weight':>9} {'finishes':>8} {'SNR=1 at t':>10} {'share near noise':>16}"
-    rows = [head]
+    rows = ["| schedule | sum of beta | alpha_bar_T | x0 weight | finishes | SNR = 1 at t | share near noise |",
+            "|---|---:|---:|---:|---|---:|---:|"]
     for label, s in schedules.items():
         r = summarize(s)
         share = f"{r.share_noised:.0%}" if r.share_noised is not None else "-"
         t_half = str(r.t_snr_1) if r.t_snr_1 is not None else "-"
-        rows.append(f"{label:>24} {r.sum_beta:8.2f} {r.alpha_bar_T:11.1e} {r.sqrt_alpha_bar_T:9.2g} "
-                    f"{'yes' if r.finishes else 'no':>8} {t_half:>10} {share:>16}")
+        rows.append(f"| {label} | {r.sum_beta:.2f} | {r.alpha_bar_T:.1e} | {r.sqrt_alpha_bar_T:.2g} "
+                    f"| {'yes' if r.finishes else 'no'} | {t_half} | {share} |")
     return "\n".join(rows)
 
 

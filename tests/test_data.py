@@ -261,3 +261,15 @@ def test_photo_at_full_size_is_the_centre_crop_rescaled():
 def test_photo_rejects_bad_size(bad):
     with pytest.raises(ValueError, match="size"):
         photo.photo(bad)
+
+
+def test_shown_path_writes_the_home_folder_as_a_tilde(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from ddpm_edu.data.files import shown_path
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    inside = tmp_path / "home" / ".cache" / "ddpm_edu" / "run"
+    assert shown_path(inside) == "~/.cache/ddpm_edu/run"
+    assert Path(shown_path(inside)).expanduser() == inside  # the text leads back to the same folder
+    assert shown_path(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")

@@ -1,6 +1,7 @@
 """ddpm_edu.eval.fid: FID offline on the CIFAR-10 fixture (random Inception weights of the real architecture,
 network blocked), the weights' bounded download, and the readers of sample files."""
 
+import dataclasses
 import math
 import socket
 import sys
@@ -221,3 +222,27 @@ def test_load_images_refuses_a_grid_and_too_few_images(tmp_path):
         fid.load_images(tmp_path / "empty")
     with pytest.raises(fid.FIDError, match="neither a folder"):
         fid.load_images(tmp_path / "missing")
+
+
+def test_paper_sampler_makes_a_preset_comparable_and_every_other_setting_is_named():
+    from ddpm_edu.training.config import load_config
+
+    paper = load_config("cifar10")
+    assert set(fid.paper_fid_problems(paper)) == {"sample.sampler"}  # the preset's grids use DDIM
+    fixed = fid.paper_sampler(paper)
+    assert fid.paper_fid_problems(fixed) == {}
+    s = fixed.sample  # Algorithm 2 with sigma_t^2 = beta_t and x0_hat clipped to [-1, 1]; the rest kept
+    assert (s.sampler, s.variance, s.clip_x0) == ("ddpm", "beta", 1.0)
+    assert (s.num_samples, s.frames, fixed.diffusion, fixed.model) == (
+        paper.sample.num_samples, paper.sample.frames, paper.diffusion, paper.model)
+    for variance in ("beta", "beta_tilde"):  # DDIM has no sigma_t^2: its sampler is the one problem
+        ddim = paper.replace(sample=dataclasses.replace(fixed.sample, sampler="ddim", steps=100, variance=variance))
+        assert set(fid.paper_fid_problems(ddim)) == {"sample.sampler"}
+    tilde = paper.replace(sample=dataclasses.replace(fixed.sample, variance="beta_tilde"))
+    assert set(fid.paper_fid_problems(tilde)) == {"sample.variance"}
+    unclipped = paper.replace(sample=dataclasses.replace(fixed.sample, clip_x0=None))
+    assert "None" in fid.paper_fid_problems(unclipped)["sample.clip_x0"]
+    small = fid.paper_sampler(load_config("cifar10", overrides=["diffusion.T=100"]))
+    assert set(fid.paper_fid_problems(small)) == {"diffusion.T"}
+    digits = fid.paper_sampler(load_config("digits"))
+    assert "data.dataset" in fid.paper_fid_problems(digits)

@@ -16,23 +16,23 @@ def var_tol(v: float, n: int = N) -> float:
     return 5 * v * math.sqrt(2 / (n - 1))
 
 
-def test_naive_variance_grows_as_one_plus_t_sigma_squared():
+def test_naive_variance_grows_as_one_plus_t_nu_squared():
     g = torch.Generator().manual_seed(0)
-    sigma = 0.1
+    nu = 0.1
     x0 = torch.randn(N, generator=g, dtype=torch.float64)
-    traj = trajectory(x0, 50, lambda x, t, e: naive_step(x, sigma, e), generator=g, keep=[1, 10, 50])
+    traj = trajectory(x0, 50, lambda x, t, e: naive_step(x, nu, e), generator=g, keep=[1, 10, 50])
     for xt, t in zip(traj, [1, 10, 50]):
-        v = 1 + t * sigma**2  # boxed: Var[x_t] = 1 + t sigma^2
+        v = 1 + t * nu**2  # boxed: Var[x_t] = 1 + t nu^2
         assert abs(xt.var().item() - v) < var_tol(v), (t, xt.var().item(), v)
 
 
 def test_vp_step_keeps_variance_one():
     g = torch.Generator().manual_seed(1)
     x0 = torch.randn(N, generator=g, dtype=torch.float64)
-    for sigma in (0.05, 0.5, 0.99):
-        xt = trajectory(x0, 20, lambda x, t, e: vp_step(x, sigma, e), generator=g, keep=[20])[0]
+    for nu in (0.05, 0.5, 0.99):
+        xt = trajectory(x0, 20, lambda x, t, e: vp_step(x, nu, e), generator=g, keep=[20])[0]
         assert abs(xt.var().item() - 1) < var_tol(1.0)
-    with pytest.raises(ValueError, match="sigma"):
+    with pytest.raises(ValueError, match="nu must lie"):
         vp_step(x0, 1.5, x0)
 
 

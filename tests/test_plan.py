@@ -72,3 +72,18 @@ def test_runs_go_to_drive_in_colab_and_to_one_emptied_folder_for_a_cpu_run(monke
     assert [p.name for p in tmp_path.iterdir()] == [P.SHORT_RUN_FOLDER]  # nothing else is left behind
     monkeypatch.setitem(__import__("sys").modules, "google.colab", SimpleNamespace())
     assert P.default_run_root(torch.device("cuda")) == P.DRIVE_RUN_ROOT
+
+
+def test_the_page_writes_the_home_folder_as_a_tilde(monkeypatch, tmp_path):
+    """No build-machine path on the page: folders under the home folder show as ~/..., and the config
+    expands them back to the same folders."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(P.CKPT_ENV, str(tmp_path / "runs" / "ema.safetensors"))
+    p = P.plan_run(run_root=str(tmp_path / "runs"), data_root=tmp_path / "nothing-here", device="cpu")
+    page = p._repr_html_()
+    assert str(tmp_path) not in page and "train.run_root=~/runs" in page and "~/runs/ema.safetensors" in page
+    assert str(tmp_path) in p.command()  # the command itself keeps the real folders
+    shown = P.load_config(p.preset, [o.strip() for o in p.command(shown=True).split("--set ")[1:]])
+    assert Path(shown.train.run_root).expanduser() == tmp_path / "runs"
+    assert Path(shown.data.root).expanduser() == Path(p.config().data.root)
+

@@ -229,11 +229,14 @@ def test_beta_T_for_sum_rejects_what_it_cannot_do():
 
 def test_summary_table_has_one_row_per_schedule_and_flags_the_unfinished():
     table = summary_table({"lin": Schedule.linear(1000), "quad": Schedule.quadratic(1000)})
-    head, lin, quad = table.splitlines()
-    assert "finishes" in head and lin.split()[0] == "lin" and quad.split()[0] == "quad"
+    head, rule, lin, quad = table.splitlines()  # a Markdown table: header, rule, one row per schedule
+    cells = lambda row: [c.strip() for c in row.strip("|").split("|")]
+    assert "finishes" in cells(head) and len({len(cells(r)) for r in (head, rule, lin, quad)}) == 1
     r = summarize(Schedule.linear(1000))
-    assert f"{r.sum_beta:.2f}" in lin and f"{r.share_noised:.0%}" in lin and " yes " in lin
-    assert " no " in quad and quad.split()[-1] == "-"  # no share of near-noise steps for an unfinished schedule
+    assert cells(lin) == ["lin", f"{r.sum_beta:.2f}", f"{r.alpha_bar_T:.1e}", f"{r.sqrt_alpha_bar_T:.2g}", "yes",
+                          str(r.t_snr_1), f"{r.share_noised:.0%}"]
+    assert cells(quad)[0] == "quad" and cells(quad)[4] == "no"
+    assert cells(quad)[-1] == "-"  # no share of near-noise steps for an unfinished schedule
 
 
 def test_assert_on_device_passes_and_fails():

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "cache_root"]
+__all__ = ["atomic_write", "cache_root", "shown_path"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
@@ -51,3 +51,17 @@ def cache_root() -> Path:
     onnxruntime-web for the live samplers.
     """
     return Path(os.environ.get("DDPM_EDU_CACHE") or "~/.cache/ddpm_edu").expanduser()
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as text for messages and pages, with the home folder written ``~``.
+
+    The book's pages then show ``~/.cache/ddpm_edu/...`` instead of the build machine's home, and the
+    text still works where the library reads it, since every path it takes is ``expanduser``-ed.
+    """
+    path, home = Path(path), Path.home()
+    try:
+        return str(Path("~") / path.relative_to(home))
+    except ValueError:  # not under the home folder
+        return str(path)
+

@@ -13,10 +13,16 @@ CIFAR-10. It needs the Inception weights (about 95 MB): a local file (``weights=
 :func:`ddpm_edu.data.download.bounded_download`, which is tried only after the server has answered
 within seconds. Offline, without a local copy, it fails at once and says which file to fetch and
 where to put it. The samples are read by :func:`load_images`: a folder of PNGs, an .npz or a tensor.
+
+A FID compares with the paper's only when the samples come from the paper's process and sampler:
+T = 1000 linear betas from 1e-4 to 0.02, and Algorithm 2 over all T steps with sigma_t^2 = beta_t and
+x0_hat clipped to [-1, 1]. :func:`paper_sampler` sets that sampler on a config, and
+:func:`paper_fid_problems` says what keeps a config's FID from comparing (a DDIM sampler, for one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import warnings
@@ -27,14 +33,18 @@ import torch
 from torch import Tensor
 
 from ddpm_edu.data.download import bounded_download
+from ddpm_edu.training.config import Config
 
 __all__ = [
     "PAPER_FID_CIFAR10", "PAPER_FID_SAMPLES", "FID_WEIGHTS_URL", "FID_WEIGHTS_FILE", "FID_WEIGHTS_SHA256",
     "FID_WEIGHTS_ENV", "FID_INSTALL", "FIDError", "fid", "fid_weights", "load_images",
+    "PAPER_SAMPLER", "PAPER_PROCESS", "paper_sampler", "paper_fid_problems",
 ]
 
 PAPER_FID_CIFAR10 = 3.17  # Ho et al. 2020, Table 1: unconditional CIFAR-10, samples against the training set
 PAPER_FID_SAMPLES = 50_000  # how many samples the paper's FID was computed from
+PAPER_SAMPLER = {"sampler": "ddpm", "variance": "beta", "clip_x0": 1.0}  # Alg. 2, all T steps, sigma_t^2 = beta_t, clipped
+PAPER_PROCESS = {"schedule": "linear", "T": 1000, "beta_1": 1e-4, "beta_T": 0.02}  # Ho et al., sec. 4
 FID_WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                    "weights-inception-2015-12-05-6726825d.pth")  # torch-fidelity's port of TF's 2015-12-05 Inception
 FID_WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[1]
@@ -43,6 +53,32 @@ FID_WEIGHTS_ENV = "DDPM_EDU_FID_WEIGHTS"  # a local copy of the weights, for off
 FID_INSTALL = 'pip install "ddpm-edu[fid]"'
 FID_PROBE_TIMEOUT_S = 5.0  # how long the weights' server has to answer before FID gives up
 FID_DOWNLOAD_TIMEOUT_S = 30.0  # socket timeout while downloading: a stalled transfer fails instead of hanging
+
+
+def paper_sampler(cfg: Config) -> Config:
+    """``cfg`` with the sampler behind the paper's FID: Algorithm 2 over all T steps, sigma_t^2 = beta_t,
+    x0_hat clipped to [-1, 1] (:data:`PAPER_SAMPLER`). The other sample settings are kept."""
+    return cfg.replace(sample=dataclasses.replace(cfg.sample, **PAPER_SAMPLER))
+
+
+def paper_fid_problems(cfg: Config) -> dict[str, str]:
+    """Why a FID of samples drawn with ``cfg`` does not compare with PAPER_FID_CIFAR10, by config key ({}: it does).
+
+    Checked: the data set, the forward process (:data:`PAPER_PROCESS`) and the sampler (:data:`PAPER_SAMPLER`).
+    A DDIM sampler, the beta_tilde variance or no clipping change the samples, and so the FID. DDIM has
+    no sigma_t^2 to choose, so for it ``sample.variance`` is not reported: its sampler already is.
+    """
+    sampler = dict(PAPER_SAMPLER) if cfg.sample.sampler == "ddpm" else {
+        k: v for k, v in PAPER_SAMPLER.items() if k != "variance"}
+    want = {"data.dataset": "cifar10", **{f"diffusion.{k}": v for k, v in PAPER_PROCESS.items()},
+            **{f"sample.{k}": v for k, v in sampler.items()}}
+    problems = {}
+    for key, value in want.items():
+        section, name = key.split(".")
+        got = getattr(getattr(cfg, section), name)
+        if got != value:
+            problems[key] = f"the paper's FID used {key} = {value!r}, this config has {got!r}"
+    return problems
 
 
 class FIDError(RuntimeError):

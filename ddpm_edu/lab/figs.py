@@ -11,8 +11,8 @@ file                       chapter     plot function
 =========================  ==========  ===============================================
 px_pz.png                  1           :func:`~ddpm_edu.lab.plots.forward.plot_px_pz`
 bad_noise.png              2           :func:`~ddpm_edu.lab.plots.forward.plot_naive_noise`
-fixed_noise_fast.png       3           :func:`~ddpm_edu.lab.plots.forward.plot_fixed_noise`, sigma = 0.1
-fixed_noise_slow.png       3           :func:`~ddpm_edu.lab.plots.forward.plot_fixed_noise`, sigma = 0.01
+fixed_noise_fast.png       3           :func:`~ddpm_edu.lab.plots.forward.plot_fixed_noise`, nu = 0.1
+fixed_noise_slow.png       3           :func:`~ddpm_edu.lab.plots.forward.plot_fixed_noise`, nu = 0.01
 betas_alpha_bars.png       4           :func:`~ddpm_edu.lab.plots.forward.plot_schedules`, DDPM linear
 schedules.png              4           :func:`~ddpm_edu.lab.plots.forward.plot_schedules`, four kinds
 forward_steps.png          5           :func:`~ddpm_edu.lab.plots.forward.plot_forward_steps`
@@ -45,7 +45,7 @@ from ddpm_edu.training.config import Config, load_config
 
 __all__ = ["FIGURES", "GIFS", "make_all", "trajectory_gif"]
 
-MU, SIGMA = 2.0, 0.7  # the 1-D "data" distribution of chapter 1
+MU_DATA, SIGMA_DATA = 2.0, 0.7  # the 1-D "data" distribution of chapter 1: N(mu_data, sigma_data^2)
 FIXED_TS = (0, 10, 50, 100, 250, 1000)
 
 
@@ -55,10 +55,10 @@ def _gen(seed: int) -> torch.Generator:
 
 def _px_pz() -> Figure:
     g = _gen(0)
-    data = MU + SIGMA * torch.randn(5000, generator=g, dtype=torch.float64)
-    mu_hat, sigma_hat = data.mean(), data.std()  # the maximum-likelihood fit (up to n / (n - 1))
+    data = MU_DATA + SIGMA_DATA * torch.randn(5000, generator=g, dtype=torch.float64)
+    mu_data_hat, sigma_data_hat = data.mean(), data.std()  # the maximum-likelihood fit (up to n / (n - 1))
     z = torch.randn(5000, generator=g, dtype=torch.float64)
-    return plot_px_pz(z, mu_hat + sigma_hat * z, data, MU, SIGMA)
+    return plot_px_pz(z, mu_data_hat + sigma_data_hat * z, data, MU_DATA, SIGMA_DATA)
 
 
 FIGURES: dict[str, Callable[[], Figure]] = {

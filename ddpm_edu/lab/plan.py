@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ddpm_edu.data.cifar10 import CIFAR10_FILES, CIFAR10_FOLDER
-from ddpm_edu.data.files import cache_root
+from ddpm_edu.data.files import cache_root, shown_path
 from ddpm_edu.data.standin import write_standin_cifar10
 from ddpm_edu.lab.fastmode import pick
 from ddpm_edu.training.config import Config, load_config
@@ -57,9 +57,9 @@ class RunPlan:
         """The preset with this plan's overrides."""
         return load_config(self.preset, self.overrides)
 
-    def command(self) -> str:
-        """The same run from the command line."""
-        sets = " ".join(f"--set {o}" for o in self.overrides)
+    def command(self, shown: bool = False) -> str:
+        """The same run from the command line; ``shown``: its folders under the home folder written ``~``."""
+        sets = " ".join(f"--set {_shown_override(o) if shown else o}" for o in self.overrides)
         return f"ddpm-edu train --config {self.preset} {sets}".strip()
 
     def _repr_html_(self) -> str:
@@ -67,9 +67,9 @@ class RunPlan:
         title = "This is a short CPU run, not a CIFAR-10 result" if self.short_run else "The real run"
         items = [f"device: {self.device_name}" + (f" ({self.memory_gb:.0f} GB)" if self.memory_gb else ""),
                  f"preset: <code>{self.preset}</code>, precision {self.precision}, data: {self.data}",
-                 f"command: <code>{html.escape(self.command())}</code>"]
+                 f"command: <code>{html.escape(self.command(shown=True))}</code>"]
         if self.checkpoint:
-            items.append(f"samples come from the checkpoint <code>{html.escape(str(self.checkpoint))}</code>")
+            items.append(f"samples come from the checkpoint <code>{html.escape(shown_path(self.checkpoint))}</code>")
         body = "".join(f"<li>{i}</li>" for i in items)
         note = ("<p>No CUDA GPU was found, so the cells below exercise the real training, resuming, "
                 "sampling and GIF code for a few dozen steps with the overrides listed. To train the real "
@@ -77,6 +77,12 @@ class RunPlan:
                 "<code>--set</code> overrides on a GPU machine.</p>") if self.short_run else ""
         return (f'<div class="admonition {kind}"><p class="admonition-title">{title}</p>{note}'
                 f"<ul>{body}</ul></div>")
+
+
+def _shown_override(override: str) -> str:
+    """A ``key=value`` override with a folder under the home folder written ``~`` (the config expands it)."""
+    key, _, value = override.partition("=")
+    return f"{key}={shown_path(value)}" if key in ("train.run_root", "data.root") else override
 
 
 SHORT_RUN_FOLDER = "short-cpu-run"  # under the model cache: the one short CPU run, emptied for each new plan

@@ -66,6 +66,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ddpm_edu.data.files import shown_path
 from ddpm_edu.data.stream import BatchIterator
 from ddpm_edu.losses import l_simple, sample_t
 from ddpm_edu.training import checkpoint as ckpt
@@ -308,7 +309,7 @@ class Trainer:
                 f"or start a new run (another name or --run-dir)."
             ) from None
         if self.progress:
-            print(f"resuming {self.run_dir} from {path.name} (step {self.step})", file=sys.stderr)
+            print(f"resuming {shown_path(self.run_dir)} from {path.name} (step {self.step})", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- the trainer's helpers

@@ -143,7 +143,7 @@ def schedule_explorer(
     drawn once from ``seed``. The settings start at kind, beta_1, beta_T (cosine: s), T and t
     (default T // 4). ``controls`` names the settings the reader may change (default all of
     :data:`CONTROLS`); the others stay fixed and are printed above the plots. ``constant=True``
-    ties beta_1 = beta_T = beta_T to one slider (chapter 3's fixed step, beta = sigma^2).
+    ties beta_1 = beta_T = beta_T to one slider (chapter 3's fixed step, beta = nu^2).
     Settings the library rejects (beta_1 > beta_T, ...) are shown as a message, not raised; a
     wrong ``kind`` or control name is the caller's mistake and raises ValueError.
     """

@@ -31,11 +31,11 @@ __all__ = [
 # -------------------------------------------------------------------------- chapter 1: from p(z) to p(x)
 
 
-def plot_px_pz(z: Tensor, x: Tensor, data: Tensor, mu: float, sigma: float, bins: int = 60) -> Figure:
-    """Chapter 1: samples z ~ p(z) = N(0, 1), and x = mu_hat + sigma_hat z against the data and p(x).
+def plot_px_pz(z: Tensor, x: Tensor, data: Tensor, mu_data: float, sigma_data: float, bins: int = 60) -> Figure:
+    """Chapter 1: samples z ~ p(z) = N(0, 1), and x = mu_data_hat + sigma_data_hat z against the data and p(x).
 
     z, x, data: 1-D tensors (samples of the latent, the generated x and the training data);
-    mu, sigma: the true parameters of p(x) = N(mu, sigma^2), drawn as a density curve.
+    mu_data, sigma_data: the true parameters of p(x) = N(mu_data, sigma_data^2), drawn as a density curve.
     """
     fig = new_figure((9.0, 3.4))
     ax_z, ax_x = fig.subplots(1, 2)
@@ -51,15 +51,15 @@ def plot_px_pz(z: Tensor, x: Tensor, data: Tensor, mu: float, sigma: float, bins
     edges = np.linspace(lo, hi, bins + 1)
     grid = torch.linspace(float(lo), float(hi), 400, dtype=torch.float64)
     ax_x.hist(data, bins=edges, density=True, color="C0", alpha=0.45, label="data")
-    ax_x.hist(x, bins=edges, density=True, histtype="step", color="C3", lw=1.5, label=r"generated $\hat\mu+\hat\sigma z$")
-    ax_x.plot(grid, torch.distributions.Normal(mu, sigma).log_prob(grid).exp(), "k", lw=1.5, label=r"true $p(x)$")
+    ax_x.hist(x, bins=edges, density=True, histtype="step", color="C3", lw=1.5, label=r"generated $\hat\mu_\mathrm{data}+\hat\sigma_\mathrm{data} z$")
+    ax_x.plot(grid, torch.distributions.Normal(mu_data, sigma_data).log_prob(grid).exp(), "k", lw=1.5, label=r"true $p(x)$")
     ax_x.set_title(r"data $x \sim p(x)$")
     ax_x.set_xlabel("x")
     ax_x.legend(fontsize=8, loc="upper left")
     return fig
 
 
-# ------------------------------------------------- chapters 2-3: noising a photograph with a fixed sigma
+# ---------------------------------------------------- chapters 2-3: noising a photograph with a fixed nu
 
 
 def plot_image_strip(
@@ -96,14 +96,15 @@ def plot_image_strip(
     return fig
 
 
-def plot_naive_noise(x0: Tensor, sigma: float, ts: Sequence[int], generator: torch.Generator | None = None) -> Figure:
-    """Chapter 2: the naive process x_t = x_{t-1} + sigma eps on an image, with pixel histograms.
+def plot_naive_noise(x0: Tensor, nu: float, ts: Sequence[int], generator: torch.Generator | None = None) -> Figure:
+    """Chapter 2: the naive process x_t = x_{t-1} + nu eps on an image, with pixel histograms.
 
     Runs :func:`ddpm_edu.forward.trajectory` with :func:`ddpm_edu.forward.naive_step`. x0: (C, H, W).
     The green band in the histograms is [-1, 1], the range the data started in.
     """
-    states = trajectory(x0, max(ts), lambda x, t, e: naive_step(x, sigma, e), generator=generator, keep=ts)
-    return plot_image_strip(states, sorted(set(ts)), hist=True, suptitle=rf"naive noise $x_t = x_{{t-1}} + \sigma\epsilon_t$, $\sigma = {sigma:g}$")
+    states = trajectory(x0, max(ts), lambda x, t, e: naive_step(x, nu, e), generator=generator, keep=ts)
+    title = rf"naive noise $x_t = x_{{t-1}} + \nu\epsilon_t$, $\nu = {nu:g}$"
+    return plot_image_strip(states, sorted(set(ts)), hist=True, suptitle=title)
 
 
 def plot_variance(
@@ -139,26 +140,26 @@ def plot_variance(
 
 def plot_fixed_noise(
     x0: Tensor,
-    sigmas: float | Sequence[float],
+    nus: float | Sequence[float],
     ts: Sequence[int],
     generator: torch.Generator | None = None,
 ) -> Figure:
-    """Chapter 3: the variance-preserving step with a fixed sigma, one row of images per sigma.
+    """Chapter 3: the variance-preserving step with a fixed nu, one row of images per nu.
 
-    x_t = sqrt(1 - sigma^2) x_{t-1} + sigma eps (:func:`ddpm_edu.forward.vp_step`), iterated by
-    :func:`ddpm_edu.forward.trajectory`. ``sigma`` is the noise *standard deviation* per step;
-    the per-step variance is sigma^2. x0: (C, H, W).
+    x_t = sqrt(1 - nu^2) x_{t-1} + nu eps (:func:`ddpm_edu.forward.vp_step`), iterated by
+    :func:`ddpm_edu.forward.trajectory`. ``nu`` is the noise *standard deviation* per step;
+    the per-step variance is nu^2. x0: (C, H, W).
     """
-    sigmas = [sigmas] if isinstance(sigmas, (int, float)) else list(sigmas)
+    nus = [nus] if isinstance(nus, (int, float)) else list(nus)
     ts = sorted(set(ts))
-    fig = new_figure((1.45 * len(ts), 1.85 * len(sigmas) + 0.2))
-    rows = fig.subfigures(len(sigmas), 1, squeeze=False)[:, 0]
-    for row, sigma in zip(rows, sigmas):
-        states = trajectory(x0, ts[-1], lambda x, t, e, sg=sigma: vp_step(x, sg, e), generator=generator, keep=ts)
+    fig = new_figure((1.45 * len(ts), 1.85 * len(nus) + 0.2))
+    rows = fig.subfigures(len(nus), 1, squeeze=False)[:, 0]
+    for row, nu in zip(rows, nus):
+        states = trajectory(x0, ts[-1], lambda x, t, e, nu_=nu: vp_step(x, nu_, e), generator=generator, keep=ts)
         axes = row.subplots(1, len(ts), squeeze=False)[0]
         for ax, t, x in zip(axes, ts, states):
             show_image(ax, x, f"t = {t}")
-        row.suptitle(rf"$\sigma = {sigma:g}$ per step ($\sigma^2 = {sigma**2:g}$)", fontsize=10)
+        row.suptitle(rf"$\nu = {nu:g}$ per step ($\nu^2 = {nu**2:g}$)", fontsize=10)
     return fig
 
 

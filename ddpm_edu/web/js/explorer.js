@@ -43,7 +43,7 @@ var DDPMExplorer = (function (X, D, S, P) {
     beta_1: { label: "β₁", min: -6, max: -0.3, step: 0.01, log: true },
     beta_T: { label: "β_T", min: -6, max: -0.3, step: 0.01, log: true },
     beta: { label: "β (every t)", min: -6, max: -0.3, step: 0.01, log: true },
-    s: { label: "offset s", min: 0, max: 0.1, step: 0.001, log: false },
+    s: { label: "offset δ", min: 0, max: 0.1, step: 0.001, log: false },
     T: { label: "T (steps)", min: 0, max: 3.6, step: 0.005, log: true, int: true },
     t: { label: "t", min: 0, max: 1000, step: 1, log: false, int: true },
   };
@@ -65,10 +65,10 @@ var DDPMExplorer = (function (X, D, S, P) {
     return { bad: bad, sc: sc, sm: ok ? S.summary(sc, cfg.noised, cfg.finished) : null };
   }
 
-  /** The line under the sliders that names the settings, e.g. "cosine schedule, s = 0.008, T = 1000, t = 250". */
+  /** The line under the sliders that names the settings, e.g. "cosine schedule, δ = 0.008, T = 1000, t = 250". */
   function caption(st, constant) {
-    var what = constant ? "constant β = " + fmt(st.beta_T) + " (σ = " + fmt(Math.sqrt(st.beta_T)) + ")"
-      : st.kind === "cosine" ? "cosine schedule, s = " + fmt(st.s)
+    var what = constant ? "constant β = " + fmt(st.beta_T) + " (ν = " + fmt(Math.sqrt(st.beta_T)) + ")"
+      : st.kind === "cosine" ? "cosine schedule, δ = " + fmt(st.s)
       : st.kind + " schedule, β₁ = " + fmt(st.beta_1) + ", β_T = " + fmt(st.beta_T);
     return what + ", T = " + st.T + ", t = " + st.t;
   }
@@ -183,7 +183,7 @@ var DDPMExplorer = (function (X, D, S, P) {
     S.KINDS.forEach(function (k) { if (inputs["kind:" + k]) inputs["kind:" + k].checked = st.kind === k; });
     ["beta_1", "beta_T"].forEach(function (k) { if (ui.labels[k]) D.show(ui.labels[k], !cos); });
     if (ui.labels.s) D.show(ui.labels.s, cos);
-    var text = { beta: fmt(st.beta_T) + "  (σ = " + fmt(Math.sqrt(st.beta_T)) + ")", beta_1: fmt(st.beta_1),
+    var text = { beta: fmt(st.beta_T) + "  (ν = " + fmt(Math.sqrt(st.beta_T)) + ")", beta_1: fmt(st.beta_1),
                  beta_T: fmt(st.beta_T), s: fmt(st.s, 2), T: String(st.T), t: st.t + " of " + st.T };
     Object.keys(ui.values).forEach(function (k) { ui.values[k].textContent = text[k]; });
     ui.caption.textContent = caption(st, ui.constant);
