@@ -3,9 +3,9 @@
 #
 # Run it from the repository root with a python3 that has torch with CUDA (the device machine's own
 # has; nothing is installed and no network is needed). Results go to $OUT (default /tmp/gpu_check):
-#   bash bench/gpu_check.sh                  # on the GPU machine: steps 1-4 took 7 min on an H200 (2026-11-30), step 5 more
+#   bash bench/gpu_check.sh                  # on the GPU machine (its run times are in bench/RESULTS.md)
 #   DRY_RUN=1 bash bench/gpu_check.sh        # here, on a CPU: the same steps, tiny, to check the script
-# diffusers is optional: where it imports, the model-only comparison and the sampler loops run side by side.
+# diffusers is optional: where it imports, the model alone is compared with diffusers' UNet2DModel.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
@@ -26,11 +26,11 @@ logged() {
 if [[ -n "${DRY_RUN:-}" ]]; then
     dev=cpu; prec=fp32; preset=digits; batch=16; steps=10; tests="cuda or gpu"; compile=""
     cmp_steps=(4 1 3 1); threads="--threads 1"  # step 4 small too: diffusers is in requirements.txt now
-    sampling="--dry-run --preset digits --variants fp32,fp32+cl"
+    sampling="--part throughput --dry-run --preset digits --variants fp32,fp32+cl"
 else
     dev=cuda; prec=bf16; preset=cifar10; batch=128; steps=300; tests="cuda or gpu"; compile="--compile"
     cmp_steps=(50 10 30 5); threads=""
-    sampling="--preset cifar10 --batch 256 --variants fp32,bf16+cl,bf16+cl+graphs"
+    sampling="--part throughput --preset cifar10 --batch 256 --variants fp32,bf16+cl,bf16+cl+graphs"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
 fi
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
@@ -51,6 +51,6 @@ if $PY -c "import diffusers" 2>/dev/null; then
 else
     echo "diffusers is not installed: skipped"
 fi
-step "5. sampling: the sampler against diffusers (if it imports) and a bare loop, then images/s of DDPM and DDIM"
+step "5. sampling: images/s of DDPM and DDIM (the loop itself is timed on a CPU: --part loops)"
 logged sampling.txt timeout 300 $PY bench/sample_throughput.py --device $dev $sampling
 exit $status

@@ -19,6 +19,17 @@ q(x_t), a mixture with means sqrt(ab) mu_k and variances ab std_k^2 + 1 - ab
 (:meth:`MixtureEps.reverse_moments`), a mixture over k of Gaussian posteriors; and how far it is from
 the Gaussian with those moments (:meth:`MixtureEps.reverse_gaussian_gap`), a total variation distance.
 :func:`grid_moments` integrates a density on a grid, the brute-force oracle the chapter checks with.
+
+Chapter 7 uses :func:`chain_nll_bpd`: with the eps* of Gaussian data every reverse step is an affine
+map plus Gaussian noise, so the model's own likelihood p_theta(x0), which the variational bound
+bounds, has a closed form too.
+
+Chapter 8 uses that eps* of Gaussian data is affine in x_t, eps* = k_t x_t + e_t. Every step of DDPM
+(Ho et al. eq. 11) and of DDIM (Song et al. eq. 12) is then x_prev = a x_t + b + sigma z, and the
+sampler's output is Gaussian with a mean and variance that follow exactly (:func:`ddpm_moments`,
+:func:`ddim_moments`)::
+
+    m_prev = a m + b,    V_prev = a^2 V + sigma^2,    from m_T = 0, V_T = 1 (x_T ~ N(0, 1)).
 """
 
 from __future__ import annotations
@@ -29,9 +40,12 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ddpm_edu.likelihood import discretized_gaussian_log_likelihood
+from ddpm_edu.posterior import mean_from_eps, reverse_variance
+from ddpm_edu.sampling import ddim_timesteps, sampler_problems
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["GaussianEps", "MixtureEps", "grid_moments"]
+__all__ = ["GaussianEps", "MixtureEps", "grid_moments", "chain_nll_bpd", "ddpm_moments", "ddim_moments"]
 
 
 class GaussianEps:
@@ -45,6 +59,13 @@ class GaussianEps:
     def __call__(self, xt: Tensor, t: Tensor) -> Tensor:
         ab = extract(self.s.alpha_bar, t, xt)
         return (1 - ab).sqrt() * (xt - ab.sqrt() * self.mu) / (ab * self.std**2 + 1 - ab)
+
+    def affine(self, t: int) -> tuple[float, float]:
+        """(k_t, e_t) with eps*(x_t, t) = k_t x_t + e_t: k_t = sqrt(1 - ab) / v_t, e_t = -k_t sqrt(ab) mu,
+        where v_t = ab std^2 + 1 - ab is the variance of q(x_t) and ab = alpha_bar_t; t in 1..T."""
+        ab = float(self.s.alpha_bar[as_t(t, self.s.T)])
+        k = (1 - ab) ** 0.5 / (ab * self.std**2 + 1 - ab)
+        return k, -k * ab**0.5 * self.mu
 
 
 class MixtureEps:
@@ -120,6 +141,18 @@ class MixtureEps:
         log_nk = -0.5 * d2 / var - 0.5 * D * torch.log(2 * math.pi * var)  # log N(x; m_k, var_k I)
         return torch.logsumexp(self.w.log() + log_nk, dim=1)
 
+    def marginal_moments(self, t: int) -> tuple[Tensor, Tensor]:
+        """Mean (D,) and covariance (D, D) of q(x_t), t in 0..T; chapter 8 checks samplers' states against them.
+
+        mean = sum_k w_k m_k and cov = sum_k w_k (v_k I + m_k m_k^T) - mean mean^T, with m_k = sqrt(ab) mu_k and
+        v_k = ab std_k^2 + 1 - ab (the law of total variance over the component k).
+        """
+        m, v = self._marginal(as_t(t, self.s.T, first=0))  # (K, D), (K,)
+        mean = (self.w[:, None] * m).sum(0)
+        eye = torch.eye(m.shape[1], dtype=torch.float64)
+        second = (self.w[:, None, None] * (v[:, None, None] * eye + m[:, :, None] * m[:, None, :])).sum(0)
+        return mean, second - mean[:, None] * mean[None, :]
+
     def density(self, x: Tensor, t: int) -> Tensor:
         """q(x_t) at points x (B, D); see :meth:`log_density`. Returns (B,) float64."""
         return self.log_density(x, t).exp()
@@ -185,3 +218,86 @@ def grid_moments(x: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:
     p = p / p.sum(-1, keepdim=True)
     mean = (p * x).sum(-1)
     return mean, (p * (x - mean[..., None]) ** 2).sum(-1)
+
+
+def chain_nll_bpd(model: GaussianEps, x0: Tensor, *, variance: str = "beta_tilde", levels: int = 256) -> Tensor:
+    """The exact -log2 p_theta(x0) / D of the reverse chain that ``model`` drives, per example, (B,).
+
+    Chapter 7's oracle for the bound of :mod:`ddpm_edu.likelihood`. p_theta is that module's model: x_T ~
+    N(0, I), x_{t-1} ~ N(mu_theta(x_t, t), sigma_t^2 I) for t = T..2, and x0's bin mass under
+    N(mu_theta(x_1, 1), beta_tilde_2 I). With GaussianEps, mu_theta(x, t) = a_t x + b_t (eq. 11 of a
+    linear eps*), so each marginal is Gaussian: from (m, v) = (0, 1) at T, m <- a_t m + b_t and
+    v <- a_t^2 v + sigma_t^2; at t = 1 the decoder's mean is N(a_1 m + b_1, a_1^2 v), and adding the
+    decoder's own variance gives the distribution whose bin masses are p_theta(x0).
+    x0: (B, ...) on the levels' grid. Returns (B,) float64.
+    """
+    s, x0 = model.s, x0.double()
+    var_p = reverse_variance(s, variance)
+    one = torch.ones(1, 1, dtype=torch.float64)
+
+    def affine(t: int) -> tuple[Tensor, Tensor]:  # mu_theta(x, t) = a x + b, read off at x = 0 and x = 1
+        b = mean_from_eps(0 * one, t, model(0 * one, torch.tensor([t])), s)
+        return mean_from_eps(one, t, model(one, torch.tensor([t])), s) - b, b
+
+    m, v = torch.zeros(1, 1, dtype=torch.float64), one.clone()  # x_T ~ N(0, 1), per coordinate
+    for t in range(s.T, 1, -1):
+        a, b = affine(t)
+        m, v = a * m + b, a**2 * v + var_p[t]  # x_{t-1} = a_t x_t + b_t + sigma_t z
+    a, b = affine(1)
+    var_x0 = a**2 * v + s.beta_tilde[min(2, s.T)]  # the decoder's mean is Gaussian; add its variance
+    logp = discretized_gaussian_log_likelihood(x0, (a * m + b).reshape(()), var_x0.reshape(()), levels)
+    return -logp.flatten(1).sum(1) / (logp[0].numel() * math.log(2.0))
+
+
+# ------------------------------------------------------------------ chapter 8: samplers of Gaussian data, exactly
+def ddpm_moments(model: GaussianEps, variance: str = "beta_tilde") -> tuple[float, float]:
+    """Exact mean and standard deviation of x_0 from Algorithm 2 driven by ``model`` (eps* of N(mu, std^2)).
+
+    Each step is x_{t-1} = p x_t + q eps* + sigma_t z with p = 1/sqrt(alpha_t), q = -beta_t / (sqrt(alpha_t)
+    sqrt(1 - alpha_bar_t)) (eq. 11), sigma_t^2 = ``variance`` (beta_tilde_t or beta_t) and no noise at t = 1.
+    No clipping. Returns (mean, std) of the sampler's output, started from x_T ~ N(0, 1).
+    """
+    s = model.s
+    sigma2 = reverse_variance(s, variance)
+    steps = []
+    for t in range(s.T, 0, -1):
+        alpha, ab = float(s.alphas[t]), float(s.alpha_bar[t])
+        q = -float(s.betas[t]) / (alpha * (1 - ab)) ** 0.5
+        steps.append((t, alpha**-0.5, q, float(sigma2[t]) if t > 1 else 0.0))  # Alg. 2, line 3: none at t = 1
+    return _propagate(model, steps)
+
+
+def ddim_moments(model: GaussianEps, steps: int, eta: float = 0.0) -> tuple[float, float]:
+    """Exact mean and standard deviation of x_0 from DDIM (``steps`` model calls, ``eta``) driven by ``model``.
+
+    Each step t -> t' is x_{t'} = p x_t + q eps* + sigma z (Song et al. eq. 12, with x0_hat substituted):
+    p = sqrt(ab_{t'} / ab_t), q = sqrt(1 - ab_{t'} - sigma^2) - sqrt(ab_{t'} (1 - ab_t) / ab_t), sigma from
+    eq. (16), ab = alpha_bar. No clipping. Returns (mean, std), started from x_T ~ N(0, 1).
+    """
+    s = model.s
+    problems = sampler_problems("ddim", steps, eta, T=s.T)
+    if problems:
+        raise ValueError("; ".join(problems.values()))
+    taus = ddim_timesteps(s.T, steps)[::-1]
+    path = []
+    for t, t_prev in zip(taus, taus[1:] + [0]):
+        ab, ab_prev = float(s.alpha_bar[t]), float(s.alpha_bar[t_prev])
+        sigma2 = eta**2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)  # eq. (16), squared
+        p = (ab_prev / ab) ** 0.5
+        q = max(1 - ab_prev - sigma2, 0.0) ** 0.5 - (ab_prev * (1 - ab) / ab) ** 0.5
+        path.append((t, p, q, sigma2))
+    return _propagate(model, path)
+
+
+def _propagate(model: GaussianEps, path: Sequence[tuple[int, float, float, float]]) -> tuple[float, float]:
+    """Push N(0, 1) through steps x_prev = p x_t + q eps*(x_t, t) + sigma z, given as (t, p, q, sigma^2).
+
+    With eps* = k x_t + e the step is affine, x_prev = a x_t + b + sigma z with a = p + q k, b = q e, so
+    m_prev = a m + b and V_prev = a^2 V + sigma^2. Returns (m, sqrt(V)) after the last step.
+    """
+    m, V = 0.0, 1.0  # x_T ~ N(0, 1)
+    for t, p, q, sigma2 in path:
+        k, e = model.affine(t)
+        a, b = p + q * k, q * e
+        m, V = a * m + b, a * a * V + sigma2
+    return m, V**0.5

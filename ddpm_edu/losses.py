@@ -1,9 +1,17 @@
-"""Training objective L_simple, for the eps target and the v target.
+"""Training objective L_simple, for the eps target and the v target, and the score that eps gives.
 
-Chapter 7. Ho et al. 2020, eq. (14) and Algorithm 1:
+Chapter 7. Ho et al. 2020, eq. (14) and Algorithm 1::
+
     L_simple = E_{x0, t, eps} || eps - eps_theta(sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, t) ||^2,
-with t ~ Uniform{1..T}. The v target (Salimans & Ho 2022) is
+
+with t ~ Uniform{1..T}. The v target (Salimans & Ho 2022) is::
+
     v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0.
+
+Given x_t, the noise also fixes the score of q(x_t | x0), and the optimal eps* fixes the score of q(x_t)
+(Tweedie's formula, chapter 7)::
+
+    grad_{x_t} log q(x_t) = -eps*(x_t, t) / sqrt(1 - alpha_bar_t).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from torch import Tensor
 from ddpm_edu.forward import closed_form
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["sample_t", "v_target", "eps_from_v", "x0_from_v", "l_simple", "TARGETS"]
+__all__ = ["sample_t", "v_target", "eps_from_v", "x0_from_v", "score_from_eps", "eps_from_score", "l_simple", "TARGETS"]
 
 Model = Callable[[Tensor, Tensor], Tensor]
 TARGETS = ("eps", "v")
@@ -47,6 +55,21 @@ def x0_from_v(xt: Tensor, t: Tensor | int, v: Tensor, s: Schedule) -> Tensor:
     """x0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v."""
     t = as_t(t, s.T)
     return extract(s.alpha_bar.sqrt(), t, xt) * xt - extract((1.0 - s.alpha_bar).sqrt(), t, xt) * v
+
+
+def score_from_eps(eps: Tensor, t: Tensor | int, s: Schedule) -> Tensor:
+    """score = -eps / sqrt(1 - alpha_bar_t): the gradient of log q(x_t | x0) in x_t, and, with eps*, of log q(x_t).
+
+    eps: (B, ...); t: (B,) in 1..T or an int. Returns (B, ...).
+    """
+    t = as_t(t, s.T)
+    return -eps / extract((1.0 - s.alpha_bar).sqrt(), t, eps)
+
+
+def eps_from_score(score: Tensor, t: Tensor | int, s: Schedule) -> Tensor:
+    """eps = -sqrt(1 - alpha_bar_t) score, the inverse of :func:`score_from_eps`."""
+    t = as_t(t, s.T)
+    return -extract((1.0 - s.alpha_bar).sqrt(), t, score) * score
 
 
 def l_simple(

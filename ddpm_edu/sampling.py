@@ -282,13 +282,16 @@ class TrajectoryRecorder:
     Pass ``T``, the number of model calls (s.T for DDPM, the step count for DDIM). After sampling,
     ``.frames`` is a list of (t, x_t) and ``.x0_frames`` a list of (t, x0_hat), both on the CPU,
     in sampling order (t = T first, t = 0 last); :func:`ddpm_edu.data.images.trajectory_frames` turns
-    either into GIF frames.
+    either into GIF frames. ``images = k`` keeps only the first k samples of the batch (a GIF of a
+    large batch shows a few of them); by default all are kept.
     """
 
-    def __init__(self, T: int, frames: int = 30):
+    def __init__(self, T: int, frames: int = 30, images: int | None = None):
         if frames < 2:
             raise ValueError(f"frames must be >= 2, got {frames!r}")
-        self.T, self.n = T, min(frames, T + 1)
+        if images is not None and (isinstance(images, bool) or not isinstance(images, int) or images < 1):
+            raise ValueError(f"images must be a positive integer or None, got {images!r}")
+        self.T, self.n, self.images = T, min(frames, T + 1), images
         # The callback is called T + 1 times (t = T, ..., 1 and the final t = 0); keep n of those calls.
         self._keep = set(np.round(np.linspace(0, T, self.n)).astype(int).tolist())
         self.frames: list[tuple[int, Tensor]] = []
@@ -298,6 +301,7 @@ class TrajectoryRecorder:
     def __call__(self, t: int, xt: Tensor, x0_hat: Tensor) -> None:
         i, self._calls = self._calls, self._calls + 1
         if i in self._keep:
+            k = self.images
             with torch.inference_mode(False):  # normal tensors, even when the sampler's are inference tensors
-                self.frames.append((t, xt.detach().to("cpu", copy=True)))
-                self.x0_frames.append((t, x0_hat.detach().to("cpu", copy=True)))
+                self.frames.append((t, xt[:k].detach().to("cpu", copy=True)))
+                self.x0_frames.append((t, x0_hat[:k].detach().to("cpu", copy=True)))

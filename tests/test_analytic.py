@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.analytic import GaussianEps, MixtureEps, grid_moments
+from ddpm_edu.analytic import GaussianEps, MixtureEps, ddim_moments, ddpm_moments, grid_moments
 from ddpm_edu.posterior import mean_from_eps
+from ddpm_edu.sampling import ddim_sample, ddim_timesteps, sample
 from ddpm_edu.schedules import Schedule
 
 S = Schedule.linear(1000)
@@ -153,6 +154,118 @@ def test_mixture_eps_with_one_t_equals_the_per_row_formula():
     torch.testing.assert_close(shared, mix(x, mixed)[:5], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(mix(x[5:], torch.tensor([800])), mix(x, mixed)[5:], rtol=1e-12, atol=1e-14)
 
+
+@pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
+def test_chain_nll_is_the_bin_frequency_of_the_sampled_reverse_chain(variance):
+    """Run the reverse chain of chain_nll_bpd's docstring n times (x_T ~ N(0, 1), one Gaussian step at a
+    time) and average the decoder's bin masses at x_1: an unbiased estimate of each bin's p_theta(x0),
+    with the spread of those masses as its standard error. The closed form must lie within 5 SE."""
+    from ddpm_edu.analytic import chain_nll_bpd
+    from ddpm_edu.likelihood import discretized_gaussian_log_likelihood
+    from ddpm_edu.posterior import reverse_variance
+
+    s, levels, n = Schedule.make("cosine", 30), 17, 100_000
+    model, g = GaussianEps(0.3, 0.4, s), torch.Generator().manual_seed(0)
+    sigma2 = reverse_variance(s, variance)
+    x = torch.randn(n, 1, generator=g, dtype=torch.float64)  # x_T
+    for t in range(s.T, 1, -1):
+        x = mean_from_eps(x, t, model(x, torch.full((n,), t)), s) + sigma2[t].sqrt() * torch.randn(
+            x.shape, generator=g, dtype=torch.float64)
+    mean_0 = mean_from_eps(x, 1, model(x, torch.ones(n, dtype=torch.long)), s)  # (n, 1)
+    bins = torch.linspace(-1, 1, levels, dtype=torch.float64)
+    mass = discretized_gaussian_log_likelihood(bins[None, :], mean_0, s.beta_tilde[2], levels).exp()  # (n, 17)
+    estimate, se = mass.mean(0), mass.std(0) / n**0.5
+    exact = torch.exp2(-chain_nll_bpd(model, bins[:, None], variance=variance, levels=levels))  # (17,)
+    assert torch.isclose(exact.sum(), torch.tensor(1.0, dtype=torch.float64), atol=1e-12)
+    assert ((estimate - exact).abs() <= 5 * se + 1e-15).all(), ((estimate - exact) / se).abs().max()
+    # and it depends on sigma_t^2: the other choice is more than 5 SE away somewhere
+    other = "beta" if variance == "beta_tilde" else "beta_tilde"
+    wrong = torch.exp2(-chain_nll_bpd(model, bins[:, None], variance=other, levels=levels))
+    assert ((estimate - wrong).abs() > 5 * se).any()
+# ------------------------------------------------------------------ chapter 8: the moments of q(x_t) and of samplers
+def test_marginal_moments_are_the_grid_moments_of_the_density():
+    """Mean and covariance of q(x_t) in 2-D, integrated numerically from log_density on a grid."""
+    mix = MixtureEps([0.3, 0.7], [[-0.5, -0.4], [0.45, 0.35]], [0.12, 0.2], S)
+    g = torch.linspace(-6, 6, 1201, dtype=torch.float64)
+    xx, yy = torch.meshgrid(g, g, indexing="ij")
+    pts = torch.stack([xx.flatten(), yy.flatten()], 1)
+    for t in (0, 40, 300):
+        p = mix.log_density(pts, t).exp()
+        p = p / p.sum()
+        mean = (p[:, None] * pts).sum(0)
+        d = pts - mean
+        cov = (p[:, None, None] * d[:, :, None] * d[:, None, :]).sum(0)
+        got_mean, got_cov = mix.marginal_moments(t)
+        torch.testing.assert_close(got_mean, mean, atol=1e-8, rtol=0)
+        torch.testing.assert_close(got_cov, cov, atol=1e-6, rtol=0)  # the grid step 0.01 vs std 0.12 at t = 0
+
+
+def ddim_push(model: GaussianEps, s: Schedule, steps: int) -> tuple[float, float]:
+    """eta = 0 DDIM is an affine map of x_T: pushing x_T = 0 and 1 through ddim_sample gives its output's
+    mean and standard deviation for x_T ~ N(0, 1), with no sampling noise."""
+    ends = ddim_sample(model, (2, 1), s, steps=steps, x_T=torch.tensor([[0.0], [1.0]]), dtype=torch.float64)
+    return ends[0].item(), (ends[1] - ends[0]).item()
+
+
+@pytest.mark.parametrize("steps", [1, 7, 50, 200])
+def test_ddim_moments_at_eta_zero_are_the_sampler_pushed_as_an_affine_map(steps):
+    s = Schedule.cosine(200)
+    model = GaussianEps(0.5, 0.3, s)
+    assert ddim_moments(model, steps, 0.0) == pytest.approx(ddim_push(model, s, steps), abs=1e-12)
+
+
+@pytest.mark.parametrize("steps", [3, 20, 100])
+def test_ddim_at_eta_zero_for_standard_normal_data_is_a_product_of_cosines(steps):
+    """For x0 ~ N(0, 1), eps* = sqrt(1 - ab) x_t, and with ab = cos^2(theta) one step t -> t' multiplies x_t
+    by sqrt(ab' ab) + sqrt((1 - ab')(1 - ab)) = cos(theta_t - theta_t')."""
+    s = Schedule.cosine(100)
+    theta = torch.arccos(s.alpha_bar.sqrt())
+    taus = ddim_timesteps(s.T, steps)[::-1] + [0]
+    want = math.prod(math.cos(float(theta[a] - theta[b])) for a, b in zip(taus, taus[1:]))
+    assert ddim_moments(GaussianEps(0.0, 1.0, s), steps) == pytest.approx((0.0, want), abs=1e-12)
+
+
+def test_ddpm_with_beta_keeps_standard_normal_data_until_the_noiseless_last_step():
+    """For x0 ~ N(0, 1) and sigma_t^2 = beta_t every step is x_{t-1} = sqrt(alpha_t) x_t + sqrt(beta_t) z, which
+    keeps variance 1; the last step adds no noise, so the output's standard deviation is sqrt(alpha_1)."""
+    s = Schedule.linear(300, 1e-3, 0.05)
+    assert ddpm_moments(GaussianEps(0.0, 1.0, s), "beta") == pytest.approx((0.0, s.alphas[1].item() ** 0.5), abs=1e-12)
+
+
+def test_ddim_with_every_step_and_eta_one_is_ddpm_with_beta_tilde():
+    s = Schedule.cosine(150)
+    model = GaussianEps(-0.3, 0.2, s)
+    assert ddim_moments(model, s.T, 1.0) == pytest.approx(ddpm_moments(model, "beta_tilde"), abs=1e-12)
+
+
+@pytest.mark.parametrize("sampler, setting, seed", [
+    ("ddpm", "beta_tilde", 0), ("ddpm", "beta", 1), ("ddim", (10, 1.0), 2), ("ddim", (25, 0.5), 3),
+])
+def test_sampler_moments_match_sampling_with_many_draws(sampler, setting, seed):
+    """The recursion against the samplers themselves: n = 400 000 draws resolve the standard deviation to
+    sd / sqrt(2 n), about 0.1 %; the output of these narrow data is off by many times that."""
+    s, n = Schedule.cosine(100), 400_000
+    model = GaussianEps(0.5, 0.1, s)
+    g = torch.Generator().manual_seed(seed)
+    if sampler == "ddpm":
+        mean, sd = ddpm_moments(model, setting)
+        x = sample(model, (n, 1), s, generator=g, variance=setting, dtype=torch.float64)
+    else:
+        mean, sd = ddim_moments(model, *setting)
+        x = ddim_sample(model, (n, 1), s, *setting, generator=g, dtype=torch.float64)
+    assert abs(x.mean().item() - mean) < 4 * sd / math.sqrt(n)
+    assert abs(x.std().item() - sd) < 4 * sd / math.sqrt(2 * n)
+    assert abs(sd - 0.1) > 10 * sd / math.sqrt(2 * n)  # so the test tells the recursion from "returns the data"
+
+
+def test_sampler_moments_reject_bad_settings():
+    model = GaussianEps(0.0, 1.0, Schedule.cosine(50))
+    with pytest.raises(ValueError, match="steps"):
+        ddim_moments(model, 51)
+    with pytest.raises(ValueError, match="eta"):
+        ddim_moments(model, 10, -1.0)
+    with pytest.raises(ValueError, match="variance"):
+        ddpm_moments(model, "beta_hat")
 
 def test_reverse_gaussian_gap_is_zero_for_gaussian_data():
     """With one component, q(x_{t-1}) is Gaussian, so q(x_{t-1} | x_t) is exactly Gaussian: the gap is rounding."""

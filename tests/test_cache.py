@@ -67,6 +67,19 @@ def test_load_or_train_says_what_it_did_and_where(tmp_path, cache_dir, capsys):
     assert "loaded from the cache" in capsys.readouterr().out
 
 
+def test_paths_under_home_are_shown_from_the_tilde(tmp_path, cache_dir, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert C.shown_path(tmp_path / ".cache" / "ddpm_edu" / "abc") == "~/.cache/ddpm_edu/abc"
+    assert C.shown_path(tmp_path.parent / "elsewhere") == str(tmp_path.parent / "elsewhere")
+    cfg = tiny_config(steps=3)
+    C.load_or_train(cfg)
+    C.load_or_train(cfg)
+    out = capsys.readouterr().out
+    shown = C.shown_path(C.cached_run(cfg))
+    assert out.count(shown) == 2  # trained, then loaded: both lines name the run the same way
+    assert shown.startswith("~/") and str(tmp_path) not in out  # the cache lies under this HOME
+
+
 def test_cached_metrics_is_the_training_log_of_the_cached_run(tmp_path, cache_dir):
     cfg = tiny_config("train.log_every=2", steps=4)
     assert C.cached_metrics(cfg) == []  # never trained

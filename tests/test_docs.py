@@ -188,3 +188,15 @@ def test_the_presets_table_agrees_with_the_preset_files():
         assert f"T = {cfg.diffusion.T}" in row, f"{name}: T = {cfg.diffusion.T}"
         steps = f"{cfg.train.steps:,} steps of batch {cfg.data.batch_size}"
         assert steps in row, f"{name}: the table should say {steps}"
+
+
+def test_references_bib_parses_with_unique_keys():
+    """The book's citations: a syntax error or a key added twice (two branches citing one paper) fails the build."""
+    import re
+
+    import pybtex.database
+
+    text = (ROOT / "references.bib").read_text()
+    keys = re.findall(r"^@\w+\{([^,\s]+),", text, flags=re.M)
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    assert set(pybtex.database.parse_string(text, "bibtex").entries) == set(keys)

@@ -5,11 +5,22 @@ import pytest
 from ddpm_edu.lab import fastmode
 
 
+NAMES = ("digits", "toy2d", "gaussian", "mixture")
+
+
 def test_eval_samples_shrinks_in_fast_mode(monkeypatch):
     monkeypatch.setenv("DDPM_EDU_FAST", "1")
-    small = fastmode.eval_samples("digits"), fastmode.eval_samples("toy2d")
+    small = [fastmode.eval_samples(name) for name in NAMES]
     monkeypatch.setenv("DDPM_EDU_FAST", "0")
-    full = fastmode.eval_samples("digits"), fastmode.eval_samples("toy2d")
+    full = [fastmode.eval_samples(name) for name in NAMES]
     assert all(a < b for a, b in zip(small, full))
+    assert full[0] >= 512  # chapter 8's comparison table: at least 512 samples per row at full size
     with pytest.raises(ValueError, match="dataset"):
         fastmode.eval_samples("cifar10")
+
+
+def test_nll_examples_shrinks_in_fast_mode(monkeypatch):
+    monkeypatch.setenv("DDPM_EDU_FAST", "1")
+    small = fastmode.nll_examples()
+    monkeypatch.setenv("DDPM_EDU_FAST", "0")
+    assert 0 < small < fastmode.nll_examples()

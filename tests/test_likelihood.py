@@ -8,14 +8,17 @@ import math
 import pytest
 import torch
 
-from ddpm_edu.analytic import GaussianEps
+from ddpm_edu.analytic import GaussianEps, chain_nll_bpd
 from ddpm_edu.likelihood import (
     discretized_gaussian_log_likelihood,
     gaussian_kl,
+    gaussian_log_density,
     nll_bpd,
+    path_bound,
     prior_bpd,
     vb_term,
     vb_terms,
+    vb_terms_per_variance,
 )
 from ddpm_edu.posterior import reverse_variance
 from ddpm_edu.schedules import Schedule
@@ -30,6 +33,14 @@ def test_gaussian_kl_is_torch_distributions_kl():
     expected = torch.distributions.kl_divergence(torch.distributions.Normal(m1, v1.sqrt()),
                                                  torch.distributions.Normal(m2, v2.sqrt()))
     assert torch.allclose(gaussian_kl(m1, v1, m2, v2), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_gaussian_log_density_is_torch_distributions_log_prob():
+    g = torch.Generator().manual_seed(1)
+    x, m = torch.randn(50, generator=g, dtype=D64), torch.randn(50, generator=g, dtype=D64)
+    v = torch.rand(50, generator=g, dtype=D64) + 0.01
+    expected = torch.distributions.Normal(m, v.sqrt()).log_prob(x)
+    assert torch.allclose(gaussian_log_density(x, m, v), expected, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("levels", [2, 17, 256])
@@ -121,6 +132,22 @@ def test_vb_terms_has_one_column_per_term_and_sums_to_the_bound():
     assert torch.allclose(total, terms.sum(1))
 
 
+def test_vb_terms_per_variance_is_vb_terms_for_each_variance():
+    s = Schedule.make("cosine", 20)
+    model, x0 = GaussianEps(0.0, 0.5, s), torch.linspace(-1, 1, 17, dtype=D64)[3:11].reshape(2, 1, 2, 2)
+    calls = []
+    counted = lambda xt, t: calls.append(t) or model(xt, t)  # noqa: E731 (counts the network's calls)
+    both = vb_terms_per_variance(counted, x0, s, ("beta", "beta_tilde"), levels=17,
+                                 generator=torch.Generator().manual_seed(3))
+    assert len(calls) == s.T  # one network call per t, shared by the two variances
+    for variance in ("beta", "beta_tilde"):  # the same draws of x_t, so the same numbers as one at a time
+        alone = vb_terms(model, x0, s, variance=variance, levels=17, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(both[variance], alone)
+    assert torch.equal(both["beta"][:, 0], both["beta_tilde"][:, 0])  # L_0's decoder ignores sigma_t^2
+    assert torch.equal(both["beta"][:, -1], both["beta_tilde"][:, -1])  # and so does L_T
+    assert (both["beta"][:, 1:-1] != both["beta_tilde"][:, 1:-1]).all()  # the KL terms do not
+
+
 def test_bad_settings_are_refused():
     s = Schedule.make("cosine", 20)
     with pytest.raises(ValueError, match="variance must be one of"):
@@ -129,6 +156,10 @@ def test_bad_settings_are_refused():
         discretized_gaussian_log_likelihood(torch.zeros(1), torch.zeros(1), torch.ones(1), 1)
     with pytest.raises(ValueError, match="t must lie in 1..20"):
         vb_term(GaussianEps(0.0, 0.5, s), torch.zeros(1, 1), torch.zeros(1, 1), 0, s)
+    with pytest.raises(ValueError, match="variance must be one of"):
+        vb_terms_per_variance(GaussianEps(0.0, 0.5, s), torch.zeros(1, 1), s, ("beta", "sigma"))
+    with pytest.raises(ValueError, match="variance must be one of"):
+        path_bound(GaussianEps(0.0, 0.5, s), torch.zeros(1, 1), s, variance="sigma")
 
 
 def _discretized_gaussian(mu: float, sd: float, levels: int, n: int, g: torch.Generator):
@@ -165,3 +196,40 @@ def test_the_bound_on_gaussian_data_holds_and_is_tight_with_beta():
     assert looser > 10 * se_looser, (looser, se_looser)  # beta_tilde_t leaves a much looser bound here
     wrong, se_wrong = mean_se(bounds["wide"] - bounds["beta"])
     assert wrong > 5 * se_wrong, (wrong, se_wrong)  # and so does a model of the wrong data
+
+
+@pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
+def test_the_bound_from_sampled_paths_has_the_expectation_of_the_kl_sum(variance):
+    """path_bound (log densities along forward paths, no KL) and nll_bpd (closed-form KLs) are two unbiased
+    estimates of one expectation, E_x0 E_q[log q(x_{1:T} | x0) - log p_theta(x_{0:T})]: their means agree
+    within their standard errors. Both lie above the model's exact NLL (chain_nll_bpd), as the bound must."""
+    s, n = Schedule.make("cosine", 100), 20_000
+    x0, _, _ = _discretized_gaussian(0.1, 0.4, 17, n, torch.Generator().manual_seed(4))
+    model = GaussianEps(0.0, 0.5, s)  # not the data's eps*: the bound is loose, and still a bound
+    kl_sum = nll_bpd(model, x0, s, variance=variance, levels=17, generator=torch.Generator().manual_seed(5))
+    paths = path_bound(model, x0, s, variance=variance, levels=17, generator=torch.Generator().manual_seed(6))
+    diff = float(paths.mean() - kl_sum.mean())
+    se = (float(paths.var()) / n + float(kl_sum.var()) / n) ** 0.5  # independent draws
+    assert abs(diff) < 4 * se, (diff, se)
+    exact = chain_nll_bpd(model, x0, variance=variance, levels=17)
+    gap = kl_sum - exact  # per example: E over x_t of the bound minus the exact -log2 p_theta(x0)
+    assert float(gap.mean()) > -3 * float(gap.std()) / n**0.5
+    assert float(exact.mean()) > 0
+
+
+def test_the_gap_of_the_bound_is_non_negative_and_wider_with_beta_tilde():
+    """The gap E[bound] - E[-log2 p_theta(x0)] is a KL between the forward path's posterior and the model's
+    path, so it is >= 0 for either sigma_t^2; for Gaussian data's own eps*, beta_tilde_t leaves a wider one
+    than beta_t on the same draws (chapter 7 shows the same ordering on the digits)."""
+    s, n = Schedule.make("cosine", 100), 5_000
+    x0, _, entropy = _discretized_gaussian(0.2, 0.3, 256, n, torch.Generator().manual_seed(7))
+    model = GaussianEps(0.2, 0.3, s)
+    both = vb_terms_per_variance(model, x0, s, levels=256, generator=torch.Generator().manual_seed(8))
+    gaps = {v: both[v].sum(1) - chain_nll_bpd(model, x0, variance=v, levels=256) for v in both}
+    for v, gap in gaps.items():
+        assert float(gap.mean()) > -3 * float(gap.std()) / n**0.5, v
+    wider = gaps["beta_tilde"] - gaps["beta"]
+    assert float(wider.mean()) > 10 * float(wider.std()) / n**0.5
+    # the exact NLL of a model of the right data is a cross-entropy: at least H, within its SE
+    nll = chain_nll_bpd(model, x0, variance="beta", levels=256)
+    assert float(nll.mean() - entropy) > -4 * float(nll.std()) / n**0.5

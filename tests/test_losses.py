@@ -1,13 +1,13 @@
-"""L_simple and the v parameterisation (chapter 7)."""
+"""L_simple, the v parameterisation and the score (chapter 7)."""
 
 import math
 
 import pytest
 import torch
 
-from ddpm_edu.analytic import GaussianEps
+from ddpm_edu.analytic import GaussianEps, MixtureEps
 from ddpm_edu.forward import q_sample
-from ddpm_edu.losses import eps_from_v, l_simple, sample_t, v_target, x0_from_v
+from ddpm_edu.losses import eps_from_score, eps_from_v, l_simple, sample_t, score_from_eps, v_target, x0_from_v
 from ddpm_edu.schedules import Schedule
 
 S = Schedule.linear(1000)
@@ -64,3 +64,27 @@ def test_sample_t_is_uniform_on_1_to_T():
     assert counts[0] == 0
     p = 1 / T
     assert (abs(counts[1:] / n - p) < 5 * math.sqrt(p * (1 - p) / n)).all()
+
+
+def test_score_from_eps_is_the_gradient_of_log_q_xt_given_x0():
+    """grad_{x_t} log N(x_t; sqrt(ab) x0, (1 - ab) I), by autograd, is -eps / sqrt(1 - ab)."""
+    g = torch.Generator().manual_seed(2)
+    x0, eps = torch.randn(32, 3, generator=g, dtype=torch.float64), torch.randn(32, 3, generator=g, dtype=torch.float64)
+    t = sample_t(32, S.T, generator=g)
+    xt = q_sample(x0, t, eps, S).requires_grad_(True)
+    ab = S.alpha_bar[t][:, None]
+    torch.distributions.Normal(ab.sqrt() * x0, (1 - ab).sqrt()).log_prob(xt).sum().backward()
+    torch.testing.assert_close(score_from_eps(eps, t, S), xt.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(eps_from_score(score_from_eps(eps, t, S), t, S), eps, rtol=1e-14, atol=1e-14)
+    with pytest.raises(ValueError, match="1..1000"):
+        score_from_eps(eps, 0, S)
+
+
+@pytest.mark.parametrize("t", [1, 30, 400, 1000])
+def test_tweedie_the_score_of_q_xt_is_minus_eps_star_over_sqrt_one_minus_alpha_bar(t):
+    """For a mixture, autograd on the exact log q(x_t) against score_from_eps(eps*), on a grid of x_t."""
+    mix = MixtureEps([0.4, 0.6], [[-1.0], [0.8]], [0.15, 0.25], S)
+    xt = torch.linspace(-2.5, 2.5, 201, dtype=torch.float64)[:, None].requires_grad_(True)
+    mix.log_density(xt, t).sum().backward()
+    tweedie = score_from_eps(mix(xt.detach(), torch.full((201,), t)), t, S)
+    torch.testing.assert_close(tweedie, xt.grad, rtol=1e-10, atol=1e-10 * float(xt.grad.abs().max()))

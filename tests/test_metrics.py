@@ -61,6 +61,15 @@ def test_real_digits_are_mostly_confident_and_the_per_pixel_gaussian_is_not():
     assert real.confident_se == pytest.approx(math.sqrt(real.confident * (1 - real.confident) / real.n))
 
 
+def test_digits_confident_flags_the_images_that_digits_score_counts():
+    _, _, x_test, _ = metrics.digits_split()
+    x = torch.cat([x_test[:100], metrics.pixel_gaussian_digits(100, torch.Generator().manual_seed(3))])
+    flags = metrics.digits_confident(x)
+    assert flags.shape == (200,) and flags.dtype == torch.bool
+    assert flags.double().mean().item() == metrics.digits_score(x).confident
+    assert torch.equal(flags, metrics.digits_probs(x).max(1).values > metrics.CONFIDENT)
+
+
 def test_pixel_gaussian_has_the_digits_per_pixel_moments():
     from ddpm_edu.data.digits import load_digits
 
@@ -76,3 +85,114 @@ def test_pixel_gaussian_has_the_digits_per_pixel_moments():
 def test_digits_probs_rejects_other_shapes():
     with pytest.raises(ValueError, match="8, 8"):
         metrics.digits_probs(torch.zeros(3, 64))
+
+
+# ---------------------------------------------------------------------- moments
+def test_moment_z_scores_of_correct_moments_are_standard_normal():
+    """Over many independent samples with the right moments, every z-score has mean 0 and sd 1 (up to the
+    spread of 400 replicates: SE 1/sqrt(400) = 0.05 for the mean, about 0.035 for the sd)."""
+    g = torch.Generator().manual_seed(0)
+    L = torch.tensor([[1.0, 0.0], [0.6, 0.5]], dtype=torch.float64)
+    mean, cov = torch.tensor([0.3, -1.0], dtype=torch.float64), L @ L.T
+    z = torch.stack([metrics.moment_z_scores(mean + torch.randn(500, 2, generator=g, dtype=torch.float64) @ L.T,
+                                             mean, cov) for _ in range(400)])  # (400, 5)
+    assert z.shape == (400, 5)
+    assert (z.mean(0).abs() < 4 * 0.05).all(), z.mean(0)
+    assert ((z.std(0) - 1).abs() < 4 * 0.035).all(), z.std(0)
+
+
+def test_moment_z_scores_flag_a_wrong_variance_and_need_no_gaussian():
+    """Uniform(-1, 1) has variance 1/3: n = 20 000 resolve that to about 0.5 %, so claiming 0.36 is
+    off by about 12 SE (the SE of a variance estimate is sqrt((mu_4 - sigma^4) / n), 0.0021 here)."""
+    x = torch.rand(20_000, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
+    zero = torch.zeros(1, dtype=torch.float64)
+    right = metrics.moment_z_scores(x, zero, torch.tensor([[1 / 3]], dtype=torch.float64))
+    wrong = metrics.moment_z_scores(x, zero, torch.tensor([[0.36]], dtype=torch.float64))
+    assert right.abs().max() < 4 and wrong[1] < -8
+    with pytest.raises(ValueError, match="cov"):
+        metrics.moment_z_scores(x, zero, torch.eye(2))
+
+
+def test_energy_distance_se_is_unbiased_and_its_standard_error_matches_the_spread_of_replicates():
+    """50 replicates of D(N(0, 1), N(1, 1)) from 8 groups of 100 points: their mean lies within 4 standard
+    errors of the closed form, and the reported SE agrees with the replicates' own spread. The spread of
+    50 replicates is known to about 1 / sqrt(2 * 49) = 10 %, the mean SE to a few %, so a ratio within
+    [0.7, 1.4] (3 to 4 of those errors) still catches an SE off by a factor sqrt(2) either way."""
+    g = torch.Generator().manual_seed(11)
+    reps = [metrics.energy_distance_se(torch.randn(800, generator=g, dtype=torch.float64),
+                                       1 + torch.randn(800, generator=g, dtype=torch.float64)) for _ in range(50)]
+    means, ses = torch.tensor([m for m, _ in reps]), torch.tensor([se for _, se in reps])
+    assert abs(means.mean() - gaussian_energy_distance(0.0, 1.0)) < 4 * means.std() / math.sqrt(50)
+    assert 0.7 < float(means.std() / ses.mean()) < 1.4, (float(means.std()), float(ses.mean()))
+    with pytest.raises(ValueError, match="groups"):
+        metrics.energy_distance_se(torch.zeros(10, 2), torch.zeros(10, 2), groups=8)
+
+
+def test_energy_distance_se_does_not_depend_on_the_order_of_the_points():
+    """Two draws of the same two-cluster law, one listed cluster by cluster: cut into consecutive parts
+    without shuffling, its parts would hold one cluster each and the distance would be far from 0."""
+    g = torch.Generator().manual_seed(5)
+    centres = torch.tensor([[-2.0, 0.0], [2.0, 0.0]])
+    ordered = torch.cat([centres[0] + 0.3 * torch.randn(800, 2, generator=g),
+                         centres[1] + 0.3 * torch.randn(800, 2, generator=g)])
+    mixed = centres[torch.randint(0, 2, (1600,), generator=g)] + 0.3 * torch.randn(1600, 2, generator=g)
+    d, se = metrics.energy_distance_se(ordered, mixed)
+    assert abs(d) < 4 * se and se < 0.05
+    assert metrics.energy_distance_se(ordered, mixed) == (d, se)  # reproducible by default
+
+
+# ---------------------------------------------------------------------- clipping
+def test_clip_probe_passes_eps_through_and_sees_every_step():
+    from ddpm_edu.analytic import GaussianEps
+    from ddpm_edu.sampling import sample
+    from ddpm_edu.schedules import Schedule
+
+    s = Schedule.cosine(30)
+    model = GaussianEps(0.0, 0.8, s)
+    probe = metrics.ClipProbe(model, s)
+    plain = sample(model, (64, 1), s, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    probed = sample(probe, (64, 1), s, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.equal(plain, probed)
+    assert sorted(probe.outside) == sorted(probe.max_abs) == sorted(probe.shift) == list(range(1, 31))
+
+
+def test_clip_probe_measures_the_guess_and_the_move_of_the_posterior_mean():
+    """x_t built from a chosen x0 and eps, so that x0_hat is that x0; the move of the mean is checked
+    against q_posterior at the clamped and the raw guess."""
+    from ddpm_edu.forward import q_sample
+    from ddpm_edu.posterior import q_posterior
+    from ddpm_edu.schedules import Schedule
+
+    s, t = Schedule.cosine(50), 20
+    x0 = torch.tensor([[0.5, -1.5, 3.0, 0.9], [-0.2, 1.2, 0.0, -4.0]], dtype=torch.float64)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    xt = q_sample(x0, t, eps, s)
+    probe = metrics.ClipProbe(lambda x, tt: eps, s)
+    assert torch.equal(probe(xt, torch.full((2,), t)), eps)
+    assert probe.outside[t] == pytest.approx(4 / 8) and probe.max_abs[t] == pytest.approx(4.0)
+    moved = (q_posterior(x0.clamp(-1, 1), xt, t, s)[0] - q_posterior(x0, xt, t, s)[0]).abs().mean()
+    assert probe.shift[t] == pytest.approx(float(moved) / s.beta_tilde[t].item() ** 0.5, rel=1e-9)
+    probe(q_sample(x0, 1, eps, s), torch.full((2,), 1))
+    assert math.isnan(probe.shift[1])  # sigma_1 = 0: no unit to measure the move in
+    with pytest.raises(ValueError, match="share its time step"):
+        probe(xt, torch.tensor([t, t + 1]))
+
+
+def test_x0_hat_errors_divide_the_noise_error_by_the_snr_and_clamping_never_hurts():
+    """A model that knows x0 but errs by a constant 0.1 in eps: mse_eps = 0.01 and mse_x0 = 0.01 / SNR_t;
+    clamping can only help, and without the error the guess is x0 itself."""
+    from ddpm_edu.posterior import eps_from_x0
+    from ddpm_edu.schedules import Schedule
+
+    s = Schedule.cosine(100)
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.rand(64, 1, 4, 4, generator=g, dtype=torch.float64) * 2 - 1
+    knows_x0 = lambda xt, t: eps_from_x0(xt.double(), t, x0, s)  # noqa: E731
+    ts = [1, 30, 90, 100]
+    for row, t in zip(metrics.x0_hat_errors(lambda xt, t: knows_x0(xt, t) + 0.1, x0, s, ts, g), ts):
+        assert row["t"] == t and row["snr"] == s.snr[t].item()
+        assert row["mse_eps"] == pytest.approx(0.01, rel=1e-4)  # the float32 input to the model rounds x_t
+        assert row["mse_x0"] == pytest.approx(row["mse_eps"] / row["snr"], rel=1e-9)
+        assert row["mse_x0_clamped"] <= row["mse_x0"]
+    exact = metrics.x0_hat_errors(knows_x0, x0, s, [50], g)[0]
+    assert exact["mse_x0"] < 1e-12 and exact["outside"] == 0.0

@@ -51,8 +51,10 @@ def small_plots(x0, eps):
         "plot_posterior_variances": lambda: viz.plot_posterior_variances(s),
         "plot_samples_2d": lambda: viz.plot_samples_2d(torch.randn(50, 2, generator=gen()), torch.randn(40, 2, generator=gen(1))),
         "plot_t_weights": lambda: viz.plot_t_weights({"a": s.betas, "b": 1 / s.betas}),
+        "plot_vb_terms": lambda: viz.plot_vb_terms({"a": torch.rand(3, 51, generator=gen()) + 0.1}),
         "plot_reverse_steps": lambda: viz.plot_reverse_steps([(5, eps[None]), (0, x0[None])], [(5, x0[None]), (0, x0[None])]),
         "plot_sample_panels": lambda: viz.plot_sample_panels({"images": x0[None], "points": z.reshape(-1, 2)}),
+        "plot_clipping": lambda: viz.plot_clipping({"run": _probe_record()}),
         "plot_forward_batches": lambda: viz.plot_forward_batches(
             {"photo": x0[None], "gray": x0[:1, None].repeat(4, 1, 1, 1)}, s, [0, 25, 50],
             {"photo": eps[None], "gray": eps[:1, None].repeat(4, 1, 1, 1)}),
@@ -64,7 +66,8 @@ PLOT_NAMES = [
     "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",  # forward
     "plot_schedules", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_batches",
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",  # reverse
-    "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_reverse_steps", "plot_sample_panels",
+    "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_vb_terms", "plot_reverse_steps",
+    "plot_sample_panels", "plot_clipping",
 ]
 
 
@@ -234,6 +237,21 @@ def test_t_weights_plots_entries_1_to_T_and_drops_infinite_ones():
     np.testing.assert_allclose(line_w.get_ydata(), w[2:].numpy())
     np.testing.assert_array_equal(line_one.get_xdata(), np.arange(1, s.T + 1))
     assert ax.get_yscale() == "log"
+def test_vb_terms_plots_the_mean_of_each_term_at_its_t_and_leaves_out_L_T():
+    from ddpm_edu.analytic import GaussianEps
+    from ddpm_edu.likelihood import vb_terms_per_variance
+
+    s = Schedule.linear(20, 1e-3, 0.2)
+    x0 = torch.linspace(-1, 1, 17, dtype=torch.float64)[:12].reshape(3, 4)
+    terms = vb_terms_per_variance(GaussianEps(0.0, 0.5, s), x0, s, levels=17, generator=gen())
+    ax = viz.plot_vb_terms(terms).axes[0]
+    assert [line.get_label() for line in ax.lines] == list(terms)
+    for line, x in zip(ax.lines, terms.values()):
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(1, s.T + 1))  # L_{t-1} at t; no L_T
+        np.testing.assert_allclose(line.get_ydata(), x[:, :-1].mean(0).numpy(), rtol=1e-12)
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+
+
 # ---------------------------------------------------------------------- chapter 8
 def _recorded_run(T=20, B=5):
     from ddpm_edu.analytic import GaussianEps
@@ -306,3 +324,31 @@ def test_forward_batches_show_the_closed_form_of_each_batch(x0, eps):
     np.testing.assert_array_equal(axes[3].images[0].get_array(), images.image_grid(digits))  # t = 0 is the data itself
     with pytest.raises(ValueError, match="shape"):
         viz.plot_forward_batches({"d": digits}, s, ts, {"d": e_digits[:2]})
+
+
+# ---------------------------------------------------------------------- chapter 8, second edition
+def _probe_record():
+    """A ClipProbe after a short run of the exact eps* of wide Gaussian data (std 2), whose guesses leave [-1, 1]."""
+    from ddpm_edu.analytic import GaussianEps
+    from ddpm_edu.eval.metrics import ClipProbe
+    from ddpm_edu.sampling import sample
+
+    s = Schedule.cosine(12)
+    probe = ClipProbe(GaussianEps(0.0, 2.0, s), s)
+    sample(probe, (200, 1), s, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return probe
+
+
+def test_clipping_plot_draws_the_probe_records_from_T_down():
+    probe = _probe_record()
+    ax_out, ax_max, ax_shift = viz.plot_clipping({"a": probe}).axes
+    t = np.arange(1, 13)
+    for ax, rec in ((ax_out, probe.outside), (ax_max, probe.max_abs)):
+        line = ax.lines[0]
+        np.testing.assert_array_equal(line.get_xdata(), t)
+        np.testing.assert_allclose(line.get_ydata(), [rec[k] for k in t])
+        assert ax.get_xlim()[0] > ax.get_xlim()[1]  # T on the left
+    drawn = [k for k in t[1:] if probe.shift[k] > 0]  # t = 1 has no sigma_t; a log scale cannot show 0
+    assert 5 < len(drawn) < 11  # this run has steps where clamping changes nothing, and steps where it does
+    np.testing.assert_array_equal(ax_shift.lines[0].get_xdata(), drawn)
+    np.testing.assert_allclose(ax_shift.lines[0].get_ydata(), [probe.shift[k] for k in drawn])

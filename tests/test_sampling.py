@@ -276,6 +276,17 @@ def test_trajectory_recorder_keeps_every_state_when_asked_for_more_than_there_ar
         TrajectoryRecorder(10, frames=1)
 
 
+def test_trajectory_recorder_keeps_the_first_images_of_the_batch_when_asked():
+    s = Schedule.linear(20, 1e-3, 0.2)
+    rec = TrajectoryRecorder(s.T, frames=5, images=3)
+    out = sample(GaussianEps(0.0, 0.5, s), (7, 2), s, callback=rec, generator=torch.Generator().manual_seed(0))
+    assert all(x.shape == (3, 2) for _, x in rec.frames + rec.x0_frames)
+    assert torch.equal(rec.frames[-1][1], out[:3])
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="images"):
+            TrajectoryRecorder(10, images=bad)
+
+
 def _folded_steps(model, shape, s, seed, taus, step):
     """The reference loop: the public step functions applied one by one, z drawn as the samplers draw it."""
     g = torch.Generator().manual_seed(seed)

@@ -103,7 +103,7 @@ def fid(
     ``load_cifar10(reference_root, download=download, verify_md5=verify_md5)``, (50000, 3, 32, 32) uint8.
     weights: the Inception weights file (default: :func:`fid_weights` finds or downloads it).
     device: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``. With ``cache`` the reference's
-    features and (mu, Sigma) are kept under ``<cache root>/fid`` (about 0.45 GB for CIFAR-10), keyed by
+    features and (mu, Sigma) are kept under ``<cache root>/fid`` (its size for CIFAR-10 is in bench/RESULTS.md), keyed by
     its images and the weights, so later calls only run the samples through Inception. The number is
     comparable with the paper's only for the published weights and PAPER_FID_SAMPLES samples: with
     fewer samples FID is biased upwards.

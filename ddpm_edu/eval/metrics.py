@@ -16,20 +16,33 @@ generated.
 
 zero exactly when the two laws agree. :func:`energy_distance` estimates it with U-statistics
 (the within-set means leave out the zero diagonal), so the estimate is unbiased.
+
+Clipping. :func:`x0_hat_errors` measures the network's guess x0_hat on real data at chosen t, with and
+without clamping to [-1, 1]; :class:`ClipProbe` wraps a network and records, at every t of a sampling
+run, how much of x0_hat lies outside [-1, 1] and how far clamping it would move the reverse step's mean.
+
+Moments. :func:`moment_z_scores` says how far a sample's mean and covariance lie from given ones,
+in standard errors; chapter 8 checks DDIM's states against the closed-form q(x_t) with it.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ddpm_edu.forward import q_sample
+from ddpm_edu.posterior import x0_from_eps
+from ddpm_edu.schedules import Schedule
+
 __all__ = [
     "CONFIDENT", "HELD_OUT", "digits_split", "digits_classifier", "classifier_accuracy", "digits_probs",
-    "DigitsScore", "digits_score", "pixel_gaussian_digits", "energy_distance",
+    "DigitsScore", "digits_score", "digits_confident", "pixel_gaussian_digits", "energy_distance", "energy_distance_se",
+    "x0_hat_errors", "ClipProbe", "moment_z_scores",
 ]
 
 CONFIDENT = 0.9  # a sample is "confident" when max_k p(k | x) > CONFIDENT
@@ -101,6 +114,15 @@ class DigitsScore:
         return (self.confident * (1 - self.confident) / self.n) ** 0.5
 
 
+def digits_confident(x: Tensor) -> Tensor:
+    """Which images the classifier is confident about, max_k p(k | x) > CONFIDENT: (B,) bool for x: (B, 1, 8, 8).
+
+    Two sample sets drawn from the same x_T pair up image by image; the standard error of the difference
+    of their confident fractions is then the standard deviation of the paired differences over sqrt(B).
+    """
+    return digits_probs(x).max(1).values > CONFIDENT
+
+
 def digits_score(x: Tensor) -> DigitsScore:
     """The confident fraction and the class histogram of images x: (B, 1, 8, 8) in [-1, 1]."""
     p = digits_probs(x)
@@ -137,3 +159,114 @@ def energy_distance(x: Tensor, y: Tensor) -> float:
     xx = dist(x, x).sum() / (n * (n - 1))  # the diagonal is 0: a mean over i != j
     yy = dist(y, y).sum() / (m * (m - 1))
     return float(xy - 0.5 * xx - 0.5 * yy)
+
+
+def energy_distance_se(
+    x: Tensor, y: Tensor, groups: int = 8, generator: torch.Generator | None = None
+) -> tuple[float, float]:
+    """The energy distance of x: (n, d) and y: (m, d) with its standard error, from ``groups`` disjoint parts.
+
+    Each set is shuffled (a set may be ordered: ``sample_toy``'s moons list one moon, then the other) and
+    cut into ``groups`` parts of equal size, the remainder dropped; each pair of parts gives an
+    independent, unbiased :func:`energy_distance`. Returns their mean and its standard error,
+    sd / sqrt(groups). The shuffles come from ``generator`` (by default a generator seeded with 0, so the
+    result is reproducible). The mean is noisier than the estimate from all points, but its error is known.
+    """
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 2:
+        raise ValueError(f"groups must be an integer >= 2, got {groups!r}")
+    k, l = len(x) // groups, len(y) // groups
+    if k < 2 or l < 2:
+        raise ValueError(f"{groups} groups need at least {2 * groups} points in each set, got {len(x)} and {len(y)}")
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    x, y = x[torch.randperm(len(x), generator=g)], y[torch.randperm(len(y), generator=g)]
+    est = torch.tensor([energy_distance(x[i * k:(i + 1) * k], y[i * l:(i + 1) * l]) for i in range(groups)])
+    return float(est.mean()), float(est.std() / groups**0.5)
+
+
+def x0_hat_errors(
+    model: Callable[[Tensor, Tensor], Tensor],
+    x0: Tensor,
+    s: Schedule,
+    ts: Sequence[int],
+    generator: torch.Generator | None = None,
+) -> list[dict[str, float]]:
+    """How far the network's guess x0_hat is from the true x0 at each t in ``ts``, unclamped and clamped.
+
+    For each t: x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps with fresh eps, eps_hat = model(x_t, t) and x0_hat
+    = (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t). Then x0_hat - x0 = -(eps_hat - eps) / sqrt(SNR_t) exactly,
+    so the mean squared error of x0_hat is that of eps_hat divided by SNR_t. For x0 in [-1, 1], clamping
+    moves every entry of x0_hat towards x0 or leaves it, so it never increases the error.
+    x0: (B, ...) in [-1, 1]. Returns one dict per t with keys t, snr, mse_eps, mse_x0, mse_x0_clamped and
+    outside (the share of x0_hat's entries outside [-1, 1]); the arithmetic is in float64.
+    """
+    x0 = x0.detach().double().cpu()
+    rows = []
+    with torch.inference_mode():
+        for t in ts:
+            eps = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
+            xt = q_sample(x0, int(t), eps, s)
+            eps_hat = model(xt.float(), torch.full((len(x0),), int(t))).double()
+            x0_hat = x0_from_eps(xt, int(t), eps_hat, s)
+            rows.append({"t": int(t), "snr": float(s.snr[int(t)]), "mse_eps": float((eps_hat - eps).pow(2).mean()),
+                         "mse_x0": float((x0_hat - x0).pow(2).mean()),
+                         "mse_x0_clamped": float((x0_hat.clamp(-1, 1) - x0).pow(2).mean()),
+                         "outside": float((x0_hat.abs() > 1).double().mean())})
+    return rows
+
+
+class ClipProbe:
+    """A network wrapper that records what clamping x0_hat to [-c, c] does at each step of a sampling run.
+
+    Call it like the model, ``probe(x_t, t) -> eps_hat``: it returns the network's eps_hat unchanged, so
+    the sampler runs as it would without it. From each call (one t for the whole batch) it records, for
+    x0_hat = (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t), ab = alpha_bar (the guess before any clamping):
+
+    * ``outside[t]``: the share of x0_hat's entries outside [-c, c];
+    * ``max_abs[t]``: the largest abs(x0_hat);
+    * ``shift[t]``: the mean over entries of abs(mu(clamp(x0_hat)) - mu(x0_hat)) / sigma_t, how far clamping
+      moves the step's mean in units of its noise. The posterior mean (eq. 7) is linear in x0, so the
+      move is coef_x0_t (clamp(x0_hat) - x0_hat); sigma_t = sqrt(beta_tilde_t), so t = 1 gives NaN.
+    """
+
+    def __init__(self, model: Callable[[Tensor, Tensor], Tensor], s: Schedule, c: float = 1.0):
+        if not c > 0:
+            raise ValueError(f"the clipping range c must be > 0, got {c!r}")
+        self.model, self.s, self.c = model, s, c
+        self.outside: dict[int, float] = {}
+        self.max_abs: dict[int, float] = {}
+        self.shift: dict[int, float] = {}
+
+    def __call__(self, xt: Tensor, t: Tensor) -> Tensor:
+        eps_hat = self.model(xt, t)
+        step = int(t.reshape(-1)[0])
+        if not bool((t == step).all()):
+            raise ValueError("ClipProbe records one t per call: the batch must share its time step")
+        x0_hat = x0_from_eps(xt, step, eps_hat.to(xt.dtype), self.s)
+        moved = (x0_hat.clamp(-self.c, self.c) - x0_hat).abs()  # |clamp(x0_hat) - x0_hat|
+        sigma = float(self.s.beta_tilde[step]) ** 0.5
+        self.outside[step] = float((x0_hat.abs() > self.c).double().mean())
+        self.max_abs[step] = float(x0_hat.abs().max())
+        self.shift[step] = float(self.s.coef_x0[step]) * float(moved.double().mean()) / sigma if sigma > 0 else float("nan")
+        return eps_hat
+
+
+# --------------------------------------------------------------------------- moments
+def moment_z_scores(x: Tensor, mean: Tensor, cov: Tensor) -> Tensor:
+    """How far the sample moments of x: (n, D) lie from ``mean`` (D,) and ``cov`` (D, D), in standard errors.
+
+    Each moment is an average of n independent terms: x_i for the mean, and (x_i - mean)_j (x_i - mean)_k,
+    centred at the given mean, for the covariance, so its expectation is cov_jk exactly. The standard error
+    of an average is the terms' sample standard deviation over sqrt(n). Returns D + D (D + 1) / 2 z-scores,
+    float64: the D means, then the covariance's upper triangle row by row.
+    """
+    x = x.detach().double().cpu().reshape(len(x), -1)
+    mean, cov = mean.double().cpu().reshape(-1), cov.double().cpu()
+    n, D = x.shape
+    if n < 2 or mean.shape != (D,) or cov.shape != (D, D):
+        raise ValueError(f"need x (n >= 2, D), mean (D,), cov (D, D); got {tuple(x.shape)}, "
+                         f"{tuple(mean.shape)}, {tuple(cov.shape)}")
+    j, k = torch.triu_indices(D, D)
+    d = x - mean
+    terms = torch.cat([x, d[:, j] * d[:, k]], 1)  # (n, D + D (D + 1) / 2)
+    target = torch.cat([mean, cov[j, k]])
+    return (terms.mean(0) - target) / (terms.std(0) / n**0.5)

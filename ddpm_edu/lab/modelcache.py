@@ -25,7 +25,7 @@ from ddpm_edu.training.config import Config, config_to_dict
 from ddpm_edu.training.runlog import read_metrics
 from ddpm_edu.training.train import train
 
-__all__ = ["load_ema_model", "load_or_train", "cached_run", "cached_metrics", "fast_config"]
+__all__ = ["load_ema_model", "load_or_train", "cached_run", "cached_metrics", "fast_config", "shown_path"]
 
 
 
@@ -62,7 +62,7 @@ def load_or_train(cfg: Config, *, cache_dir: str | os.PathLike | None = None, pr
     if _trained(ema_file, cfg.train.steps):
         try:
             model = load_ema_model(cfg, ema_file)[0]
-            print(f"{cfg.name}: loaded from the cache in {run} ({_training_time(run)})")
+            print(f"{cfg.name}: loaded from the cache in {shown_path(run)} ({_training_time(run)})")
             return model
         except ckpt.CheckpointError as e:  # cached by older code whose model no longer fits: retrain
             warnings.warn(f"retraining the cached model in {run}: {ckpt.one_line(e, 200)}", stacklevel=2)
@@ -70,8 +70,17 @@ def load_or_train(cfg: Config, *, cache_dir: str | os.PathLike | None = None, pr
     result = train(cfg, run, samples=False, progress=progress)
     if result.interrupted:
         raise KeyboardInterrupt(f"training interrupted at step {result.step}; run again to resume")
-    print(f"{cfg.name}: {_training_time(run)}, now cached in {run}")
+    print(f"{cfg.name}: {_training_time(run)}, now cached in {shown_path(run)}")
     return load_ema_model(cfg, ema_file)[0]
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as a page may show it: under the home folder as ``~/...``, so that no build machine's
+    home (``/root``, ``/home/runner``) appears in the book; elsewhere unchanged."""
+    try:
+        return str(Path("~") / Path(path).relative_to(Path.home()))
+    except ValueError:  # not under the home folder
+        return str(path)
 
 
 def _book_config(cfg: Config) -> Config:

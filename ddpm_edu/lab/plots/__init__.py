@@ -33,6 +33,7 @@ from ddpm_edu.lab.plots.forward import (
     plot_variance,
 )
 from ddpm_edu.lab.plots.reverse import (
+    plot_clipping,
     plot_density_over_t,
     plot_loss_curve,
     plot_posterior_variances,
@@ -42,6 +43,7 @@ from ddpm_edu.lab.plots.reverse import (
     plot_samples_2d,
     plot_samples_over_t,
     plot_t_weights,
+    plot_vb_terms,
 )
 
 __all__ = [
@@ -49,5 +51,6 @@ __all__ = [
     "plot_px_pz", "plot_image_strip", "plot_naive_noise", "plot_variance", "plot_fixed_noise",
     "plot_schedules", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_batches",
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
-    "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_reverse_steps", "plot_sample_panels",
+    "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_vb_terms", "plot_reverse_steps",
+    "plot_sample_panels", "plot_clipping",
 ]

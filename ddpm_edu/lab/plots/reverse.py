@@ -3,8 +3,9 @@
 Chapter 6 (:func:`plot_density_over_t`, :func:`plot_samples_over_t`, :func:`plot_reverse_conditional`,
 :func:`plot_posterior_variances`): densities, posteriors and variances that
 :class:`ddpm_edu.analytic.MixtureEps` and :class:`ddpm_edu.schedules.Schedule` compute. Chapter 7
-(:func:`plot_loss_curve`, :func:`plot_samples_2d`, :func:`plot_t_weights`): training. Chapter 8
-(:func:`plot_reverse_steps`, :func:`plot_sample_panels`): sampling. The conventions are those of
+(:func:`plot_loss_curve`, :func:`plot_samples_2d`, :func:`plot_t_weights`, :func:`plot_vb_terms`): training
+and the likelihood. Chapter 8
+(:func:`plot_reverse_steps`, :func:`plot_sample_panels`, :func:`plot_clipping`): sampling. The conventions are those of
 :mod:`ddpm_edu.lab.plots.base`.
 """
 
@@ -26,7 +27,8 @@ from ddpm_edu.training.runlog import draw_loss_curve
 
 __all__ = [
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
-    "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_reverse_steps", "plot_sample_panels",
+    "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_vb_terms", "plot_reverse_steps",
+    "plot_sample_panels", "plot_clipping",
 ]
 
 
@@ -199,6 +201,28 @@ def plot_t_weights(weights: Mapping[str, Tensor], *, ax: Axes | None = None) -> 
     return fig
 
 
+def plot_vb_terms(terms: Mapping[str, Tensor], *, ax: Axes | None = None) -> Figure:
+    """Chapter 7: the terms of the variational bound against t, averaged over examples, in bits/dim.
+
+    Each tensor is (B, T + 1) as :func:`ddpm_edu.likelihood.vb_terms` returns it: column t - 1 holds L_{t-1}
+    (L_0 at t = 1), drawn at t = 1..T with a band of two standard errors of the mean; the last column,
+    L_T, is left out (it is one number, which has no t). Both axes are logarithmic.
+    """
+    fig, ax = figure_and_axes(ax, (6.0, 3.4))
+    for label, x in terms.items():
+        x = as_numpy(x.double())[:, :-1]  # (B, T): L_0 .. L_{T-1}
+        t = np.arange(1, x.shape[1] + 1)
+        mean = x.mean(0)
+        se = x.std(0, ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.zeros_like(mean)  # SE of the mean
+        line, = ax.plot(t, mean, lw=1.5, label=label)
+        ax.fill_between(t, np.clip(mean - 2 * se, mean / 10, None), mean + 2 * se, color=line.get_color(),
+                        alpha=0.2, lw=0)
+    ax.set(xlabel="t", ylabel=r"$L_{t-1}$ (bits/dim)", xscale="log", yscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
 # ----------------------------------------------------------------------------------- chapter 8: sampling
 
 
@@ -259,4 +283,32 @@ def plot_sample_panels(samples: Mapping[str, Tensor], *, reference: Tensor | Non
         else:
             raise ValueError(f"{label!r}: expected images (B, C, H, W) or points (N, 2), got {tuple(x.shape)}")
         ax.set_title(label, fontsize=9)
+    return fig
+
+
+def plot_clipping(probes: Mapping[str, object]) -> Figure:
+    """Chapter 8: what clamping x0_hat to [-1, 1] does at each t, for one or more sampling runs.
+
+    probes: label -> a :class:`ddpm_edu.eval.metrics.ClipProbe` after a run (anything with the dicts
+    ``outside``, ``max_abs`` and ``shift``, keyed by t). Three panels against t, drawn from T on the left
+    down to 1: the share of x0_hat's entries outside [-1, 1], the largest abs(x0_hat) (log scale), and how far
+    clamping moves the step's mean, in units of sigma_t (log scale; t = 1 has no sigma_t and is left out).
+    """
+    fig = new_figure((10.0, 3.0))
+    axes = fig.subplots(1, 3)
+    panels = (("outside", r"share of $\hat x_0$ outside $[-1, 1]$", "linear"),
+              ("max_abs", r"largest $|\hat x_0|$", "log"),
+              ("shift", r"move of the mean by clamping, in $\sigma_t$", "log"))
+    for ax, (key, title, scale) in zip(axes, panels):
+        for label, probe in probes.items():
+            rec = getattr(probe, key)
+            t = np.array(sorted(rec))
+            y = np.array([rec[k] for k in t], dtype=float)
+            ok = np.isfinite(y) & ((y > 0) if scale == "log" else True)
+            ax.plot(t[ok], y[ok], lw=1.3, label=label)
+        ax.set(xlabel="t", yscale=scale)
+        ax.set_title(title, fontsize=9)
+        ax.invert_xaxis()  # the order of sampling: t = T on the left
+        ax.tick_params(labelsize=8)
+    axes[0].legend(fontsize=8)
     return fig
