@@ -192,7 +192,7 @@ class MixtureEps:
     def reverse_gaussian_gap(self, xt: float, t: int, *, n: int = 4001, width: float = 12.0) -> float:
         """Total variation between q(x_{t-1} | x_t) and the Gaussian with its mean m and variance v (1-D).
 
-        TV = 1/2 int abs(q(x_{t-1} | x_t) - N(x_{t-1}; m, v)) dx_{t-1}, a Riemann sum on ``n`` points that
+        ``TV = 1/2 int |q(x_{t-1} | x_t) - N(x_{t-1}; m, v)| dx_{t-1}``, a Riemann sum on ``n`` points that
         span m +- width sqrt(v), so the grid follows the step however narrow it is. Chapter 6 fits how it
         falls with beta_t. xt: the value of x_t; t in 1..T. Returns a float in [0, 1].
         """

@@ -137,6 +137,8 @@ def test_the_api_reference_documents_every_module():
     assert not modules - documented, (f"modules missing from the API reference: {sorted(modules - documented)}; "
                                       f"add an automodule directive to the book/using/api_*.md page of their layer")
     assert not documented - modules, f"the API reference documents modules that do not exist: {sorted(documented - modules)}"
+    every = [m for page in USING.glob("*.md") for m in re.findall(r"^\.\. automodule:: (\S+)$", page.read_text(), flags=re.M)]
+    assert len(every) == len(set(every)), f"documented twice: {sorted({m for m in every if every.count(m) > 1})}"
 
 
 # --------------------------------------------------------------------------- the commands shown
