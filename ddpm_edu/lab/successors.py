@@ -42,7 +42,7 @@ SUCCESSORS: tuple[Successor, ...] = (
     Successor("Analytic-DPM", "bao2022analytic", 2022,
               "the best fixed variance, computed from E||eps*||^2", (6, 7)),
     Successor("EDM", "karras2022elucidating", 2022,
-              "noise level sigma as the time, preconditioned network, Heun steps", (3, 7, 8)),
+              "the noise level as the clock, a preconditioned network, Heun steps", (3, 7, 8)),
     Successor("Latent diffusion", "rombach2022high", 2022,
               "diffusion in an autoencoder's latent space", (9,)),
     Successor("Flow matching, rectified flow", "lipman2023flow", 2023,

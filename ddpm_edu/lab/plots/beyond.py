@@ -45,11 +45,11 @@ def plot_successor_map(ax: Axes | None = None) -> Figure:
 
 def plot_optimal_variance(s: Schedule, sds: Sequence[float], ax: Axes | None = None) -> Figure:
     """Chapter 11: the best fixed reverse variance for Gaussian data N(0, sd^2), as a share of the way from
-    beta_tilde_t to beta_t on a log scale (Improved DDPM's interpolation weight), against t.
+    beta_tilde_t to beta_t on a log scale (Improved DDPM's interpolation weight h_t, their v), against t.
 
     For x0 ~ N(0, sd^2), E[eps*^2] = (1 - alpha_bar_t) / (alpha_bar_t sd^2 + 1 - alpha_bar_t); the variance is
     :func:`ddpm_edu.posterior.optimal_reverse_variance` and the weight
-    v_t = (log sigma*_t^2 - log beta_tilde_t) / (log beta_t - log beta_tilde_t), from t = 2.
+    h_t = (log sigma*_t^2 - log beta_tilde_t) / (log beta_t - log beta_tilde_t), from t = 2.
     """
     fig, ax = figure_and_axes(ax, (6.0, 3.2))
     t = torch.arange(2, s.T + 1)
@@ -63,7 +63,7 @@ def plot_optimal_variance(s: Schedule, sds: Sequence[float], ax: Axes | None = N
     ax.axhline(1, color="0.5", lw=0.8, ls=":")
     ax.text(s.T, 0.02, r"$\tilde\beta_t$", ha="right", va="bottom", fontsize=9)
     ax.text(s.T, 0.98, r"$\beta_t$", ha="right", va="top", fontsize=9)
-    ax.set(xscale="log", xlabel="t", ylabel=r"$v_t$", ylim=(-0.05, 1.05),
+    ax.set(xscale="log", xlabel="t", ylabel=r"$h_t$", ylim=(-0.05, 1.05),
            title=r"where $\sigma^{*2}_t$ lies between $\tilde\beta_t$ and $\beta_t$ (log scale)")
     ax.title.set_fontsize(10)
     ax.legend(fontsize=8, loc="center left")
