@@ -32,8 +32,8 @@ def test_notebook_has_no_outputs(nb):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_first_cell_is_hidden_setup(nb):
     first = json.loads(nb.read_text())["cells"][0]
-    assert first["cell_type"] == "code" and "hide-input" in first.get("metadata", {}).get("tags", []), (
-        f"{nb.name}: the first cell must be the hidden (hide-input) install cell"
+    assert first["cell_type"] == "code" and "remove-cell" in first.get("metadata", {}).get("tags", []), (
+        f"{nb.name}: the first cell must be the install cell, tagged remove-cell (in the notebook, not on the page)"
     )
 
 
