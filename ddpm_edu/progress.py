@@ -20,7 +20,10 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from tqdm.std import tqdm
 
 BOOK_BUILD = "DDPM_EDU_BOOK_BUILD"  # "1" while the book's build executes the chapters
 
@@ -35,7 +38,7 @@ def mark_book_build() -> None:
     os.environ[BOOK_BUILD] = "1"
 
 
-def progress_bar(iterable: Iterable | None = None, **kwargs: Any):
+def progress_bar(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
     """A tqdm bar: ``tqdm.auto``'s, or under the book's build a text bar that prints only its final line.
 
     ``kwargs`` are tqdm's (``total``, ``initial``, ``desc``, ``unit``, ``leave``, ``disable``, ...).
@@ -53,9 +56,9 @@ def progress_bar(iterable: Iterable | None = None, **kwargs: Any):
 class FinalLine(io.TextIOBase):
     """A stream for tqdm that passes on only the lines that end in a newline, without trailing blanks.
 
-    tqdm redraws a text bar as "\\r<state>" and, when it closes with ``leave=True``, adds "\\n"
-    after the last state; with ``leave=False`` it ends with "\\r" instead. So exactly the final
-    state of a kept bar reaches ``out``, and nothing of a bar that is not kept.
+    tqdm redraws a text bar as ``"\\r" + state`` and, when it closes with ``leave=True``, writes
+    ``"\\n"`` after the last state; with ``leave=False`` it ends with ``"\\r"`` instead. So exactly
+    the final state of a kept bar reaches ``out``, and nothing of a bar that is not kept.
     """
 
     def __init__(self, out: TextIO):
