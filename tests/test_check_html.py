@@ -1,8 +1,9 @@
 """tests/browser/check_html.py, the reader's check of the built book, can fail: it finds each kind of problem.
 
 A page with a broken image, raw TeX, a console error, a traceback, a request to another host, an
-explorer that never mounted and a slider that changes nothing must be reported on each count; a
-plain page with an image, a live slider and a real schedule explorer must pass. The checker runs as
+explorer that never mounted, a slider that changes nothing and a progress bar frozen at 0% must be
+reported on each count; a plain page with an image, a finished progress bar, a live slider and a
+real schedule explorer must pass. The checker runs as
 ``make check-html`` runs it, as a subprocess, in headless Chromium. Without Chromium this test
 fails (it does not skip): ``make check-html`` installs Debian's ``chromium`` package, or set
 CHROMIUM=/path/to/chrome.
@@ -35,6 +36,8 @@ ZeroDivisionError: division by zero</pre></div></div>
 <div id="ddpm-explorer-unmounted" class="ddpm-explorer">The schedule explorer needs JavaScript.</div>
 <div id="ddpm-live-unmounted" class="ddpm-live">The live sampler needs JavaScript.</div>
 <div class="cell_output"><input type="range" min="0" max="10" value="5"><canvas width="20" height="20"></canvas></div>
+<div class="cell_output docutils container"><div class="output text_plain highlight-myst-ansi notranslate"><pre>
+cifar10-small:   0%|          | 0/2 [00:00&lt;?, ?step/s]</pre></div></div>
 <script>
 console.error("boom: an error of the page");
 fetch("https://example.com/data.json").catch(() => null);
@@ -43,6 +46,8 @@ fetch("https://example.com/data.json").catch(() => null);
 
 GOOD = """<!doctype html><meta charset=utf-8><title>good</title><body>
 <p>Plain text, and a figure:</p><img src="dot.png" alt="a figure">
+<div class="cell_output"><div class="output stream"><pre>toy2d: 100%|##########| 3000/3000 [01:10&lt;00:00, 42.5step/s, loss=0.3127]
+finished</pre></div></div>
 <div class="cell_output"><label>k <input type="range" min="0" max="10" value="5"></label><canvas width="20" height="20"></canvas></div>
 <script>
 const inp = document.querySelector("input"), ctx = document.querySelector("canvas").getContext("2d");
@@ -89,6 +94,7 @@ def test_a_good_page_passes(report):
     ("unmounted live sampler", "live sampler ddpm-live-unmounted did not mount"),
     ("dead slider", "slider 'range' in 'cell_output' changes nothing"),
     ("no figure change", "no slider in 'cell_output' changes the figure"),
+    ("frozen progress bar", "a progress bar frozen short of its end: '0%|          | 0/2 [00:00<?"),
 ])
 def test_each_problem_is_reported(report, what, found):
     problems = report["bad.html"]
