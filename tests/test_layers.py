@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ddpm_edu"
 
 # The layers, from the bottom up; a module may import only from its own layer and those before it.
-DERIVATION = {"schedules", "forward", "posterior", "losses", "sampling", "analytic", "likelihood"}
+DERIVATION = {"schedules", "forward", "posterior", "losses", "sampling", "guidance", "analytic", "likelihood"}
 LAYERS = ["derivation", "nets", "data", "training", "eval", "lab", "web", "command"]
 
 
