@@ -309,3 +309,17 @@ def test_a_labelled_stream_gathers_labels_with_the_images_and_keeps_the_order():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     with pytest.raises(DataError, match=r"labels must be \(30,\).*\(29,\)"):
         stream.BatchIterator(data, 8, labels=labels[:29])
+
+
+def test_make_batches_with_labels():
+    it = build.make_batches(load_config("digits-guided"), "cpu")
+    x, y = next(it)
+    assert x.shape == (128, 1, 8, 8) and y.shape == (128,) and y.dtype == torch.int64 and 0 <= y.min() <= y.max() <= 9
+    assert isinstance(next(build.make_batches(load_config("digits"), "cpu")), torch.Tensor)  # no labels: images only
+
+
+def test_make_batches_for_labelled_cifar_fixture(fake_cifar):
+    root, _ = fake_cifar
+    cfg = load_config("cifar10", [f"data.root={root}", "data.verify_md5=false", "data.batch_size=8", "data.labels=true"])
+    x, y = next(build.make_batches(cfg, "cpu"))
+    assert x.shape == (8, 3, 32, 32) and y.shape == (8,) and y.max() <= 9
