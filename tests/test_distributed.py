@@ -218,6 +218,20 @@ def test_two_ranks_train_as_one_process_and_resume_across_world_sizes(tmp_path):
     assert logged == list(range(1, 2 * N + 1))  # rank 0 alone writes the log: one line per step
 
 
+@pytest.mark.multiprocess
+def test_two_ranks_drop_the_labels_that_one_process_drops(tmp_path):
+    """With labels and label dropout (chapter 10), 2 ranks on B/2 each still take one process's steps on B: each
+    rank keeps its rows of the one global draw of label coins, as it does with t and eps."""
+    labelled = ("data.labels=true", "train.p_uncond=0.5")
+    T.train(_cfg(2, *labelled), tmp_path / "one", samples=False)
+    procs = start_ranks(cli, ["train", "-c", "digits", *sets(_train_overrides(2, *labelled)), "--run-dir",
+                              str(tmp_path / "two")])
+    assert wait_ranks(procs) == [0, 0]
+    _assert_same_run(_ckpt(tmp_path / "two", 1), _ckpt(tmp_path / "one", 1), atol=1e-7)
+    _assert_same_run(_ckpt(tmp_path / "two", 2), _ckpt(tmp_path / "one", 2))  # Adam's rounding noise: see above
+    assert "label_emb.weight" in _ckpt(tmp_path / "two", 2)["model"]
+
+
 def _cfg(steps: int, *extra: str):
     from ddpm_edu.training.config import load_config
 

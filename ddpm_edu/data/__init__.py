@@ -15,10 +15,13 @@ Modules (each may import the derivation, never training or the book's side):
 Images live in [-1, 1] inside the library; conversion to uint8 happens only in :mod:`~ddpm_edu.data.images`.
 """
 
-__all__ = ["DataError", "SHAPES"]
+__all__ = ["DataError", "SHAPES", "CLASSES"]
 
 # The shape of one example of each data set that a config can name.
 SHAPES: dict[str, tuple[int, ...]] = {"cifar10": (3, 32, 32), "digits": (1, 8, 8), "toy2d": (2,)}
+
+# The number of classes of each data set that has labels (``data.labels``, chapter 10).
+CLASSES: dict[str, int] = {"cifar10": 10, "digits": 10}
 
 
 class DataError(RuntimeError):

@@ -3,7 +3,7 @@
 The seed's ``configs/train.yml``/``test.yml``, done properly (chapter 9 and the command line).
 A config file has the sections below; every field has a default, so a file only lists what it
 changes. :func:`load_config` reads a preset name (``cifar10``, ``cifar10-small``, ``digits``,
-``toy2d``, shipped in ``ddpm_edu/training/configs/``) or a path, applies ``--set``-style overrides such as
+``digits-guided``, ``toy2d``, shipped in ``ddpm_edu/training/configs/``) or a path, applies ``--set``-style overrides such as
 ``"train.steps=2000"`` and validates everything at once: unknown keys (with the nearest valid
 key suggested), wrong types and out-of-range values all end up in ONE :class:`ConfigError` that
 names the file and every offending key.
@@ -32,7 +32,7 @@ import pydantic
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, ValidationError
 
-from ddpm_edu.data import SHAPES
+from ddpm_edu.data import CLASSES, SHAPES
 from ddpm_edu.data.toy import TOY_DATASETS
 from ddpm_edu.losses import TARGETS
 from ddpm_edu.nets.unet import PRESETS, unet_problems
@@ -175,6 +175,7 @@ class DataConfig:
     toy_n: PosInt = 8192  # how many 2-D points make up the toy training set
     batch_size: PosInt = 128  # images (or points) per optimiser step: the global batch, split evenly over torchrun's processes
     device_resident: Literal["auto", True, False] = "auto"  # keep the whole set on the device; auto: on CUDA only
+    labels: Bool = False  # train a class-conditional model on the labels (digits, cifar10; chapter 10)
 
 
 UNET_FIELDS = ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "num_heads")
@@ -238,6 +239,7 @@ class TrainConfig:
     resume: NonEmptyStr = "auto"  # auto: latest checkpoint of the run dir if any; never; or a checkpoint path
     run_root: NonEmptyStr = "runs"  # runs go to <run_root>/<name>/ (on Colab: a Google Drive folder)
     progress: Bool = True  # show a tqdm progress bar
+    p_uncond: Annotated[float, Field(ge=0, lt=1)] | None = None  # label dropout with data.labels (None: build.P_UNCOND, 0.1)
 
 
 @_validated("sample")
@@ -292,6 +294,10 @@ class Config:
             bad = unet_problems(m.preset, **m.unet_overrides(), image_size=h).get("image_size")
             if bad:
                 problems.append(f"model.ch_mult: {bad} (the size of data.dataset={d.dataset})")
+        if d.labels and d.dataset not in CLASSES:
+            problems.append(f"data.labels: data.dataset={d.dataset} has no labels; these have: {', '.join(CLASSES)}")
+        if self.train.p_uncond is not None and not d.labels:
+            problems.append("train.p_uncond: label dropout needs data.labels=true; leave it unset without labels")
         sc = self.sample  # each setting is fine: this is DDIM's steps <= T
         bad = sampler_problems(sc.sampler, sc.steps, sc.eta, sc.variance, self.diffusion.T)
         problems += [f"sample.{k}: {msg}" for k, msg in bad.items()]

@@ -2,7 +2,9 @@
 
 Chapters 7 and 9. One optimiser step (:meth:`Trainer.train_step`) is Algorithm 1
 (``losses.l_simple``) plus a linear learning-rate warmup, automatic mixed precision, clipping of the
-global gradient norm, the non-finite guard and an EMA of the weights, each one line. The parts are
+global gradient norm, the non-finite guard and an EMA of the weights, each one line. With
+``data.labels`` it is Algorithm 1 of Ho & Salimans 2022 (chapter 10): the network also sees the label,
+which is dropped with probability ``train.p_uncond`` (:meth:`Trainer.dropped_labels`). The parts are
 built by :mod:`ddpm_edu.training.build`; the guard is :mod:`ddpm_edu.training.guard`, the EMA :mod:`ddpm_edu.training.ema`,
 the records :mod:`ddpm_edu.training.runlog` and the sample files :mod:`ddpm_edu.training.generate`.
 
@@ -68,6 +70,7 @@ from torch import Tensor
 
 from ddpm_edu.data.files import shown_path
 from ddpm_edu.data.stream import BatchIterator
+from ddpm_edu.guidance import drop_labels
 from ddpm_edu.losses import l_simple, sample_t
 from ddpm_edu.progress import progress_bar
 from ddpm_edu.training import checkpoint as ckpt
@@ -76,6 +79,7 @@ from ddpm_edu.training.build import (
     build_model,
     build_schedule,
     cudnn_autotune,
+    label_dropout,
     make_batches,
     make_optimizer,
     resolve_device,
@@ -184,10 +188,12 @@ class Trainer:
         """
         tc = self.cfg.train
         lr = set_lr(self.opt, lr_at(step, tc.lr, tc.warmup))  # warmup
-        x0 = next(self.data)  # Alg. 1, line 2: x0 ~ q(x0), (B / W, C, H, W) in [-1, 1], on the device
+        x0, y = _split(next(self.data))  # Alg. 1, line 2: x0 ~ q(x0), (B / W, C, H, W) in [-1, 1], on the device
+        y = self.dropped_labels(y)  # labels (B / W,) or None; Ho & Salimans, Alg. 1, line 3
         t, eps = self.shared_t_eps(x0)  # lines 3-4 with several processes; None: l_simple draws them
+        net = self.fwd if y is None else lambda xt, t_: self.fwd(xt, t_, y)  # eps_theta(x_t, t[, y])
         with autocast(self.device, self.amp_dtype):  # mixed precision
-            loss = l_simple(self.fwd, x0, self.schedule, target=self.cfg.diffusion.target, t=t, eps=eps,
+            loss = l_simple(net, x0, self.schedule, target=self.cfg.diffusion.target, t=t, eps=eps,
                             generator=self.gen)  # lines 3-5
         self.opt.zero_grad(set_to_none=True)
         self.guard.backward(loss)  # line 5: the gradient
@@ -196,6 +202,18 @@ class Trainer:
         self.ema.update(self.model)  # EMA of the weights
         self.window.add(loss, grad_norm)
         return lr
+
+    def dropped_labels(self, y: Tensor | None) -> Tensor | None:
+        """Ho & Salimans 2022, Alg. 1, line 3: each label becomes "no label" (index K) with probability p_uncond.
+
+        The coins come from the trainer's generator, one per row of the global batch, drawn before t and
+        eps; each process keeps its rows, so W processes drop what one process would, and a resumed run
+        drops what the uninterrupted run would have dropped. Without labels: None, and nothing is drawn.
+        """
+        if y is None:
+            return None
+        u = torch.rand(self.data.batch_size, generator=self.gen, device=y.device)[self.data.rows]  # (B / W,)
+        return drop_labels(y, label_dropout(self.cfg), self.model.num_classes, u=u)
 
     def shared_t_eps(self, x0: Tensor) -> tuple[Tensor | None, Tensor | None]:
         """Alg. 1, lines 3-4 for the global batch, and this process's rows of them: (t (B/W,), eps like x0).
@@ -268,6 +286,8 @@ class Trainer:
             ckpt.save_checkpoint(self._state(), ckpt.checkpoint_path(self.ckpt_dir, self.step))
             ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_last)
             meta = {"step": str(self.step), "config": json.dumps(config_to_dict(self.cfg))}
+            if self._num_classes() is not None:
+                meta["num_classes"] = str(self._num_classes())
             ckpt.save_safetensors(self.ema.model.state_dict(), self.ema_file, metadata=meta)
         self.world.barrier()  # the checkpoint is complete before any process moves on
 
@@ -287,10 +307,15 @@ class Trainer:
     def _state(self) -> dict:
         return {
             "format_version": ckpt.FORMAT_VERSION, "step": self.step, "config": config_to_dict(self.cfg),
+            "num_classes": self._num_classes(),
             "model": self.model.state_dict(), "ema": self.ema.model.state_dict(), "optimizer": self.opt.state_dict(),
             "scaler": self.guard.state_dict(), "rng": {**ckpt.get_rng_state(), "generator": self.gen.get_state()},
             "data": self.data.state_dict(), "trainer": {"acc": self.window.state_dict()},
         }
+
+    def _num_classes(self) -> int | None:
+        """The classes the model is conditioned on (None: unconditional), recorded in checkpoints for ``sample``."""
+        return getattr(self.model, "num_classes", None)
 
     def _restore(self, s: dict, path: Path) -> None:
         try:
@@ -379,13 +404,20 @@ def check_compatible(cfg: Config, saved: dict, path: Path) -> None:
     now = config_to_dict(cfg)
     diffs = [f"{sec}.{k}: checkpoint {saved[sec].get(k)!r}, config {v!r}"
              for sec in ("model", "diffusion") for k, v in now[sec].items() if saved.get(sec, {}).get(k) != v]
-    if saved.get("data", {}).get("dataset") != cfg.data.dataset:
-        diffs.append(f"data.dataset: checkpoint {saved.get('data', {}).get('dataset')!r}, config {cfg.data.dataset!r}")
+    for k in ("dataset", "labels"):  # a checkpoint from before data.labels had none
+        was = saved.get("data", {}).get(k, False if k == "labels" else None)
+        if was != getattr(cfg.data, k):
+            diffs.append(f"data.{k}: checkpoint {was!r}, config {getattr(cfg.data, k)!r}")
     if diffs:
         raise ckpt.CheckpointError(
             f"Checkpoint {path} was trained with another model or data set than this config, so it cannot "
             f"be resumed: " + "; ".join(diffs) + ". Use the config it was trained with, or another run folder."
         )
+
+
+def _split(batch: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
+    """A stream's batch as (x0, labels or None): a labelled stream yields pairs, another images alone."""
+    return batch if isinstance(batch, tuple) else (batch, None)
 
 
 def _bar(initial: int, total: int, enabled: bool, desc: str):
