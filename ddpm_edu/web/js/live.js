@@ -1,7 +1,8 @@
 /* ddpm-edu: the live samplers' page (chapters 6 and 8): their controls, their canvases, a run per press.
  *
  * mountToy: n points of the 2-D toy follow the trained MLP (or chapter 6's exact eps*) from N(0, I);
- * mountDigits: a 4 x 4 grid of digits denoised by the U-Net in onnxruntime-web. The math is elsewhere:
+ * mountDigits: a 4 x 4 grid of digits denoised by the U-Net in onnxruntime-web; a conditional U-Net (chapter 10)
+ * adds the digit to draw and the guidance weight w. The math is elsewhere:
  * sampler.js (the samplers), nets.js (the denoisers), metrics.js (energy distance), ort.js (the runtime).
  * Loaded like every file of js/: concatenated by ddpm_edu/web/views.py, or under node through require.
  */
@@ -20,7 +21,8 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     ".ddpml .dl-v{min-width:34px;font-variant-numeric:tabular-nums}" +
     ".ddpml button{padding:3px 14px;border:1px solid #888;border-radius:4px;background:#f4f4f4;cursor:pointer}" +
     ".ddpml .dl-status{color:#444;font-variant-numeric:tabular-nums;margin:4px 0;min-height:1.4em}" +
-    ".ddpml .dl-err{color:#b3261e}.ddpml canvas{max-width:none;border:1px solid #eee}";
+    ".ddpml .dl-err{color:#b3261e}.ddpml canvas{max-width:none;border:1px solid #eee}" +
+    ".ddpml select{font:inherit;padding:1px 2px}.ddpml input:disabled+.dl-v{opacity:0.5}";
 
   // ------------------------------------------------------------------ controls: each reads and writes st[name]
 
@@ -68,7 +70,24 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     return lab;
   }
 
+  /** A drop-down list of options [value, text]; st[name] holds the chosen value, a number where the value is one. */
+  function choice(c, name, title, options, ariaLabel) {
+    var lab = el("label", { "data-control": name }, c.row);
+    lab.appendChild(document.createTextNode(title));
+    var sel = el("select", { "data-name": name, "aria-label": ariaLabel }, lab);
+    options.forEach(function (o) { el("option", { value: String(o[0]), text: o[1] }, sel); });
+    sel.value = String(c.st[name]);
+    sel.addEventListener("change", function () {
+      var v = sel.value, k = Number(v);
+      c.st[name] = v !== "" && Number.isInteger(k) ? k : v;
+      c.changed(name);
+    });
+    return lab;
+  }
+
   function twoDecimals(v) { return v.toFixed(2); }
+
+  function halves(v) { return v.toFixed(1); }
 
   // ------------------------------------------------------------------ what both samplers share
 
@@ -167,9 +186,23 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
 
   // ------------------------------------------------------------------ the digits
 
-  /** The digits' controls (sampler, clipping, steps, eta, x_t or x0_hat, seed); returns the sample button. */
+  /** A conditional model's controls (chapter 10): the digit ("any": no label, no guidance) and the guidance
+   *  weight w of eq. (6), which "any" disables. Returns update(), which follows st.label. */
+  function guidanceControls(c, st, K) {
+    var digits = [["any", "any"]];
+    for (var k = 0; k < K; k++) digits.push([k, String(k)]);
+    choice(c, "label", "digit ", digits, "the digit to draw; any: no label, the unconditional model");
+    var w = slider(c, "w", "guidance w ", 0, 4, 0.5, halves), inp = w.querySelector("input");
+    inp.setAttribute("aria-label", "guidance weight w: 0 is the conditional model, larger pulls harder towards the digit");
+    var note = el("span", { class: "dl-v", text: "(w needs a digit)" }, c.row);
+    return function () { inp.disabled = st.label === "any"; show(note, inp.disabled); };
+  }
+
+  /** The digits' controls (sampler, clipping, steps, eta, x_t or x0_hat, seed; with cfg.classes, the digit and
+   *  the guidance weight); returns the sample button. */
   function digitsControls(box, st, cfg, onView) {
-    var c = controlRow(box, st);
+    var c = controlRow(box, st), guide = null;
+    if (cfg.classes) { guide = guidanceControls(c, st, cfg.classes); newRow(c); }
     radio(c, "sampler", "sampler:", [["ddpm", " DDPM (T = " + cfg.schedule.T + ")"], ["ddim", " DDIM"]]);
     checkbox(c, "clip", " clip x̂₀ to [−1, 1]");
     newRow(c);
@@ -179,6 +212,7 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     number(c, "seed", "seed ");
     c.changed = function (name) {
       show(steps, st.sampler === "ddim"); show(eta, st.sampler === "ddim");
+      if (guide) guide();
       if (name === "view") onView();
     };
     c.changed();
@@ -205,13 +239,23 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     return { canvas: cv, draw: draw };
   }
 
+  /** The network a run samples with, and what it sees per call: the U-Net itself, or with cfg.classes
+   *  the guided model of st.label and st.w (nets.js guidedModel: two passes in one call of 2n rows when guided). */
+  function digitsNet(ort, session, cfg, st) {
+    var net = N.onnxModel(ort, session, cfg.shape);
+    if (!cfg.classes) return { net: net, perCall: cfg.n + " digits per call" };
+    var y = st.label === "any" ? null : st.label, twice = y !== null && st.w > 0;
+    return { net: N.guidedModel(net, y, st.w, cfg.classes),
+             perCall: twice ? "2 × " + cfg.n + " digits per call: with the label and without" : cfg.n + " digits per call" };
+  }
+
   /** One run of the digits: the network loads once per page, then the chosen sampler runs, timed per network call. */
   async function sampleDigits(root, cfg, given, st, status, stop, onFrame) {
     root.setAttribute("data-state", "loading");
     status.textContent = "loading the network…";
     var ort = await O.loadOrt(cfg, given);
     if (!root.__ddpmSession) root.__ddpmSession = await ort.InferenceSession.create(N.bytes(cfg.model));
-    var net = N.onnxModel(ort, root.__ddpmSession, cfg.shape), sc = Sm.schedule(cfg.schedule), n = cfg.n;
+    var chosen = digitsNet(ort, root.__ddpmSession, cfg, st), net = chosen.net, sc = Sm.schedule(cfg.schedule), n = cfg.n;
     var calls = 0, tNet = 0, t0 = performance.now(), x = Sm.randn(n * cfg.shape[1] * cfg.shape[2], Sm.uniform(st.seed * 2 + 1));
     var timed = async function (xx, t, B) { var a = performance.now(), e = await net(xx, t, B); tNet += performance.now() - a; return e; };
     root.setAttribute("data-state", "running");
@@ -224,11 +268,12 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     if (out === null) return; // a newer run took over
     var ms = performance.now() - t0;
     status.textContent = "done: " + calls + " steps in " + (ms / 1000).toFixed(2) + " s · " + (tNet / calls).toFixed(0) +
-      " ms per step in the network (" + n + " digits per call)";
-    finished(root, out, { ms: ms, "net-ms": tNet, steps: calls });
+      " ms per step in the network (" + chosen.perCall + ")";
+    finished(root, out, Object.assign({ ms: ms, "net-ms": tNet, steps: calls }, cfg.classes ? { label: st.label, w: st.w } : {}));
   }
 
-  /** Mount the digits live sampler. cfg: {model: base64 ONNX, shape: [1, 8, 8], schedule, n: 16, assets, settings};
+  /** Mount the digits live sampler. cfg: {model: base64 ONNX, shape: [1, 8, 8], schedule, n: 16, assets, settings},
+   *  and for a conditional U-Net classes: K, with settings.label ("any" or 0..K-1) and settings.w;
    *  given: a function that resolves to {js, wasm}, onnxruntime-web's module source and WASM bytes (a kernel's
    *  widget), else null: the book's _static folder. */
   function mountDigits(root, cfg, given) {
@@ -241,7 +286,8 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     onPress(root, button, status, function () { return sampleDigits(root, cfg, given, st, status, newRun(), paint); });
     var blank = new Float64Array(cfg.n * cfg.shape[1] * cfg.shape[2]).fill(-1);
     grid.draw(blank);
-    status.textContent = "Press sample: " + cfg.n + " digits from N(0, I), denoised by the trained U-Net in your browser.";
+    status.textContent = (cfg.classes ? "Choose a digit and the guidance w, then press sample: " : "Press sample: ") + cfg.n +
+      " digits from N(0, I), denoised by the trained U-Net in your browser.";
     root.setAttribute("data-state", "idle");
   }
 
