@@ -9,7 +9,7 @@ every page (each *.html outside the folders whose name starts with "_") checks t
 - the page loads with no console error, no uncaught exception and no failed request;
 - nothing is requested from outside the local server;
 - every <img> (PNGs and GIFs alike) decodes to a non-zero natural width, and every one inside the page's
-  content (<main>) has alt text that is not empty;
+  content (<main>) has alt text: not empty, and not a file name (Sphinx's alt when a cell gives none);
 - every equation is typeset: MathJax's startup promise resolves, each span.math/div.math holds an
   mjx-container, no MathJax error is shown, and no raw \\( \\[ $$ is left in the text outside code;
 - no traceback or error output appears (a cell's traceback, stderr naming an error, a Sphinx
@@ -147,7 +147,17 @@ def check_images(page: Page) -> list[str]:
     imgs = page.evaluate(IMAGES)
     print(f"  {len(imgs)} images")
     problems = [f"broken image (natural width 0): {i['src'][:120]}" for i in imgs if i["width"] == 0]
-    return problems + [f"image without alt text: {i['src'][:120]}" for i in imgs if i["content"] and not i["alt"]]
+    return problems + [f"image without alt text: {i['src'][:120]}" for i in imgs if i["content"] and not says_what(i)]
+
+
+def says_what(img: dict) -> bool:
+    """Whether an image's alt text describes it: not empty, and not its file name, which is what Sphinx writes
+    (alt = the image's URI) when a notebook cell gives none."""
+    alt, src = img["alt"], img["src"]
+    return bool(alt) and not FILE_NAME.search(alt) and alt.rsplit("/", 1)[-1] != src.rsplit("/", 1)[-1]
+
+
+FILE_NAME = re.compile(r"^\S+\.(png|jpe?g|gif|svg|webp)$", re.IGNORECASE)  # an alt text that is a file name
 
 
 def check_errors(page: Page) -> list[str]:
