@@ -25,7 +25,7 @@ SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 # colab: a fresh venv, the package sources it installs from, and an empty working directory.
 COLAB    := _build/colab
 
-.PHONY: help venv browser test unit quick nbval colab-venv colab book-fast book-colab check-html book figs bench clean
+.PHONY: help venv browser test unit quick nbval colab-venv colab book-fast book-colab check-html pdf book figs bench clean
 
 help:
 	@echo "make test   - unit tests + strict book build run in a fresh Colab-like venv + check-html (DDPM_EDU_FAST=1)"
@@ -33,6 +33,7 @@ help:
 	@echo "make colab  - every chapter under nbval in a fresh venv that installs ddpm_edu as Colab does"
 	@echo "make check-html [HTML=_build/html] - every built page in headless Chromium, axe-core included; screenshots in $(SHOTS)"
 	@echo "make nbval  - every chapter under nbval in .venv (quicker: no fresh install)"
+	@echo "make pdf [HTML=_build/html] - print the built book into one PDF, $(HTML)/ddpm-edu.pdf"
 	@echo "make book   - build the whole book into _build/html, executing every chapter"
 	@echo "make figs   - regenerate figs/*.png from the library's plot functions"
 	@echo "make bench  - run the CPU benchmarks in bench/"
@@ -120,6 +121,11 @@ book-colab: colab-venv
 check-html: $(STAMP) $(ORT) browser
 	rm -rf $(SHOTS)
 	$(PY) tests/browser/check_html.py $(HTML) --shots $(SHOTS)
+
+# The built book as one PDF, $(HTML)/ddpm-edu.pdf, beside the pages it was printed from
+# (tools/book_pdf.py: every page of _toc.yml printed by Chromium, then merged with pypdf).
+pdf: $(STAMP) browser
+	$(PY) tools/book_pdf.py $(HTML)
 
 book: $(STAMP) $(ORT)
 	$(JB) build -W -n --keep-going .

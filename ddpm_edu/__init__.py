@@ -4,6 +4,8 @@ The package is layered. Each layer imports only from the layers above it in this
 ``tests/test_layers.py`` enforces it:
 
 =====================  =====================================================================================
+``progress``           the progress bar that the samplers and the trainer share (a widget in Jupyter, one
+                       final line on a built page); it imports nothing of the package
 the derivation         ``schedules``, ``forward``, ``posterior``, ``losses``, ``likelihood``, ``sampling``,
                        ``analytic``: what the book teaches, one module per step (chapters 4-8), torch and
                        numpy only

@@ -61,8 +61,8 @@ class GaussianEps:
         return (1 - ab).sqrt() * (xt - ab.sqrt() * self.mu) / (ab * self.std**2 + 1 - ab)
 
     def affine(self, t: int) -> tuple[float, float]:
-        """(k_t, e_t) with eps*(x_t, t) = k_t x_t + e_t: k_t = sqrt(1 - ab) / v_t, e_t = -k_t sqrt(ab) mu,
-        where v_t = ab std^2 + 1 - ab is the variance of q(x_t) and ab = alpha_bar_t; t in 1..T."""
+        """(k_t, e_t) with eps*(x_t, t) = k_t x_t + e_t: k_t = sqrt(1 - ab) / omega_t, e_t = -k_t sqrt(ab) mu,
+        where omega_t = ab std^2 + 1 - ab is the variance of q(x_t) and ab = alpha_bar_t; t in 1..T."""
         ab = float(self.s.alpha_bar[as_t(t, self.s.T)])
         k = (1 - ab) ** 0.5 / (ab * self.std**2 + 1 - ab)
         return k, -k * ab**0.5 * self.mu

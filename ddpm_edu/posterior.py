@@ -13,7 +13,9 @@ Substituting x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) gives eq
 
 which :func:`mean_from_eps` computes and the tests show is the same mean. The reverse step
 p_theta(x_{t-1} | x_t) = N(mu_theta, sigma_t^2 I) fixes sigma_t^2 in advance (sec. 3.2):
-:func:`reverse_variance` gives both of the paper's choices.
+:func:`reverse_variance` gives both of the paper's choices; :func:`optimal_reverse_variance`
+gives the best fixed sigma_t^2 for given data (Bao et al. 2022, Theorem 1; chapter 11), which lies
+between them.
 
 Each function that takes t checks it (1..T). The samplers (:mod:`ddpm_edu.sampling`, chapter 8)
 are written with these functions, so each formula lives here and only here.
@@ -21,11 +23,13 @@ are written with these functions, so each formula lives here and only here.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["q_posterior", "x0_from_eps", "eps_from_x0", "mean_from_eps", "reverse_variance", "VARIANCES"]
+__all__ = ["q_posterior", "x0_from_eps", "eps_from_x0", "mean_from_eps", "reverse_variance", "optimal_reverse_variance",
+           "VARIANCES"]
 
 VARIANCES = ("beta_tilde", "beta")  # the two choices of sigma_t^2 in Ho et al., sec. 3.2
 
@@ -80,3 +84,25 @@ def reverse_variance(s: Schedule, variance: str = "beta_tilde") -> Tensor:
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
     return s.beta_tilde if variance == "beta_tilde" else s.betas
+
+
+def optimal_reverse_variance(s: Schedule, t: Tensor | int, eps_sq: Tensor | float) -> Tensor:
+    """The sigma_t^2 that minimises the bound for the data, given E||eps*(x_t, t)||^2 / d (chapter 11).
+
+    Bao et al. 2022 (Analytic-DPM), Theorem 1, with the DDPM posterior (lambda_t^2 = beta_tilde_t)::
+
+        sigma*_t^2 = beta_tilde_t + beta_t^2 / (alpha_t (1 - alpha_bar_t)) * (1 - E||eps*||^2 / d).
+
+    Their (sqrt(beta_bar_t / alpha_t) - sqrt(beta_bar_{t-1} - lambda_t^2))^2 simplifies to the factor
+    shown, and (1 - alpha_bar_t) E||score||^2 = E||eps*||^2 by Tweedie's formula. A single point x0
+    (eps* = eps, E||eps*||^2 / d = 1) gives beta_tilde_t; x0 ~ N(0, I) (E||eps*||^2 / d = 1 - alpha_bar_t)
+    gives beta_t. eps_sq lies in [0, 1] for the true eps* (it is a conditional mean of eps, whose
+    E||eps||^2 / d is 1): clip an estimate made with a network to it, as Bao et al. do.
+    t: (B,) in 1..T or an int; eps_sq: broadcastable to t. Returns float64, shaped like t.
+    """
+    t = as_t(t, s.T)
+    eps_sq = torch.as_tensor(eps_sq, dtype=torch.float64)
+    if eps_sq.lt(0).any() or eps_sq.gt(1).any():
+        raise ValueError(f"eps_sq = E||eps*||^2 / d must lie in [0, 1], got {eps_sq.tolist()}")
+    spread = s.betas[t] ** 2 / (s.alphas[t] * (1.0 - s.alpha_bar[t]))
+    return s.beta_tilde[t] + spread * (1.0 - eps_sq)

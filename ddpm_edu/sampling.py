@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ddpm_edu.posterior import VARIANCES, eps_from_x0, mean_from_eps, q_posterior, reverse_variance, x0_from_eps
+from ddpm_edu.progress import progress_bar
 from ddpm_edu.schedules import Schedule, as_t, extract
 
 __all__ = ["sample", "ddpm_step", "ddim_sample", "ddim_step", "ddim_timesteps", "TrajectoryRecorder",
@@ -270,9 +271,7 @@ def _initial(
 def _progress(it: Sequence, desc: str | None) -> Iterable:
     if desc is None:
         return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, leave=False)
+    return progress_bar(it, desc=desc, leave=False)  # a widget in Jupyter; nothing left on a built page
 
 
 # --------------------------------------------------------------------------- trajectories

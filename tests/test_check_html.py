@@ -2,9 +2,10 @@
 
 A page with a broken image, an image without alt text, raw TeX, a console error, a traceback, a request
 to another host, an explorer that never mounted, a slider that changes nothing, a slider that the
-arrow keys do not move, a button without a name (axe-core) and text that is readable only in the
-light theme must be reported on each count; a plain page with an image, a live slider and a real
-schedule explorer must pass, in both themes, with a screenshot of each. The checker runs as
+arrow keys do not move, a button without a name (axe-core), text that is readable only in the light
+theme and a progress bar frozen at 0% must be reported on each count; a plain page with an image, a
+finished progress bar, a live slider and a real schedule explorer must pass, in both themes, with a
+screenshot of each. The checker runs as
 ``make check-html`` runs it, as a subprocess, in headless Chromium. Without Chromium this test
 fails (it does not skip): ``make check-html`` installs Debian's ``chromium`` package, or set
 CHROMIUM=/path/to/chrome.
@@ -43,6 +44,8 @@ ZeroDivisionError: division by zero</pre></div></div>
 <div class="cell_output"><input type="range" min="0" max="10" value="5"><canvas width="20" height="20"></canvas></div>
 <div class="cell_output keyless"><input type="range" min="0" max="10" value="5" onkeydown="event.preventDefault()">
 <canvas width="20" height="20"></canvas></div>
+<div class="cell_output docutils container"><div class="output text_plain highlight-myst-ansi notranslate"><pre>
+cifar10-small:   0%|          | 0/2 [00:00&lt;?, ?step/s]</pre></div></div>
 <script>
 const k = document.querySelector(".keyless input"), kc = document.querySelector(".keyless canvas").getContext("2d");
 k.addEventListener("input", () => { kc.fillStyle = `rgb(0, ${25 * k.value}, 0)`; kc.fillRect(0, 0, 20, 20); });
@@ -53,6 +56,8 @@ fetch("https://example.com/data.json").catch(() => null);
 
 GOOD = """<!doctype html><html lang="en"><meta charset=utf-8><title>good</title><body>
 <p>Plain text, and a figure:</p><img src="dot.png" alt="a figure">
+<div class="cell_output"><div class="output stream"><pre>toy2d: 100%|##########| 3000/3000 [01:10&lt;00:00, 42.5step/s, loss=0.3127]
+finished</pre></div></div>
 <div class="cell_output"><label>k <input type="range" min="0" max="10" value="5"></label><canvas width="20" height="20"></canvas></div>
 <script>
 const inp = document.querySelector("input"), ctx = document.querySelector("canvas").getContext("2d");
@@ -104,6 +109,7 @@ def test_a_good_page_passes(report):
     ("keyboard", "slider 'range' in 'cell_output keyless': an arrow key does not move it"),
     ("axe-core", "axe (light): button-name (critical) at button"),
     ("dark theme", "axe (dark): color-contrast (serious) at .night"),
+    ("frozen progress bar", "a progress bar frozen short of its end: '0%|          | 0/2 [00:00<?"),
 ])
 def test_each_problem_is_reported(report, what, found):
     problems = report["bad.html"]

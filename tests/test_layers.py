@@ -13,8 +13,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ddpm_edu"
 
 # The layers, from the bottom up; a module may import only from its own layer and those before it.
+BASE = {"progress"}  # under everything: the progress bar that the samplers and the trainer share
 DERIVATION = {"schedules", "forward", "posterior", "losses", "sampling", "analytic", "likelihood"}
-LAYERS = ["derivation", "nets", "data", "training", "eval", "lab", "web", "command"]
+LAYERS = ["base", "derivation", "nets", "data", "training", "eval", "lab", "web", "command"]
 
 
 def layer_of(module: str) -> str:
@@ -22,6 +23,8 @@ def layer_of(module: str) -> str:
     parts = module.split(".")[1:]
     if not parts:
         return "command"  # the package's __init__: the map, which loads the taught API lazily
+    if parts[0] in BASE:
+        return "base"
     if parts[0] in DERIVATION:
         return "derivation"
     if parts[0] in ("cli", "__main__"):

@@ -32,8 +32,8 @@ def test_notebook_has_no_outputs(nb):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_first_cell_is_hidden_setup(nb):
     first = json.loads(nb.read_text())["cells"][0]
-    assert first["cell_type"] == "code" and "hide-input" in first.get("metadata", {}).get("tags", []), (
-        f"{nb.name}: the first cell must be the hidden (hide-input) install cell"
+    assert first["cell_type"] == "code" and "remove-cell" in first.get("metadata", {}).get("tags", []), (
+        f"{nb.name}: the first cell must be the install cell, tagged remove-cell (in the notebook, not on the page)"
     )
 
 
@@ -74,15 +74,9 @@ def _set_repository_module():
     return load_script(ROOT / "tools" / "set_repository.py")
 
 
-def test_install_cells_name_the_configured_repository():
-    sr = _set_repository_module()
-    assert sr.mismatches() == [], "run: python tools/set_repository.py OWNER/NAME"
-
-
-def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
+def _copy_for_set_repository(sr, tmp_path):
     import shutil
 
-    sr = _set_repository_module()
     (tmp_path / "book").mkdir()
     shutil.copy(ROOT / "_config.yml", tmp_path)
     for nb in NOTEBOOKS:
@@ -90,6 +84,16 @@ def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
     for page in sr.LINK_PAGES:
         (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / page, tmp_path / page)
+
+
+def test_install_cells_name_the_configured_repository():
+    sr = _set_repository_module()
+    assert sr.mismatches() == [], "run: python tools/set_repository.py OWNER/NAME"
+
+
+def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
+    sr = _set_repository_module()
+    _copy_for_set_repository(sr, tmp_path)
     before = {p: p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
 
     for bad in ("no-slash", "a b/c", "https://github.com/x/y", "-x/y"):
@@ -115,3 +119,59 @@ def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
     one = tmp_path / "book" / NOTEBOOKS[0].name
     one.write_text(one.read_text().replace("a-fork/ddpm.edu", "someone/else"))
     assert [m.split(":")[0] for m in sr.mismatches(tmp_path)] == [f"book/{one.name}"]
+
+
+def _install_requirements(nb: Path) -> list[str]:
+    """The pip requirement strings of a chapter's install cell (the quoted 'ddpm-edu @ ...' arguments)."""
+    import re
+
+    setup = "".join(json.loads(nb.read_text())["cells"][0]["source"])
+    return re.findall(r'"(ddpm-edu @ [^"]+)"', setup)
+
+
+def test_set_repository_pins_the_install_cells_to_the_published_commit(tmp_path):
+    """--ref writes OWNER/NAME@REF into every install cell and nothing else; --check accepts pinned and unpinned."""
+    from packaging.requirements import Requirement
+
+    sr = _set_repository_module()
+    _copy_for_set_repository(sr, tmp_path)
+    pages = {page: (tmp_path / page).read_text() for page in sr.LINK_PAGES}
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert sr.main(["--check", "--root", str(tmp_path)]) == 0  # as committed: no ref
+
+    assert sr.main(["a-fork/ddpm.edu", "--ref", sha, "--root", str(tmp_path)]) == 0
+    for nb in (tmp_path / "book").glob("*.ipynb"):
+        (req,) = _install_requirements(nb)
+        assert Requirement(req).url == f"git+https://github.com/a-fork/ddpm.edu@{sha}", nb.name  # what pip reads
+    assert sr.install_refs(tmp_path) == {f"book/{nb.name}": {sha} for nb in NOTEBOOKS}
+    assert sr.mismatches(tmp_path) == [] and sr.main(["--check", "--root", str(tmp_path)]) == 0
+    for page, text in pages.items():  # the README's and the install page's pip commands stay unpinned
+        assert "@" + sha not in (tmp_path / page).read_text()
+        assert (tmp_path / page).read_text() == text.replace("ddpm-edu/ddpm-edu", "a-fork/ddpm.edu").replace(
+            "ddpm-edu.github.io/ddpm-edu", "a-fork.github.io/ddpm.edu")
+
+    assert sr.set_repository("a-fork/ddpm.edu", tmp_path, ref="v0.2") != []  # a new ref replaces the old one
+    assert set().union(*sr.install_refs(tmp_path).values()) == {"v0.2"}
+    sr.set_repository("a-fork/ddpm.edu", tmp_path)  # no ref: back to the default branch
+    for nb in (tmp_path / "book").glob("*.ipynb"):
+        assert Requirement(_install_requirements(nb)[0]).url == "git+https://github.com/a-fork/ddpm.edu"
+
+    one = tmp_path / "book" / NOTEBOOKS[0].name
+    one.write_text(one.read_text().replace("a-fork/ddpm.edu", f"a-fork/ddpm.edu@{sha}"))
+    bad = sr.mismatches(tmp_path)
+    assert len(bad) == 1 and bad[0].startswith("the install cells name different refs") and sha in bad[0]
+    assert sr.main(["--check", "--root", str(tmp_path)]) == 1
+    for ref in ("a..b", "-x", "a b", ""):
+        with pytest.raises(ValueError, match="for the ref"):
+            sr.set_repository("a-fork/ddpm.edu", tmp_path, ref=ref)
+
+
+def test_committed_install_cells_name_no_ref():
+    """A checkout installs the default branch, or nothing where the library is installed: only the publish
+    workflow pins the cells, to the commit it checked out ($GITHUB_SHA). A pinned cell committed by
+    mistake would have every later reader install that old library."""
+    import os
+
+    allowed = {"", os.environ.get("GITHUB_SHA", "")}
+    refs = _set_repository_module().install_refs()
+    assert all(r <= allowed for r in refs.values()), f"install cells name a ref: {refs}"

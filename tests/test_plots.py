@@ -1,4 +1,5 @@
-"""ddpm_edu.lab.plots: every plot function of the book (base, forward: chapters 1-5, reverse: chapters 6-8).
+"""ddpm_edu.lab.plots: every plot function of the book (base, forward: chapters 1-5, reverse: chapters 6-8,
+beyond: chapter 11).
 
 Each is called on tiny inputs and must return an Agg figure that renders, without touching rcParams;
 the curves and images drawn are compared with the library tensors they come from."""
@@ -55,6 +56,8 @@ def small_plots(x0, eps):
         "plot_reverse_steps": lambda: viz.plot_reverse_steps([(5, eps[None]), (0, x0[None])], [(5, x0[None]), (0, x0[None])]),
         "plot_sample_panels": lambda: viz.plot_sample_panels({"images": x0[None], "points": z.reshape(-1, 2)}),
         "plot_clipping": lambda: viz.plot_clipping({"run": _probe_record()}),
+        "plot_successor_map": lambda: viz.plot_successor_map(),
+        "plot_optimal_variance": lambda: viz.plot_optimal_variance(s, [0.3, 1.0]),
         "plot_forward_batches": lambda: viz.plot_forward_batches(
             {"photo": x0[None], "gray": x0[:1, None].repeat(4, 1, 1, 1)}, s, [0, 25, 50],
             {"photo": eps[None], "gray": eps[:1, None].repeat(4, 1, 1, 1)}),
@@ -68,6 +71,7 @@ PLOT_NAMES = [
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",  # reverse
     "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_vb_terms", "plot_reverse_steps",
     "plot_sample_panels", "plot_clipping",
+    "plot_successor_map", "plot_optimal_variance",  # beyond
 ]
 
 
@@ -77,9 +81,9 @@ def test_every_public_plot_function_is_tested(x0, eps):
 
 
 def test_the_package_re_exports_every_plot_of_its_modules():
-    from ddpm_edu.lab.plots import base, forward, reverse
+    from ddpm_edu.lab.plots import base, beyond, forward, reverse
 
-    modules = (base, forward, reverse)
+    modules = (base, forward, reverse, beyond)
     names = [n for m in modules for n in m.__all__]
     assert len(names) == len(set(names))  # each function lives in one module
     assert {n for n in names if n.startswith("plot_")} <= set(viz.__all__)  # every plot is re-exported
@@ -352,3 +356,23 @@ def test_clipping_plot_draws_the_probe_records_from_T_down():
     assert 5 < len(drawn) < 11  # this run has steps where clamping changes nothing, and steps where it does
     np.testing.assert_array_equal(ax_shift.lines[0].get_xdata(), drawn)
     np.testing.assert_allclose(ax_shift.lines[0].get_ydata(), [probe.shift[k] for k in drawn])
+
+
+def test_successor_map_joins_each_successor_to_its_chapters():
+    """One line per (successor, chapter) pair of SUCCESSORS, and a label for each chapter and successor."""
+    from ddpm_edu.lab.successors import CHAPTERS, SUCCESSORS
+
+    fig = viz.plot_successor_map()
+    ax = fig.axes[0]
+    assert len(ax.lines) == sum(len(s.chapters) for s in SUCCESSORS)
+    labels = {t.get_text() for t in ax.texts}
+    assert {f"ch. {c}: {name}" for c, name in CHAPTERS.items()} | {f"{s.name} ({s.year})" for s in SUCCESSORS} == labels
+
+
+def test_optimal_variance_weight_is_1_for_unit_data_and_in_0_1_for_narrow_data():
+    """v_t = 1 exactly where sigma*_t^2 = beta_t (data N(0, 1)); narrower data give v_t in [0, 1]."""
+    s = Schedule.linear(100, 1e-3, 0.2)
+    fig = viz.plot_optimal_variance(s, [1.0, 0.2])
+    unit, narrow = (line.get_ydata() for line in fig.axes[0].lines[:2])
+    assert np.allclose(unit, 1.0, atol=1e-9)
+    assert (narrow >= -1e-9).all() and (narrow <= 1 + 1e-9).all() and narrow.min() < 0.5

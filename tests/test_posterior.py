@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from ddpm_edu.forward import q_sample, q_step
-from ddpm_edu.posterior import VARIANCES, eps_from_x0, mean_from_eps, q_posterior, reverse_variance, x0_from_eps
+from ddpm_edu.analytic import MixtureEps
+from ddpm_edu.posterior import (
+    VARIANCES, eps_from_x0, mean_from_eps, optimal_reverse_variance, q_posterior, reverse_variance, x0_from_eps,
+)
 from ddpm_edu.schedules import Schedule
 
 S = Schedule.linear(1000)
@@ -88,3 +91,48 @@ def test_reverse_variance_names_the_choices():
     assert VARIANCES == ("beta_tilde", "beta")
     with pytest.raises(ValueError, match="variance must be one of"):
         reverse_variance(S, "learned")
+
+
+def gaussian_reverse_variance(sd: float, t: int, s: Schedule) -> float:
+    """Var[x_{t-1} | x_t] for x0 ~ N(0, sd^2): (x_{t-1}, x_t) is jointly Gaussian with Var[x_k] = v_k and
+    Cov = sqrt(alpha_t) v_{t-1}, so the conditional variance is v_{t-1} - alpha_t v_{t-1}^2 / v_t."""
+    v = lambda k: s.alpha_bar[k].item() * sd**2 + 1 - s.alpha_bar[k].item()  # noqa: E731
+    return v(t - 1) - s.alphas[t].item() * v(t - 1) ** 2 / v(t)
+
+
+@pytest.mark.parametrize("sd", [0.05, 0.3, 1.0, 2.0])
+def test_optimal_reverse_variance_is_the_true_one_for_gaussian_data(sd):
+    """For Gaussian data q(x_{t-1} | x_t) is Gaussian, so the best fixed variance is its variance;
+    E[eps*^2] = (1 - ab) / v_t, since eps* = sqrt(1 - ab) x_t / v_t and E[x_t^2] = v_t."""
+    for t in (2, 10, 100, 500, 1000):
+        ab = S.alpha_bar[t].item()
+        eps_sq = (1 - ab) / (ab * sd**2 + 1 - ab)
+        got = optimal_reverse_variance(S, t, eps_sq).item()
+        assert got == pytest.approx(gaussian_reverse_variance(sd, t, S), rel=1e-10)
+
+
+def test_optimal_reverse_variance_ends_are_the_papers_two_choices():
+    t = torch.arange(2, S.T + 1)
+    assert torch.allclose(optimal_reverse_variance(S, t, 1.0), S.beta_tilde[2:], rtol=1e-12)  # a single x0
+    eps_sq = 1 - S.alpha_bar[2:]  # x0 ~ N(0, I)
+    assert torch.allclose(optimal_reverse_variance(S, t, eps_sq), S.betas[2:], rtol=1e-10)
+
+
+def test_optimal_reverse_variance_is_the_mean_true_variance_for_a_mixture():
+    """Bao et al.'s theorem for non-Gaussian data: E_x_t Var[x_{t-1} | x_t] (MixtureEps.reverse_moments)
+    equals the formula with E[eps*^2], both integrated over q(x_t) on a fine grid."""
+    mix = MixtureEps([0.4, 0.6], [[-1.0], [0.8]], [0.15, 0.25], S)
+    x = torch.linspace(-6, 6, 24001, dtype=torch.float64)[:, None]
+    for t in (2, 50, 200, 600):
+        w = mix.density(x, t)
+        w = w / w.sum()
+        mean_var = (w * mix.reverse_moments(x, t)[1][:, 0]).sum().item()
+        eps_sq = (w * mix(x, torch.full((x.shape[0],), t))[:, 0] ** 2).sum().item()
+        assert optimal_reverse_variance(S, t, eps_sq).item() == pytest.approx(mean_var, rel=1e-8)
+
+
+def test_optimal_reverse_variance_refuses_eps_sq_outside_0_1():
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        optimal_reverse_variance(S, 10, 1.2)
+    with pytest.raises(ValueError, match="t must lie in"):
+        optimal_reverse_variance(S, 0, 0.5)

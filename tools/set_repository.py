@@ -8,8 +8,16 @@ the landing page link to the published book (``https://OWNER.github.io/NAME/``) 
 give the pip command (``git+https://github.com/OWNER/NAME``). This script sets all of them, and
 ``--check`` tells whether they agree (a test runs it).
 
-    python tools/set_repository.py OWNER/NAME   # the publish workflow passes ${{ github.repository }}
-    python tools/set_repository.py --check      # exit 1, naming each chapter that disagrees
+``--ref`` pins the install cells, and only them, to one commit (or tag): ``...OWNER/NAME@REF``. The
+publish workflow passes the commit it builds, so the chapters that the published book offers
+install the library that their pages were built with, not a newer one. The notebooks of a
+checkout name no ref: there the library is already installed and the install cell does nothing,
+and a chapter opened from ``main`` installs ``main``. ``--check`` accepts either, as long as every
+chapter names the same ref.
+
+    python tools/set_repository.py OWNER/NAME               # the workflow passes ${{ github.repository }}
+    python tools/set_repository.py OWNER/NAME --ref SHA     # ... and, to publish, ${{ github.sha }}
+    python tools/set_repository.py --check                  # exit 1, naming each chapter that disagrees
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?/[A-Za-z0-9._-]+$")  # GitHub's owner/name
 CONFIG_URL = re.compile(r"^(  url: )https://github\.com/(\S+)$", re.MULTILINE)  # under `repository:`
 INSTALL_URL = re.compile(r"git\+https://github\.com/([^\"\\\s@]+)")  # in the install cell's pip argument
+PINNED_URL = re.compile(r"git\+https://github\.com/([^\"\\\s@]+)(?:@([^\"\\\s]+))?")  # the same, with its @REF if any
+REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")  # a commit, tag or branch as pip's @REF takes it
 COLAB_URL = re.compile(r"colab\.research\.google\.com/github/([^/\s]+/[^/\s]+)/")  # a link that opens a chapter in Colab
 PAGES_URL = re.compile(r"https://([A-Za-z0-9-]+\.github\.io/[A-Za-z0-9._-]+)/")  # the published book
 LINK_PAGES = {"README.md": ("colab", "pages", "install"), "book/index.md": ("colab",),  # which links each page carries
@@ -44,13 +54,24 @@ def configured(root: Path = ROOT) -> str:
     return m.group(2)
 
 
+def install_refs(root: Path = ROOT) -> dict[str, set[str]]:
+    """{chapter: the @REFs its install cell names}; an empty string stands for no ref (the default branch)."""
+    return {str(nb.relative_to(root)): {ref for _, ref in PINNED_URL.findall(nb.read_text())}
+            for nb in sorted((root / "book").glob("*.ipynb"))}
+
+
 def mismatches(root: Path = ROOT) -> list[str]:
-    """One line per chapter whose install cell does not name the configured repository (or names none)."""
+    """One line per chapter whose install cell does not name the configured repository (or names none),
+    and one if the chapters' install cells do not all name the same ref."""
     want, bad = configured(root), []
     for nb in sorted((root / "book").glob("*.ipynb")):
         found = set(INSTALL_URL.findall(nb.read_text()))
         if found != {want}:
             bad.append(f"{nb.relative_to(root)}: installs from {sorted(found) or 'nothing'}, _config.yml names {want}")
+    refs = install_refs(root)
+    if len(set().union(*refs.values())) > 1:
+        shown = {nb: sorted(r or "(none)" for r in rs) for nb, rs in refs.items()}
+        bad.append(f"the install cells name different refs: {shown}")
     for page, kinds in LINK_PAGES.items():
         text = (root / page).read_text()
         for kind in kinds:
@@ -67,12 +88,16 @@ def pages_site(repo: str) -> str:
     return f"{owner.lower()}.github.io/{name}"
 
 
-def set_repository(repo: str, root: Path = ROOT) -> list[Path]:
-    """Write OWNER/NAME into _config.yml and every chapter's install cell; returns the files changed."""
+def set_repository(repo: str, root: Path = ROOT, ref: str | None = None) -> list[Path]:
+    """Write OWNER/NAME into _config.yml and every chapter's install cell, and the install cells' @ref
+    (None: no ref, so they install the default branch); returns the files changed."""
     if not REPO.match(repo):
         raise ValueError(f"expected a GitHub repository as OWNER/NAME (e.g. ddpm-edu/ddpm-edu), got {repo!r}")
+    if ref is not None and (not REF.match(ref) or ".." in ref):
+        raise ValueError(f"expected a commit, tag or branch for the ref (e.g. a 40-digit SHA), got {ref!r}")
     edits = [(root / "_config.yml", CONFIG_URL, rf"\g<1>https://github.com/{repo}")]
-    edits += [(nb, INSTALL_URL, f"git+https://github.com/{repo}") for nb in sorted((root / "book").glob("*.ipynb"))]
+    pinned = f"git+https://github.com/{repo}" + (f"@{ref}" if ref else "")
+    edits += [(nb, PINNED_URL, pinned) for nb in sorted((root / "book").glob("*.ipynb"))]
     for page, kinds in LINK_PAGES.items():
         for kind in kinds:
             pattern, _, replacement = _links(repo)[kind]
@@ -92,21 +117,27 @@ def set_repository(repo: str, root: Path = ROOT) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("repo", nargs="?", help="OWNER/NAME of the hosting repository")
+    ap.add_argument("--ref", help="pin the install cells to this commit (or tag); without it they name no ref")
     ap.add_argument("--check", action="store_true", help="only check that the install cells and links match _config.yml")
     ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.check == bool(args.repo):
         ap.error("give either OWNER/NAME or --check")
+    if args.check and args.ref:
+        ap.error("--ref goes with OWNER/NAME, not with --check")
     if args.check:
         bad = mismatches(args.root)
-        print("\n".join(bad) or f"every install cell installs from {configured(args.root)}")
+        refs = set().union(*install_refs(args.root).values()) - {""}
+        print("\n".join(bad) or f"every install cell installs from {configured(args.root)}"
+              + (f" at {refs.pop()}" if refs else ""))
         return 1 if bad else 0
     try:
-        changed = set_repository(args.repo, args.root)
+        changed = set_repository(args.repo, args.root, args.ref)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{len(changed)} files now name {args.repo}" if changed else f"already {args.repo}: nothing changed")
+    target = args.repo + (f"@{args.ref}" if args.ref else "")
+    print(f"{len(changed)} files now name {target}" if changed else f"already {target}: nothing changed")
     return 0
 
 

@@ -69,6 +69,7 @@ from torch import Tensor
 from ddpm_edu.data.files import shown_path
 from ddpm_edu.data.stream import BatchIterator
 from ddpm_edu.losses import l_simple, sample_t
+from ddpm_edu.progress import progress_bar
 from ddpm_edu.training import checkpoint as ckpt
 from ddpm_edu.training.build import (
     autocast,
@@ -388,6 +389,5 @@ def check_compatible(cfg: Config, saved: dict, path: Path) -> None:
 
 
 def _bar(initial: int, total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="step", dynamic_ncols=True)
+    """The run's progress bar; on a built page, its final line (:func:`ddpm_edu.progress.progress_bar`)."""
+    return progress_bar(total=total, initial=initial, disable=not enabled, desc=desc, unit="step", dynamic_ncols=True)

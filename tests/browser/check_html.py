@@ -14,6 +14,8 @@ every page (each *.html outside the folders whose name starts with "_") checks t
   mjx-container, no MathJax error is shown, and no raw \\( \\[ $$ is left in the text outside code;
 - no traceback or error output appears (a cell's traceback, stderr naming an error, a Sphinx
   system message);
+- no progress bar is shown short of its end: a tqdm widget that the build left as its first state
+  ("0%|          | 0/3000 [00:00<?, ?step/s]") fails; a finished bar (n/n, with its speed) passes;
 - every live sampler (chapters 6 and 8) mounts, and pressing its *sample* button starts a run
   that changes its canvas, with no error;
 - the kernel-free sliders are there and work: no widget is left that needs a kernel, each
@@ -48,6 +50,8 @@ AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.m
 VIEWPORT = {"width": 1280, "height": 900}
 RAW_MATH = re.compile(r"\\\(|\\\[|\$\$")  # what dollarmath and amsmath leave for MathJax to typeset
 ERROR_LINE = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception):", re.MULTILINE)
+# A tqdm bar as text: "desc:  50%|#####     | 2/4 [00:00<?, ?step/s]"; groups n, total and the [...] part.
+BAR = re.compile(r"\d+%\|[^|\n]*\| *(\d+)/(\d+) (\[[^\]\n]*\])")
 
 # Equations: wait for MathJax to typeset, then count what it rendered and what it left raw.
 MATH = """async () => {
@@ -166,6 +170,7 @@ def check_errors(page: Page) -> list[str]:
     problems += [f"error on stderr: {s.strip()[:120]!r}" for s in e["stderr"] if ERROR_LINE.search(s)]
     problems += [f"an output prints a traceback: {o.strip()[:120]!r}" for o in e["outputs"] if "Traceback (most recent call last)" in o]
     problems += [f"Sphinx system message: {t!r}" for t in e["system"]]
+    problems += [f"a progress bar frozen short of its end: {b!r}" for o in e["outputs"] for b in frozen_bars(o)]
     if e["kernel_widgets"]:
         problems.append(f"{e['kernel_widgets']} widget(s) that need a kernel (no kernel-free view)")
     for x in e["explorers"]:
@@ -174,6 +179,11 @@ def check_errors(page: Page) -> list[str]:
     if e["explorers"]:
         print(f"  {len(e['explorers'])} schedule explorer(s)")
     return problems
+
+
+def frozen_bars(text: str) -> list[str]:
+    """The tqdm bars in ``text`` that did not finish (n < total) or never measured a speed ("?")."""
+    return [m.group(0) for m in BAR.finditer(text) if m.group(1) != m.group(2) or "?" in m.group(3)]
 
 
 def check_sliders(page: Page) -> list[str]:

@@ -1,0 +1,70 @@
+"""The figures of Part IV, beyond DDPM: chapter 11's map of successors and its variance figure.
+
+The conventions are those of :mod:`ddpm_edu.lab.plots.base`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ddpm_edu.lab.plots.base import as_numpy, figure_and_axes
+from ddpm_edu.lab.successors import CHAPTERS, SUCCESSORS
+from ddpm_edu.posterior import optimal_reverse_variance
+from ddpm_edu.schedules import Schedule
+
+__all__ = ["plot_successor_map", "plot_optimal_variance"]
+
+
+def plot_successor_map(ax: Axes | None = None) -> Figure:
+    """Chapter 11: the book's chapters (left) joined to the successors that build on them (right, by year).
+
+    The entries are :data:`ddpm_edu.lab.successors.SUCCESSORS`, the same as the chapter's table.
+    """
+    fig, ax = figure_and_axes(ax, (8.0, 4.2))
+    chapters = list(CHAPTERS)
+    y_ch = {c: 1 - i / (len(chapters) - 1) for i, c in enumerate(chapters)}  # top to bottom
+    y_su = 1 - np.arange(len(SUCCESSORS)) / (len(SUCCESSORS) - 1)
+    box = dict(boxstyle="round,pad=0.35", linewidth=0.8)
+    for c, y in y_ch.items():
+        ax.text(0.0, y, f"ch. {c}: {CHAPTERS[c]}", ha="right", va="center", fontsize=9,
+                bbox=dict(box, facecolor="#e8eef7", edgecolor="C0"))
+    for i, (s, y) in enumerate(zip(SUCCESSORS, y_su)):
+        ax.text(1.0, y, f"{s.name} ({s.year})", ha="left", va="center", fontsize=9,
+                bbox=dict(box, facecolor="#fbeee2", edgecolor="C1"))
+        for c in s.chapters:
+            ax.plot([0.02, 0.98], [y_ch[c], y], color=f"C{i}", lw=1.2, alpha=0.8)
+    ax.set(xlim=(-0.75, 1.75), ylim=(-0.1, 1.1))
+    ax.axis("off")
+    return fig
+
+
+def plot_optimal_variance(s: Schedule, sds: Sequence[float], ax: Axes | None = None) -> Figure:
+    """Chapter 11: the best fixed reverse variance for Gaussian data N(0, sd^2), as a share of the way from
+    beta_tilde_t to beta_t on a log scale (Improved DDPM's interpolation weight h_t, their v), against t.
+
+    For x0 ~ N(0, sd^2), E[eps*^2] = (1 - alpha_bar_t) / (alpha_bar_t sd^2 + 1 - alpha_bar_t); the variance is
+    :func:`ddpm_edu.posterior.optimal_reverse_variance` and the weight
+    h_t = (log sigma*_t^2 - log beta_tilde_t) / (log beta_t - log beta_tilde_t), from t = 2.
+    """
+    fig, ax = figure_and_axes(ax, (6.0, 3.2))
+    t = torch.arange(2, s.T + 1)
+    ab, beta, beta_tilde = s.alpha_bar[2:], s.betas[2:], s.beta_tilde[2:]
+    for sd in sds:
+        eps_sq = (1 - ab) / (ab * sd**2 + 1 - ab)
+        var = optimal_reverse_variance(s, t, eps_sq)
+        v = (var.log() - beta_tilde.log()) / (beta.log() - beta_tilde.log())
+        ax.plot(as_numpy(t), as_numpy(v), lw=1.5, label=f"data sd = {sd:g}")
+    ax.axhline(0, color="0.5", lw=0.8, ls=":")
+    ax.axhline(1, color="0.5", lw=0.8, ls=":")
+    ax.text(s.T, 0.02, r"$\tilde\beta_t$", ha="right", va="bottom", fontsize=9)
+    ax.text(s.T, 0.98, r"$\beta_t$", ha="right", va="top", fontsize=9)
+    ax.set(xscale="log", xlabel="t", ylabel=r"$h_t$", ylim=(-0.05, 1.05),
+           title=r"where $\sigma^{*2}_t$ lies between $\tilde\beta_t$ and $\beta_t$ (log scale)")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=8, loc="center left")
+    return fig
