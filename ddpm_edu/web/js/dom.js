@@ -97,7 +97,10 @@ var DDPMDom = (function () {
     });
     var sel = DARK.map(function (d) { return d + " ." + cls; }).join(",");
     return "." + cls + "{" + light.join(";") + "}" + sel + "{" + dark.join(";") + "}" +
-      "." + cls + " :focus-visible{outline:2px solid var(--ddpm-focus);outline-offset:2px}";
+      "." + cls + " :focus-visible{outline:2px solid var(--ddpm-focus);outline-offset:2px}" +
+      // The book's dark theme puts HTML outputs on a light panel, meant for figures drawn on white; a widget
+      // that follows the theme sits on the page itself.
+      "html[data-theme=dark] .bd-content div.cell_output .output.text_html:has(." + cls + "){background-color:transparent;padding:0}";
   }
 
   /** The colours by name as the element `node` (inside a themed widget) sees them now: {ink: "rgb(...)", ...}.
