@@ -22,6 +22,7 @@ examples:
   ddpm-edu train --config cifar10-small --set train.run_root=/content/drive/MyDrive/ddpm-runs
   ddpm-edu train --config cifar10 --set train.steps=2000 --set model.ch=64
   ddpm-edu train --config my.yml --run-dir /tmp/run1
+  ddpm-edu train --config folder --set data.root=~/my_photos   # your own images, 32x32 RGB
 
 Run the same command again to resume: train.resume=auto (the default) continues from the
 newest checkpoint in the run folder. SIGTERM or Ctrl-C write a checkpoint before exiting.
@@ -165,7 +166,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"ddpm-edu train: stopped by {name} at step {r.step}; checkpoint {r.checkpoint}. "
               f"Run the same command again to resume.", file=sys.stderr)
         return 128 + r.interrupted
-    print(f"trained {r.step} steps; run folder {r.run_dir}")
+    from ddpm_edu.data.files import shown_path
+
+    print(f"trained {r.step} steps; run folder {shown_path(r.run_dir)}")
     return 0
 
 

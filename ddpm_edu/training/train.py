@@ -378,8 +378,9 @@ def check_compatible(cfg: Config, saved: dict, path: Path) -> None:
     now = config_to_dict(cfg)
     diffs = [f"{sec}.{k}: checkpoint {saved[sec].get(k)!r}, config {v!r}"
              for sec in ("model", "diffusion") for k, v in now[sec].items() if saved.get(sec, {}).get(k) != v]
-    if saved.get("data", {}).get("dataset") != cfg.data.dataset:
-        diffs.append(f"data.dataset: checkpoint {saved.get('data', {}).get('dataset')!r}, config {cfg.data.dataset!r}")
+    for k in ("dataset", "image_size", "channels"):  # the last two: a folder's images
+        if saved.get("data", {}).get(k) != now["data"][k]:
+            diffs.append(f"data.{k}: checkpoint {saved.get('data', {}).get(k)!r}, config {now['data'][k]!r}")
     if diffs:
         raise ckpt.CheckpointError(
             f"Checkpoint {path} was trained with another model or data set than this config, so it cannot "
