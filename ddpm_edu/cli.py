@@ -23,6 +23,7 @@ examples:
   ddpm-edu train --config cifar10 --set train.steps=2000 --set model.ch=64
   ddpm-edu train --config my.yml --run-dir /tmp/run1
   ddpm-edu train --config folder --set data.root=~/my_photos   # your own images, 32x32 RGB
+  ddpm-edu train --config cifar10 --set train.accumulate=2      # batch 128 as 2 micro-batches of 64
 
 Run the same command again to resume: train.resume=auto (the default) continues from the
 newest checkpoint in the run folder. SIGTERM or Ctrl-C write a checkpoint before exiting.

@@ -14,7 +14,7 @@ checked by :func:`ddpm_edu.schedules.schedule_problems` and :func:`ddpm_edu.nets
 and the valid names come from the modules that use them. The sampler's settings are checked
 by :func:`ddpm_edu.sampling.sampler_problems`, and an image folder's by
 :func:`ddpm_edu.data.folder.folder_problems`. Checks that relate several fields (beta_1 <= beta_T, the
-model kind and U-Net depth for the data set, DDIM steps <= T)
+model kind and U-Net depth for the data set, micro-batches that split the batch, DDIM steps <= T)
 run once those fields are valid themselves. YAML 1.1 reads ``1e-4`` as a string; float fields parse it.
 """
 
@@ -230,6 +230,7 @@ class TrainConfig:
     """The ``train:`` section: the optimiser, precision, device, logging, checkpoints and resume."""
 
     steps: PosInt = 800_000  # optimiser steps; training stops exactly here
+    accumulate: PosInt = 1  # micro-batches per optimiser step (gradient accumulation); divides each process's batch
     lr: PosFloat = 2e-4  # peak learning rate
     optimizer: Literal["adam", "adamw"] = "adam"  # Ho et al. use Adam
     weight_decay: NonNegFloat = 0.0  # (decoupled for adamw)
@@ -301,6 +302,9 @@ class Config:
             bad = unet_problems(m.preset, **m.unet_overrides(), image_size=h).get("image_size")
             if bad:
                 problems.append(f"model.ch_mult: {bad} (the size of data.dataset={d.dataset})")
+        if d.batch_size % self.train.accumulate:
+            problems.append(f"train.accumulate: {self.train.accumulate} micro-batches must split data.batch_size = "
+                            f"{d.batch_size} evenly; use a divisor of it")
         sc = self.sample  # each setting is fine: this is DDIM's steps <= T
         bad = sampler_problems(sc.sampler, sc.steps, sc.eta, sc.variance, self.diffusion.T)
         problems += [f"sample.{k}: {msg}" for k, msg in bad.items()]
