@@ -8,10 +8,12 @@ exit with status 2, without a traceback and without creating a run folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 __all__ = ["main", "build_parser"]
 
@@ -139,10 +141,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ddpm_edu.training.distributed import DistributedError
 
     try:
-        return {"train": _train, "sample": _sample, "fid": _fid, "figs": _figs}[args.command](args)
+        with _one_line_warnings(args.command):
+            return {"train": _train, "sample": _sample, "fid": _fid, "figs": _figs}[args.command](args)
     except (ConfigError, CheckpointError, DataError, DistributedError, FIDError) as e:
         print(f"ddpm-edu {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """The library's own warnings (skipped or upscaled images, ...) as ``ddpm-edu COMMAND: warning: ...``,
+    without the file and line of code that Python shows; other packages' warnings are shown as usual."""
+    package, shown = str(Path(__file__).resolve().parent), warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(Path(filename).resolve()).startswith(package):
+            print(f"ddpm-edu {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def _train(args: argparse.Namespace) -> int:
