@@ -212,8 +212,9 @@ def _report(root: Path, n_files: int, bad: list[list[str]], small: int, skip_bad
         names = "; ".join(f"{shown}/{name} ({why})" for name, why in bad[:_LISTED])
         more = f"; and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
         if not skip_bad:
+            them = "it" if len(bad) == 1 else "them"
             raise DataError(f"{len(bad)} of the {n_files} image files in {shown} cannot be read: {names}{more}. "
-                            f"Remove or repair them, or set data.skip_bad=true to train without them.")
+                            f"Remove or repair {them}, or set data.skip_bad=true to train without {them}.")
         if len(bad) == n_files:
             raise DataError(f"none of the {n_files} image files in {shown} can be read: {names}{more}.")
         warnings.warn(f"data.skip_bad: skipped {len(bad)} of the {n_files} image files in {shown} that cannot "
