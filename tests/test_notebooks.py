@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+NOTEBOOKS = sorted([*(ROOT / "book").glob("*.ipynb"), *(ROOT / "book" / "using").glob("*.ipynb")])
 
 
 def toc_files() -> set[str]:
@@ -39,7 +39,7 @@ def test_first_cell_is_hidden_setup(nb):
 
 def test_every_chapter_is_in_the_toc():
     listed = toc_files()
-    missing = [p.name for p in NOTEBOOKS if f"book/{p.stem}" not in listed]
+    missing = [p.name for p in NOTEBOOKS if p.relative_to(ROOT).with_suffix("").as_posix() not in listed]
     assert not missing, f"chapters missing from _toc.yml: {missing}"
     for f in listed:
         assert any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb")), f"_toc.yml lists {f}, which does not exist"
@@ -83,10 +83,10 @@ def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
     import shutil
 
     sr = _set_repository_module()
-    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "using").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", tmp_path)
     for nb in NOTEBOOKS:
-        shutil.copy(nb, tmp_path / "book")
+        shutil.copy(nb, tmp_path / nb.relative_to(ROOT))
     for page in sr.LINK_PAGES:
         (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / page, tmp_path / page)
@@ -108,10 +108,10 @@ def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
     assert len(changed) == len(NOTEBOOKS) + 1 + len(sr.LINK_PAGES)
     assert sr.configured(tmp_path) == "a-fork/ddpm.edu" and sr.mismatches(tmp_path) == []
     assert yaml.safe_load((tmp_path / "_config.yml").read_text())["repository"]["url"] == "https://github.com/a-fork/ddpm.edu"
-    for nb in (tmp_path / "book").glob("*.ipynb"):
+    for nb in sr.notebooks(tmp_path):
         setup = json.loads(nb.read_text())["cells"][0]["source"]
         assert "git+https://github.com/a-fork/ddpm.edu" in "".join(setup)
 
-    one = tmp_path / "book" / NOTEBOOKS[0].name
+    one = tmp_path / NOTEBOOKS[-1].relative_to(ROOT)
     one.write_text(one.read_text().replace("a-fork/ddpm.edu", "someone/else"))
-    assert [m.split(":")[0] for m in sr.mismatches(tmp_path)] == [f"book/{one.name}"]
+    assert [m.split(":")[0] for m in sr.mismatches(tmp_path)] == [one.relative_to(tmp_path).as_posix()]

@@ -36,6 +36,11 @@ def _links(repo: str) -> dict[str, tuple[re.Pattern, str, str]]:
             "install": (INSTALL_URL, repo, f"git+https://github.com/{repo}")}
 
 
+def notebooks(root: Path = ROOT) -> list[Path]:
+    """The book's notebooks, each with an install cell: the chapters and the notebook pages of "Using the library"."""
+    return sorted([*(root / "book").glob("*.ipynb"), *(root / "book" / "using").glob("*.ipynb")])
+
+
 def configured(root: Path = ROOT) -> str:
     """The OWNER/NAME of ``repository.url`` in ``_config.yml``."""
     m = CONFIG_URL.search((root / "_config.yml").read_text())
@@ -47,7 +52,7 @@ def configured(root: Path = ROOT) -> str:
 def mismatches(root: Path = ROOT) -> list[str]:
     """One line per chapter whose install cell does not name the configured repository (or names none)."""
     want, bad = configured(root), []
-    for nb in sorted((root / "book").glob("*.ipynb")):
+    for nb in notebooks(root):
         found = set(INSTALL_URL.findall(nb.read_text()))
         if found != {want}:
             bad.append(f"{nb.relative_to(root)}: installs from {sorted(found) or 'nothing'}, _config.yml names {want}")
@@ -72,7 +77,7 @@ def set_repository(repo: str, root: Path = ROOT) -> list[Path]:
     if not REPO.match(repo):
         raise ValueError(f"expected a GitHub repository as OWNER/NAME (e.g. ddpm-edu/ddpm-edu), got {repo!r}")
     edits = [(root / "_config.yml", CONFIG_URL, rf"\g<1>https://github.com/{repo}")]
-    edits += [(nb, INSTALL_URL, f"git+https://github.com/{repo}") for nb in sorted((root / "book").glob("*.ipynb"))]
+    edits += [(nb, INSTALL_URL, f"git+https://github.com/{repo}") for nb in notebooks(root)]
     for page, kinds in LINK_PAGES.items():
         for kind in kinds:
             pattern, _, replacement = _links(repo)[kind]
