@@ -164,11 +164,12 @@ def test_training_steps_do_not_read_values_back(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path, precision):
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path, precision, accumulate):
     """Between boundaries the loop must not synchronise with the GPU: torch's sync debug mode turns
-    any wait (a value read back, a blocking copy) into an error."""
+    any wait (a value read back, a blocking copy) into an error. Micro-batches change nothing there."""
     tr = T.Trainer(tiny("train.device=cuda", f"train.precision={precision}", "train.channels_last=true",
-                        "train.log_every=1000", steps=50), tmp_path / "run")
+                        f"train.accumulate={accumulate}", "train.log_every=1000", steps=50), tmp_path / "run")
     tr.setup()
     for k in (1, 2):  # lazy set-up (optimizer state, library handles) may wait once
         tr.train_step(k)
