@@ -134,6 +134,8 @@ def test_unknown_section_suggests_nearest():
         ("model.ch_mult=[1,2,2,2,2]", "model.ch_mult", "divisible"),  # digits are 8x8: at most 4 levels
         ("model.preset=imagenet", "model.preset", "'cifar10'"),
         ("name=a/b", "name", "without '/'"),
+        ("train.accumulate=0", "train.accumulate", "greater than or equal to 1"),
+        ("train.accumulate=3", "train.accumulate", "must split data.batch_size = 128 evenly"),
     ],
 )
 def test_each_bad_value_is_named(override, key, words):
