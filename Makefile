@@ -11,7 +11,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
-NOTEBOOKS := $(wildcard book/*.ipynb)
+NOTEBOOKS := $(wildcard book/*.ipynb book/using/*.ipynb)
 # pip prints a warning for every index folder that lacks a package; they are noise here.
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 

@@ -7,8 +7,8 @@ The package is layered. Each layer imports only from the layers above it in this
 ``progress``           the progress bar that the samplers and the trainer share (a widget in Jupyter, one
                        final line on a built page); it imports nothing of the package
 the derivation         ``schedules``, ``forward``, ``posterior``, ``losses``, ``likelihood``, ``sampling``,
-                       ``analytic``: what the book teaches, one module per step (chapters 4-8), torch and
-                       numpy only
+                       ``guidance``, ``analytic``: what the book teaches, one module per step (chapters 4-8
+                       and 10), torch and numpy only
 ``nets/``              the U-Net and the 2-D MLP
 ``data/``              CIFAR-10, digits, the photograph, 2-D toys, the batch stream, image files, downloads
 ``training/``          config and presets, build, the trainer, guard, EMA, checkpoints, run log, torchrun,

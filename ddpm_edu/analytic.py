@@ -24,6 +24,13 @@ Chapter 7 uses :func:`chain_nll_bpd`: with the eps* of Gaussian data every rever
 map plus Gaussian noise, so the model's own likelihood p_theta(x0), which the variational bound
 bounds, has a closed form too.
 
+Chapter 10 reads the mixture's components as classes y = k. Then q(x_t | y = k) is component k alone, a
+Gaussian, and its eps* is :meth:`MixtureEps.class_eps`. Classifier-free guidance (:mod:`ddpm_edu.guidance`)
+claims that (1 + w) eps*(x_t | y) - w eps*(x_t) is the eps* of the tilted density
+q_t(x | y)^(1 + w) / q_t(x)^w; :func:`tilted_eps` computes that eps* independently, from the gradient of
+the tilted log density by autograd (eps = -sqrt(1 - alpha_bar_t) * score), and the tests hold the two
+together.
+
 Chapter 8 uses that eps* of Gaussian data is affine in x_t, eps* = k_t x_t + e_t. Every step of DDPM
 (Ho et al. eq. 11) and of DDIM (Song et al. eq. 12) is then x_prev = a x_t + b + sigma z, and the
 sampler's output is Gaussian with a mean and variance that follow exactly (:func:`ddpm_moments`,
@@ -41,11 +48,13 @@ import torch
 from torch import Tensor
 
 from ddpm_edu.likelihood import discretized_gaussian_log_likelihood
+from ddpm_edu.losses import eps_from_score
 from ddpm_edu.posterior import mean_from_eps, reverse_variance
 from ddpm_edu.sampling import ddim_timesteps, sampler_problems
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["GaussianEps", "MixtureEps", "grid_moments", "chain_nll_bpd", "ddpm_moments", "ddim_moments"]
+__all__ = ["GaussianEps", "MixtureEps", "tilted_eps", "grid_moments", "chain_nll_bpd", "ddpm_moments",
+           "ddim_moments"]
 
 
 class GaussianEps:
@@ -115,6 +124,32 @@ class MixtureEps:
         r = torch.softmax(logp, dim=1)[:, :, None]  # p(k | x_t)
         ab = float(self.s.alpha_bar[t])
         return ((1 - ab) ** 0.5 * (r * diff / var[None, :, None]).sum(1)).to(xt.dtype)
+
+    # ------------------------------------------------------------------ chapter 10: components as classes
+    def component(self, k: int) -> MixtureEps:
+        """The mixture's component k alone, N(mu_k, std_k^2 I), as a one-component mixture: q(x_0 | y = k)."""
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(self.w):
+            raise ValueError(f"class k must be an integer in 0..{len(self.w) - 1}, got {k!r}")
+        return MixtureEps([1.0], self.mu[k:k + 1].tolist(), self.std[k:k + 1].tolist(), self.s)
+
+    def class_eps(self, xt: Tensor, t: Tensor | int, y: int | Tensor | None = None) -> Tensor:
+        """eps*(x_t, t | y), the exact noise predictor of the class y = k, whose data is component k alone.
+
+        q(x_t | k) = N(sqrt(ab) mu_k, v_k I) with v_k = ab std_k^2 + 1 - ab, so eps*(x_t | k) =
+        sqrt(1 - ab) (x_t - sqrt(ab) mu_k) / v_k (the Gaussian formula, as :class:`GaussianEps`).
+        y: an int, a (B,) tensor of classes, or None for the unconditional eps* (:meth:`__call__`): called as
+        a conditional network is, ``model(x_t, t, y)``, so :func:`ddpm_edu.guidance.guided_model` takes it.
+        xt: (B, D); t: int or (B,). Returns (B, D) in xt's dtype.
+        """
+        if y is None:
+            return self(xt, t)
+        x = xt.double()
+        k = torch.as_tensor(y, dtype=torch.long).expand(x.shape[0])  # (B,)
+        if ((k < 0) | (k >= len(self.w))).any():
+            raise ValueError(f"classes must lie in 0..{len(self.w) - 1}, got {sorted(set(k.tolist()))}")
+        ab = extract(self.s.alpha_bar, as_t(t, self.s.T), x)  # (B, 1), or 0-d for an int t
+        var = ab * self.std[k, None] ** 2 + 1 - ab  # v_k, (B, 1)
+        return ((1 - ab).sqrt() * (x - ab.sqrt() * self.mu[k]) / var).to(xt.dtype)
 
     # ------------------------------------------------------------------ chapter 6: densities
     def _marginal(self, t: int) -> tuple[Tensor, Tensor]:
@@ -205,6 +240,24 @@ class MixtureEps:
         exact = self.reverse_log_density(x_prev[:, None], xt_, t).exp()  # (n,)
         gauss = torch.exp(-(z**2) / 2) / math.sqrt(2 * math.pi * var)
         return 0.5 * (exact - gauss).abs().sum().item() * (x_prev[1] - x_prev[0]).item()
+
+
+def tilted_eps(mix: MixtureEps, x: Tensor, t: int, y: int, w: float) -> Tensor:
+    """The exact eps* of the tilted density q_t(x | y)^(1 + w) / q_t(x)^w, from its log density by autograd.
+
+    Chapter 10's oracle for classifier-free guidance. log q_t(x | y) is the log density of component y
+    (:meth:`MixtureEps.component`) and log q_t(x) that of the whole mixture (:meth:`MixtureEps.log_density`);
+    the normalising constant of the tilted density does not depend on x, so its score is
+    grad_x [(1 + w) log q_t(x | y) - w log q_t(x)], and eps = -sqrt(1 - alpha_bar_t) score
+    (:func:`ddpm_edu.losses.eps_from_score`). Nothing here uses the closed-form eps*.
+    x: (B, D) points; t in 1..T; y a class of ``mix``. Returns (B, D) float64.
+    """
+    t = as_t(t, mix.s.T)
+    x = x.detach().double().requires_grad_(True)
+    with torch.enable_grad():  # also under a caller's torch.no_grad()
+        log_tilted = (1 + w) * mix.component(y).log_density(x, t) - w * mix.log_density(x, t)  # (B,)
+        (score,) = torch.autograd.grad(log_tilted.sum(), x)  # rows are independent: each row's gradient
+    return eps_from_score(score, t, mix.s)  # eps = -sqrt(1 - alpha_bar_t) score
 
 
 def grid_moments(x: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:

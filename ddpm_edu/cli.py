@@ -8,20 +8,25 @@ exit with status 2, without a traceback and without creating a run folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 __all__ = ["main", "build_parser"]
 
 EPILOG_TRAIN = """\
 examples:
   ddpm-edu train --config digits                          # 8x8 digits, a few minutes on a CPU
+  ddpm-edu train --config digits-guided                   # the same with labels, for guided sampling
   ddpm-edu train --config toy2d                           # 2-D points, seconds
   ddpm-edu train --config cifar10-small --set train.run_root=/content/drive/MyDrive/ddpm-runs
   ddpm-edu train --config cifar10 --set train.steps=2000 --set model.ch=64
   ddpm-edu train --config my.yml --run-dir /tmp/run1
+  ddpm-edu train --config folder --set data.root=~/my_photos   # your own images, 32x32 RGB
+  ddpm-edu train --config cifar10 --set train.accumulate=2      # batch 128 as 2 micro-batches of 64
 
 Run the same command again to resume: train.resume=auto (the default) continues from the
 newest checkpoint in the run folder. SIGTERM or Ctrl-C write a checkpoint before exiting.
@@ -40,6 +45,11 @@ examples:
   ddpm-edu sample --config cifar10 --checkpoint ckpt.pt --sampler ddim --steps 50 --eta 0 --num-samples 16
 
 Writes <out>/samples.png (the final samples) and <out>/trajectory.gif (x_t from noise to data).
+
+A model trained with labels (e.g. --config digits-guided) samples one class, with classifier-free
+guidance of weight w (0: the conditional model alone):
+  ddpm-edu sample --checkpoint runs/digits-guided/ema.safetensors --label 7 --guidance 2.0 \
+      --sampler ddim --steps 50 --num-samples 64 --format npz --out sevens/
 
 For FID, one PNG per sample (000000.png ...), shared among processes, resumable:
   torchrun --nproc_per_node=8 -m ddpm_edu sample --checkpoint runs/cifar10/ema.safetensors \
@@ -97,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=int, help="frames in trajectory.gif (default 30)")
     s.add_argument("--fps", type=float, help="GIF frames per second (default 10)")
     s.add_argument("--seed", type=int, help="seed of the sampling noise (default: the config's seed + 3)")
+    s.add_argument("--label", type=int, metavar="Y", help="draw class Y of a model trained with labels (data.labels)")
+    s.add_argument("--guidance", type=float, metavar="W",
+                   help="classifier-free guidance weight w >= 0 for --label (default 0: the conditional model)")
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to sample (default: train.device)")
     s.add_argument("--out", "-o", metavar="DIR", help="output folder (default: the run's samples/ folder)")
     s.add_argument("--format", choices=("grid", "png", "npz"), default="grid",
@@ -137,10 +150,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ddpm_edu.training.distributed import DistributedError
 
     try:
-        return {"train": _train, "sample": _sample, "fid": _fid, "figs": _figs}[args.command](args)
+        with _one_line_warnings(args.command):
+            return {"train": _train, "sample": _sample, "fid": _fid, "figs": _figs}[args.command](args)
     except (ConfigError, CheckpointError, DataError, DistributedError, FIDError) as e:
         print(f"ddpm-edu {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """The library's own warnings (skipped or upscaled images, ...) as ``ddpm-edu COMMAND: warning: ...``,
+    without the file and line of code that Python shows; other packages' warnings are shown as usual."""
+    package, shown = str(Path(__file__).resolve().parent), warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(Path(filename).resolve()).startswith(package):
+            print(f"ddpm-edu {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -165,7 +198,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"ddpm-edu train: stopped by {name} at step {r.step}; checkpoint {r.checkpoint}. "
               f"Run the same command again to resume.", file=sys.stderr)
         return 128 + r.interrupted
-    print(f"trained {r.step} steps; run folder {r.run_dir}")
+    from ddpm_edu.data.files import shown_path
+
+    print(f"trained {r.step} steps; run folder {shown_path(r.run_dir)}")
     return 0
 
 
@@ -189,14 +224,27 @@ def _sample(args: argparse.Namespace) -> int:
         cfg = cfg.replace(sample=dataclasses.replace(cfg.sample, **over))  # validates the options
     except ConfigError as e:
         raise ConfigError.listing(f"{cfg.source} with sample options", e.problems) from None
+    _check_label(args, model)
     out = Path(args.out).expanduser() if args.out else _default_out(ck)
     if args.format != "grid":
         return _sample_files(args, model, cfg, ck, out)
     device = resolve_device(args.device or cfg.train.device)
-    x, rec = generate(model.to(device), cfg, seed=args.seed, device=device, progress=True)
+    x, rec = generate(model.to(device), cfg, seed=args.seed, device=device, progress=True, label=args.label,
+                      guidance=args.guidance)
     png, gif = write_samples(x, rec, out / "samples.png", out / "trajectory.gif", cfg.sample.fps)
     print(f"wrote {png} and {gif} ({len(rec.frames)} frames)")
     return 0
+
+
+def _check_label(args: argparse.Namespace, model) -> None:
+    """--label and --guidance suit the model: a ConfigError (exit 2) naming the options otherwise."""
+    from ddpm_edu.guidance import guidance_problems
+    from ddpm_edu.training.config import ConfigError
+
+    names = {"label": "--label", "w": "--guidance"}
+    p = guidance_problems(args.label, args.guidance, getattr(model, "num_classes", None))
+    if p:
+        raise ConfigError("; ".join(f"{names[k]}: {msg}" for k, msg in p.items()))
 
 
 def _sample_files(args: argparse.Namespace, model, cfg, ck: Path, out: Path) -> int:
@@ -218,9 +266,9 @@ def _sample_files(args: argparse.Namespace, model, cfg, ck: Path, out: Path) -> 
     n, seed = cfg.sample.num_samples, cfg.seed + 3 if args.seed is None else args.seed
     with initialized() as world:
         device = world.device(resolve_device(args.device or cfg.train.device))
-        check_settings(out, sampling_settings(cfg, ck, seed, args.batch_size), world)
+        check_settings(out, sampling_settings(cfg, ck, seed, args.batch_size, args.label, args.guidance), world)
         mine = write_sample_files(model.to(device), cfg, out, n, batch=args.batch_size, seed=seed, world=world,
-                                  device=device)
+                                  device=device, label=args.label, guidance=args.guidance)
         drawn = int(world.gather(torch.tensor([len(mine)])).sum())
         world.barrier()  # every file is written
         if world.is_main:

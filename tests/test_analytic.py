@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.analytic import GaussianEps, MixtureEps, ddim_moments, ddpm_moments, grid_moments
+from ddpm_edu.analytic import GaussianEps, MixtureEps, ddim_moments, ddpm_moments, grid_moments, tilted_eps
+from ddpm_edu.guidance import guided_eps
 from ddpm_edu.posterior import mean_from_eps
 from ddpm_edu.sampling import ddim_sample, ddim_timesteps, sample
 from ddpm_edu.schedules import Schedule
@@ -296,3 +297,61 @@ def test_reverse_gaussian_gap_is_one_dimensional():
     mix = MixtureEps([0.5, 0.5], [[0.0, 1.0], [1.0, 0.0]], [0.2, 0.2], S)
     with pytest.raises(ValueError, match="1-D"):
         mix.reverse_gaussian_gap(0.1, 5)
+
+
+# ------------------------------------------------------------------ chapter 10: the components as classes
+CLASSES = MixtureEps([0.2, 0.5, 0.3], [[-2.0, 0.5], [1.0, 1.5], [1.5, -1.5]], [0.3, 0.6, 0.45], Schedule.linear(200))
+
+
+def grid2d(n: int = 21, lim: float = 3.0) -> torch.Tensor:
+    """An n x n grid of points over [-lim, lim]^2, (n^2, 2) float64."""
+    g = torch.linspace(-lim, lim, n, dtype=torch.float64)
+    return torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("t", [1, 30, 200])
+def test_class_eps_is_the_gaussian_eps_of_its_component(t):
+    x, tt = grid2d(), torch.full((441,), t)
+    for k in range(3):
+        gauss = GaussianEps(CLASSES.mu[k], float(CLASSES.std[k]), CLASSES.s)  # N(mu_k, std_k^2 I), per coordinate
+        torch.testing.assert_close(CLASSES.class_eps(x, tt, k), gauss(x, tt), rtol=0, atol=1e-12)
+        torch.testing.assert_close(CLASSES.class_eps(x, t, torch.full((441,), k)), gauss(x, tt), rtol=0, atol=1e-12)
+        torch.testing.assert_close(CLASSES.component(k)(x, tt), gauss(x, tt), rtol=0, atol=1e-12)
+    assert torch.equal(CLASSES.class_eps(x, tt, None), CLASSES(x, tt))  # no class: the mixture's eps*
+
+
+@pytest.mark.parametrize("t", [1, 30, 200])
+def test_the_unconditional_eps_is_the_class_eps_averaged_over_the_class_posterior(t):
+    """E[eps | x_t] = sum_k p(k | x_t) E[eps | x_t, k]: the tower rule, with p(k | x_t) from Bayes' rule."""
+    x, tt = grid2d(), torch.full((441,), t)
+    r = CLASSES.component_posterior(x, tt)  # (B, K)
+    avg = sum(r[:, k, None] * CLASSES.class_eps(x, tt, k) for k in range(3))
+    torch.testing.assert_close(avg, CLASSES(x, tt), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("t", [1, 10, 60, 200])
+@pytest.mark.parametrize("w", [0.0, 0.5, 1.0, 2.0, 4.0])
+def test_guided_eps_is_the_exact_eps_of_the_tilted_density(t, w):
+    """(1 + w) eps*(x_t | y) - w eps*(x_t) is the eps* of q_t(x | y)^(1 + w) / q_t(x)^w, here found by autograd
+    of the tilted log density, for every class and on a grid of x_t (Ho & Salimans 2022, eq. 6; chapter 10)."""
+    x, tt = grid2d(), torch.full((441,), t)
+    for y in range(3):
+        want = tilted_eps(CLASSES, x, t, y, w)
+        got = guided_eps(CLASSES.class_eps(x, tt, y), CLASSES(x, tt), w)
+        assert float(want.abs().max()) > 0.1  # not a vanishing eps* (at t = 1 it is of order sqrt(beta_1) / std^2)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
+def test_tilted_eps_differs_from_the_conditional_once_w_is_positive():
+    x = grid2d(7)
+    assert not torch.allclose(tilted_eps(CLASSES, x, 30, 0, 1.0), tilted_eps(CLASSES, x, 30, 0, 0.0), atol=1e-3)
+
+
+def test_classes_out_of_range_are_refused():
+    for k in (-1, 3, True):
+        with pytest.raises(ValueError, match=r"0\.\.2"):
+            CLASSES.component(k)
+    with pytest.raises(ValueError, match=r"0\.\.2, got \[0, 1, 3\]"):
+        CLASSES.class_eps(grid2d(3), 5, torch.tensor([0, 1, 3] * 3))
+    with pytest.raises(ValueError, match="t must lie in"):
+        tilted_eps(CLASSES, grid2d(3), 0, 1, 1.0)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import types
 
 import pytest
+import torch
 from conftest import cli_command, subprocess_env, tiny_unet_overrides
 from PIL import Image
 
@@ -179,3 +181,75 @@ def test_fid_usage_errors_exit_2_in_one_paragraph(tmp_path, monkeypatch, capsys)
     monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # the extra is missing
     assert main(["fid", "--samples", str(tmp_path / "pngs")]) == 2
     assert 'pip install "ddpm-edu[fid]"' in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- labels and guidance (chapter 10)
+@pytest.mark.multiprocess
+def test_train_digits_guided_then_sample_one_class_with_guidance(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from ddpm_edu.data.images import to_uint8
+    from ddpm_edu.training.build import load_ema_model
+    from ddpm_edu.training.generate import chunk_seed, generate
+
+    overrides = tiny_unet_overrides() + ["data.batch_size=16", "train.steps=4", "train.log_every=2",
+                                         "train.ckpt_every=0", "train.sample_every=0",
+                                         f"train.run_root={tmp_path / 'runs'}", "name=tiny-guided"]
+    r = run(["train", "--config", "digits-guided", *sets(overrides)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    ema = tmp_path / "runs" / "tiny-guided" / "ema.safetensors"
+    out = tmp_path / "sevens"
+    r = run(["sample", "--checkpoint", str(ema), "--label", "7", "--guidance", "2.0", "--sampler", "ddim",
+             "--steps", "5", "--num-samples", "6", "--format", "npz", "--batch-size", "4", "--seed", "11",
+             "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    images = np.load(out / "samples.npz")["arr_0"]
+    assert images.shape == (6, 8, 8, 1) and images.dtype == np.uint8
+    settings = json.loads((out / "sampling.json").read_text())
+    assert settings["label"] == 7 and settings["guidance"] == 2.0
+
+    # The files are the library's guided samples of class 7: chunk 0 (4 samples) redrawn in this process.
+    model, cfg = load_ema_model(None, ema)
+    cfg = cfg.replace(sample=dataclasses.replace(cfg.sample, sampler="ddim", steps=5))
+    x, _ = generate(model, cfg, num_samples=4, seed=chunk_seed(11, 0), frames=2, label=7, guidance=2.0)
+    assert np.array_equal(images[:4, ..., 0], np.stack([to_uint8(xi) for xi in x]))
+
+    # Another label in the same folder is refused; a grid with a label alone (w = 0) works.
+    assert main(["sample", "--checkpoint", str(ema), "--label", "3", "--guidance", "2.0", "--sampler", "ddim",
+                 "--steps", "5", "--num-samples", "6", "--format", "npz", "--batch-size", "4", "--seed", "11",
+                 "--out", str(out)]) == 2
+    assert "label" in capsys.readouterr().err
+    from ddpm_edu.nets.unet import UNet
+
+    seen, forward = [], UNet.forward
+    monkeypatch.setattr(UNet, "forward", lambda self, x, t, y=None: seen.append(y) or forward(self, x, t, y))
+    assert main(["sample", "--checkpoint", str(ema), "--label", "0", "--num-samples", "2", "--sampler", "ddim",
+                 "--steps", "3", "--out", str(tmp_path / "grid")]) == 0
+    assert (tmp_path / "grid" / "samples.png").is_file()
+    assert len(seen) == 3 and all(torch.equal(y, torch.zeros(2, dtype=torch.long)) for y in seen)  # w = 0: one pass
+    seen.clear()
+    assert main(["sample", "--checkpoint", str(ema), "--label", "4", "--guidance", "1.5", "--num-samples", "2",
+                 "--sampler", "ddim", "--steps", "3", "--out", str(tmp_path / "grid")]) == 0
+    assert len(seen) == 6 and all(torch.equal(y, torch.full((2,), 4)) for y in seen[::2]) and seen[1::2] == [None] * 3
+    monkeypatch.undo()
+    capsys.readouterr()  # the progress bars of the runs above
+
+    # Bad requests: one message naming the option, exit 2, nothing written.
+    plain = tmp_path / "plain"
+    from conftest import tiny_config
+
+    from ddpm_edu.training.train import train
+    train(tiny_config(steps=1), plain)
+    bad = tmp_path / "bad"
+    for ck_path, opts, needles in [
+        (ema, ["--guidance", "2"], ["--guidance: guidance needs a label"]),
+        (ema, ["--label", "10"], ["--label: label 10 is not one of the model's classes 0..9"]),
+        (ema, ["--label", "-1", "--guidance", "-1"], ["--label:", "--guidance: the guidance weight w must be a finite"]),
+        (plain / "ema.safetensors", ["--label", "3"], ["--label: this model is unconditional"]),
+        (plain / "ema.safetensors", ["--guidance", "1"], ["unconditional", "digits-guided"]),
+        (ema, ["--config", "digits", "--label", "3"], ["conditioned on 10 classes", "without labels"]),
+    ]:
+        assert main(["sample", "--checkpoint", str(ck_path), "--out", str(bad), *opts]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ddpm-edu sample: error:") and all(n in err for n in needles), err
+    assert not bad.exists()

@@ -28,7 +28,7 @@ from ddpm_edu.training.config import (
     preset_names,
 )
 
-PRESETS = ["cifar10", "cifar10-small", "digits", "toy2d"]
+PRESETS = ["cifar10", "cifar10-small", "digits", "digits-guided", "toy2d"]
 
 
 def test_all_presets_are_shipped():
@@ -134,6 +134,8 @@ def test_unknown_section_suggests_nearest():
         ("model.ch_mult=[1,2,2,2,2]", "model.ch_mult", "divisible"),  # digits are 8x8: at most 4 levels
         ("model.preset=imagenet", "model.preset", "'cifar10'"),
         ("name=a/b", "name", "without '/'"),
+        ("train.accumulate=0", "train.accumulate", "greater than or equal to 1"),
+        ("train.accumulate=3", "train.accumulate", "must split data.batch_size = 128 evenly"),
     ],
 )
 def test_each_bad_value_is_named(override, key, words):
@@ -251,3 +253,73 @@ def test_hash_ignores_bookkeeping_but_not_training():
     other = load_config("digits", ["train.lr=5e-4"])
     assert config_hash(c) == config_hash(same)
     assert config_hash(c) != config_hash(other)
+
+
+def test_fields_added_later_hash_as_before_while_off():
+    """The book's cached models are keyed by config_hash: a field added later (labels, folders, accumulation) is
+    left out of the hash at its default, so a preset's key does not change, and counts once it is set."""
+    from ddpm_edu.lab.modelcache import _ADDED_OFF
+
+    defaults = config_to_dict(Config())
+    for (section, key), off in _ADDED_OFF.items():
+        assert defaults[section][key] == off, (section, key)  # the default is the "off" value
+    c = load_config("digits")
+    for setting in ("train.accumulate=2", "data.labels=true"):
+        assert config_hash(load_config("digits", [setting])) != config_hash(c), setting
+
+
+# --------------------------------------------------------------------------- labels (chapter 10)
+def test_digits_guided_is_digits_plus_labels():
+    from ddpm_edu.training.build import build_model, label_dropout
+
+    plain, guided = config_to_dict(load_config("digits")), config_to_dict(load_config("digits-guided"))
+    assert guided["data"]["labels"] is True and guided["train"]["p_uncond"] == 0.1 and guided["name"] == "digits-guided"
+    for d in (plain, guided):
+        d["data"].pop("labels"), d["train"].pop("p_uncond"), d.pop("name")
+    assert plain == guided  # nothing else differs
+    assert build_model(load_config("digits-guided")).num_classes == 10
+    assert build_model(load_config("digits")).num_classes is None
+    assert label_dropout(load_config("digits-guided")) == 0.1 and label_dropout(load_config("digits")) is None
+
+
+def test_label_dropout_defaults_to_p_uncond_when_labels_are_on():
+    from ddpm_edu.training.build import P_UNCOND, label_dropout
+
+    assert label_dropout(load_config("digits", ["data.labels=true"])) == P_UNCOND == 0.1
+    assert label_dropout(load_config("digits", ["data.labels=true", "train.p_uncond=0.25"])) == 0.25
+    assert label_dropout(load_config("digits", ["data.labels=true", "train.p_uncond=0"])) == 0.0
+
+
+@pytest.mark.parametrize("overrides,key,words", [
+    (["data.dataset=toy2d", "model.kind=mlp", "data.labels=true"], "data.labels", "toy2d has no labels"),
+    (["train.p_uncond=0.1"], "train.p_uncond", "needs data.labels=true"),
+    (["data.labels=true", "train.p_uncond=1"], "train.p_uncond", "less than 1"),
+    (["data.labels=true", "train.p_uncond=-0.1"], "train.p_uncond", "greater than or equal to 0"),
+    (["data.labels=1"], "data.labels", "valid boolean"),
+])
+def test_bad_label_settings_are_named(overrides, key, words):
+    err = _error(overrides=overrides)
+    assert key in err and words in err, err
+
+
+def test_labels_change_the_cache_key_and_the_unlabelled_key_is_as_before():
+    """config_hash leaves fields added later (labels, p_uncond, the folder's fields, accumulate) out while they
+    are off, so models cached before they existed keep their keys: the digest is that of the other fields, as
+    it was computed then."""
+    import hashlib
+    import json
+
+    c = load_config("digits")
+    d = config_to_dict(c)
+    for sec, keys in {"data": ("root", "download", "verify_md5", "device_resident", "labels", "image_size",
+                               "channels", "skip_bad"),
+                      "train": ("device", "log_every", "sample_every", "ckpt_every", "keep_last", "resume",
+                                "run_root", "progress", "compile", "p_uncond", "accumulate")}.items():
+        for k in keys:
+            d[sec].pop(k)
+    for sec in ("name", "sample", "wandb"):
+        d.pop(sec)
+    assert config_hash(c) == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    labelled = load_config("digits", ["data.labels=true"])
+    assert len({config_hash(c), config_hash(labelled), config_hash(load_config("digits", ["data.labels=true",
+                                                                                          "train.p_uncond=0.2"]))}) == 3

@@ -273,3 +273,53 @@ def test_shown_path_writes_the_home_folder_as_a_tilde(monkeypatch, tmp_path):
     assert shown_path(inside) == "~/.cache/ddpm_edu/run"
     assert Path(shown_path(inside)).expanduser() == inside  # the text leads back to the same folder
     assert shown_path(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")
+
+
+# --------------------------------------------------------------------------- labels (chapter 10)
+def test_digit_labels_belong_to_their_images():
+    """Each image is nearest to the mean image of its own label far more often than chance (10 %)."""
+    x, y = digits.load_digits().flatten(1), digits.load_digit_labels()
+    assert y.shape == (1797,) and y.dtype == torch.int64 and sorted(y.unique().tolist()) == list(range(10))
+    means = torch.stack([x[y == k].mean(0) for k in range(10)])  # (10, 64)
+    nearest = torch.cdist(x, means).argmin(1)
+    assert (nearest == y).double().mean() > 0.85
+
+
+def test_cifar10_labels_come_through_torchvision(fake_cifar):
+    """The fixture labels image k of every file k mod 10 (cifar10.write_cifar10_files); torchvision reads them."""
+    root, arrays = fake_cifar
+    x, y = cifar10.load_cifar10(root, download=False, verify_md5=False, labels=True)
+    assert torch.equal(x, cifar10.load_cifar10(root, download=False, verify_md5=False))
+    per_file = len(arrays["data_batch_1"])
+    assert y.dtype == torch.int64 and y.tolist() == [k % 10 for k in range(per_file)] * 5
+
+
+def test_a_labelled_stream_gathers_labels_with_the_images_and_keeps_the_order():
+    data = torch.arange(30, dtype=torch.float32).view(30, 1) / 30  # example i is i / 30
+    labels = torch.arange(30) % 7
+    plain, labelled = stream.BatchIterator(data, 8, seed=3), stream.BatchIterator(data, 8, seed=3, labels=labels)
+    for _ in range(9):  # across epochs
+        x, y = next(labelled)
+        assert torch.equal(x, next(plain))  # the same order as without labels
+        assert torch.equal(y, (x[:, 0] * 30).round().long() % 7)  # each label is its own image's
+    state = labelled.state_dict()
+    again = stream.BatchIterator(data, 8, seed=99, labels=labels)
+    again.load_state_dict(state)
+    a, b = next(labelled), next(again)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(DataError, match=r"labels must be \(30,\).*\(29,\)"):
+        stream.BatchIterator(data, 8, labels=labels[:29])
+
+
+def test_make_batches_with_labels():
+    it = build.make_batches(load_config("digits-guided"), "cpu")
+    x, y = next(it)
+    assert x.shape == (128, 1, 8, 8) and y.shape == (128,) and y.dtype == torch.int64 and 0 <= y.min() <= y.max() <= 9
+    assert isinstance(next(build.make_batches(load_config("digits"), "cpu")), torch.Tensor)  # no labels: images only
+
+
+def test_make_batches_for_labelled_cifar_fixture(fake_cifar):
+    root, _ = fake_cifar
+    cfg = load_config("cifar10", [f"data.root={root}", "data.verify_md5=false", "data.batch_size=8", "data.labels=true"])
+    x, y = next(build.make_batches(cfg, "cpu"))
+    assert x.shape == (8, 3, 32, 32) and y.shape == (8,) and y.max() <= 9

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ddpm_edu"
 
 # The layers, from the bottom up; a module may import only from its own layer and those before it.
 BASE = {"progress"}  # under everything: the progress bar that the samplers and the trainer share
-DERIVATION = {"schedules", "forward", "posterior", "losses", "sampling", "analytic", "likelihood"}
+DERIVATION = {"schedules", "forward", "posterior", "losses", "sampling", "guidance", "analytic", "likelihood"}
 LAYERS = ["base", "derivation", "nets", "data", "training", "eval", "lab", "web", "command"]
 
 

@@ -77,7 +77,12 @@ for (const c of input) {
     ort.env.wasm.wasmBinary = require("fs").readFileSync(c.ort + "/ort-wasm-simd-threaded.wasm");
     const session = await ort.InferenceSession.create(Buffer.from(c.model, "base64"));
     const model = N.onnxModel(ort, session, c.shape);
-    if (c.steps) out_.push(Array.from(await Sm.ddimSample(model, f64(c.x), c.B, Sm.schedule(c.sched), c.steps, 0, { clip: 1 })));
+    if (c.y) {  // a conditional U-Net: the label is a third input, int64 (B,)
+      const res = await session.run({ x: new ort.Tensor("float32", Float32Array.from(c.x), [c.B].concat(c.shape)),
+                                      t: new ort.Tensor("int64", new BigInt64Array(c.B).fill(BigInt(c.t)), [c.B]),
+                                      y: new ort.Tensor("int64", BigInt64Array.from(c.y.map(BigInt)), [c.B]) });
+      out_.push(Array.from(res[session.outputNames[0]].data));
+    } else if (c.steps) out_.push(Array.from(await Sm.ddimSample(model, f64(c.x), c.B, Sm.schedule(c.sched), c.steps, 0, { clip: 1 })));
     else out_.push(Array.from(await model(f64(c.x), c.t, c.B)));
   } else throw new Error("unknown op " + c.op);
 }
@@ -210,6 +215,26 @@ def test_the_onnx_unet_in_onnxruntime_web_gives_pytorchs_eps_hat():
     task = {**tasks[0], "steps": 10, "sched": COSINE}
     want = ddim_sample(model, (5, 1, 8, 8), schedule(COSINE), 10, 0.0, clip_x0=1.0, x_T=x)
     np.testing.assert_allclose(np.array(run_js([task])[0]), want.flatten().numpy(), rtol=0, atol=1e-4)
+
+
+def test_the_conditional_onnx_unet_takes_the_label_and_gives_pytorchs_eps_hat():
+    """Chapter 10's in-page sampler: the U-Net with 10 classes exported with the label y as an int64 input, run
+    by onnxruntime-web; every class and "no label" (10) give PyTorch's eps_hat to 1e-5."""
+    torch.manual_seed(0)
+    model = UNet(**unet_kwargs("digits", num_classes=10)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = draws(5, 1, 1, 8, 8).float().repeat(11, 1, 1, 1)  # one image, so the rows differ by their label alone
+    y = torch.arange(11)  # the ten classes and "no label"
+    onnx = export.onnx_bytes(model, (1, 8, 8))
+    tasks = [dict(op="onnx", ort=str(ort_dist()), model=base64.b64encode(onnx).decode(), shape=[1, 8, 8], B=11, t=t,
+                  x=x.flatten().tolist(), y=y.tolist()) for t in (1, 150, 400)]
+    for task, got in zip(tasks, run_js(tasks)):
+        with torch.no_grad():
+            want = model(x, torch.full((11,), task["t"]), y)
+        assert float(want.abs().max()) > 0.1 and not torch.allclose(want[:1], want[1:])  # the label matters
+        np.testing.assert_allclose(np.array(got), want.flatten().numpy(), rtol=0, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- settings the samplers refuse

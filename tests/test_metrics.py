@@ -196,3 +196,57 @@ def test_x0_hat_errors_divide_the_noise_error_by_the_snr_and_clamping_never_hurt
         assert row["mse_x0_clamped"] <= row["mse_x0"]
     exact = metrics.x0_hat_errors(knows_x0, x0, s, [50], g)[0]
     assert exact["mse_x0"] < 1e-12 and exact["outside"] == 0.0
+
+
+# --------------------------------------------------------------------------- guided digits (chapter 10)
+def test_mean_pairwise_distance_is_the_pair_average_and_its_se_the_jackknife():
+    x = torch.randn(9, 2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    flat = x.flatten(1)
+
+    def pair_mean(rows: list[int]) -> float:
+        d = [float((flat[i] - flat[j]).norm()) for i in rows for j in rows if i != j]
+        return sum(d) / len(d)
+
+    mean, se = metrics.mean_pairwise_distance(x)
+    assert mean == pytest.approx(pair_mean(list(range(9))), abs=1e-12)
+    loo = torch.tensor([pair_mean([j for j in range(9) if j != i]) for i in range(9)], dtype=torch.float64)
+    assert se == pytest.approx(math.sqrt(8 / 9 * float(((loo - loo.mean()) ** 2).sum())), abs=1e-12)
+    with pytest.raises(ValueError, match="at least 3 rows"):
+        metrics.mean_pairwise_distance(x[:2])
+
+
+def test_mean_pairwise_distance_is_unbiased_and_its_se_matches_the_spread_of_replicates():
+    """For N(0, I_d), X - X' ~ N(0, 2 I_d), so E||X - X'|| = 2 Gamma((d + 1) / 2) / Gamma(d / 2). 60 replicates
+    of 40 points in 5-D: the mean lies within 4 standard errors of it, and the jackknife SE agrees with the
+    replicates' spread (known to about 9 %, so [0.7, 1.4] still catches a factor sqrt(2))."""
+    d, g = 5, torch.Generator().manual_seed(3)
+    exact = 2 * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
+    reps = [metrics.mean_pairwise_distance(torch.randn(40, d, generator=g, dtype=torch.float64)) for _ in range(60)]
+    means, ses = torch.tensor([m for m, _ in reps]), torch.tensor([s for _, s in reps])
+    assert abs(float(means.mean()) - exact) < 4 * float(means.std()) / math.sqrt(60)
+    assert 0.7 < float(means.std() / ses.mean()) < 1.4, (float(means.std()), float(ses.mean()))
+
+
+def test_class_score_of_real_digits_of_the_class_and_of_another():
+    from ddpm_edu.data.digits import load_digit_labels, load_digits
+
+    x, y = load_digits(), load_digit_labels()
+    _, _, x_test, y_test = metrics.digits_split()
+    sevens = metrics.class_score(x_test[y_test == 7], 7)  # held-out sevens, asked for as sevens
+    assert sevens.on_class > 0.9 and sevens.confident <= sevens.on_class
+    assert sevens.n == int((y_test == 7).sum())
+    assert sevens.on_class_se == pytest.approx(math.sqrt(sevens.on_class * (1 - sevens.on_class) / sevens.n))
+    assert (sevens.real_diversity, sevens.real_diversity_se) == metrics.mean_pairwise_distance(x[y == 7])
+    assert abs(sevens.diversity - sevens.real_diversity) < 4 * math.hypot(sevens.diversity_se, sevens.real_diversity_se)
+    ones = metrics.class_score(x_test[y_test == 1], 7)  # ones, asked for as sevens
+    assert ones.on_class < 0.1 and ones.confident < 0.1
+    same = metrics.class_score(x_test[y_test == 7][:1].repeat(20, 1, 1, 1), 7)  # no variety at all
+    assert same.diversity == 0 and same.diversity_se == 0
+
+
+def test_class_score_refuses_bad_input():
+    for label in (10, -1, True, 2.0):
+        with pytest.raises(ValueError, match="label must be a digit"):
+            metrics.class_score(torch.zeros(4, 1, 8, 8), label)
+    with pytest.raises(ValueError, match="expected digits"):
+        metrics.class_score(torch.zeros(4, 3, 8, 8), 1)

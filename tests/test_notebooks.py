@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+NOTEBOOKS = sorted([*(ROOT / "book").glob("*.ipynb"), *(ROOT / "book" / "using").glob("*.ipynb")])
 
 
 def toc_files() -> set[str]:
@@ -93,7 +93,7 @@ def test_a_figure_without_alt_text_would_be_caught(tmp_path):
 
 def test_every_chapter_is_in_the_toc():
     listed = toc_files()
-    missing = [p.name for p in NOTEBOOKS if f"book/{p.stem}" not in listed]
+    missing = [p.name for p in NOTEBOOKS if p.relative_to(ROOT).with_suffix("").as_posix() not in listed]
     assert not missing, f"chapters missing from _toc.yml: {missing}"
     for f in listed:
         assert any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb")), f"_toc.yml lists {f}, which does not exist"
@@ -131,10 +131,10 @@ def _set_repository_module():
 def _copy_for_set_repository(sr, tmp_path):
     import shutil
 
-    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "using").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", tmp_path)
     for nb in NOTEBOOKS:
-        shutil.copy(nb, tmp_path / "book")
+        shutil.copy(nb, tmp_path / nb.relative_to(ROOT))
     for page in sr.LINK_PAGES:
         (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / page, tmp_path / page)
@@ -166,13 +166,13 @@ def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
     assert len(changed) == len(NOTEBOOKS) + 1 + len(sr.LINK_PAGES)
     assert sr.configured(tmp_path) == "a-fork/ddpm.edu" and sr.mismatches(tmp_path) == []
     assert yaml.safe_load((tmp_path / "_config.yml").read_text())["repository"]["url"] == "https://github.com/a-fork/ddpm.edu"
-    for nb in (tmp_path / "book").glob("*.ipynb"):
+    for nb in sr.notebooks(tmp_path):
         setup = json.loads(nb.read_text())["cells"][0]["source"]
         assert "git+https://github.com/a-fork/ddpm.edu" in "".join(setup)
 
-    one = tmp_path / "book" / NOTEBOOKS[0].name
+    one = tmp_path / NOTEBOOKS[-1].relative_to(ROOT)
     one.write_text(one.read_text().replace("a-fork/ddpm.edu", "someone/else"))
-    assert [m.split(":")[0] for m in sr.mismatches(tmp_path)] == [f"book/{one.name}"]
+    assert [m.split(":")[0] for m in sr.mismatches(tmp_path)] == [one.relative_to(tmp_path).as_posix()]
 
 
 def _install_requirements(nb: Path) -> list[str]:
@@ -194,10 +194,10 @@ def test_set_repository_pins_the_install_cells_to_the_published_commit(tmp_path)
     assert sr.main(["--check", "--root", str(tmp_path)]) == 0  # as committed: no ref
 
     assert sr.main(["a-fork/ddpm.edu", "--ref", sha, "--root", str(tmp_path)]) == 0
-    for nb in (tmp_path / "book").glob("*.ipynb"):
+    for nb in sr.notebooks(tmp_path):
         (req,) = _install_requirements(nb)
         assert Requirement(req).url == f"git+https://github.com/a-fork/ddpm.edu@{sha}", nb.name  # what pip reads
-    assert sr.install_refs(tmp_path) == {f"book/{nb.name}": {sha} for nb in NOTEBOOKS}
+    assert sr.install_refs(tmp_path) == {nb.relative_to(ROOT).as_posix(): {sha} for nb in NOTEBOOKS}
     assert sr.mismatches(tmp_path) == [] and sr.main(["--check", "--root", str(tmp_path)]) == 0
     for page, text in pages.items():  # the README's and the install page's pip commands stay unpinned
         assert "@" + sha not in (tmp_path / page).read_text()
@@ -207,7 +207,7 @@ def test_set_repository_pins_the_install_cells_to_the_published_commit(tmp_path)
     assert sr.set_repository("a-fork/ddpm.edu", tmp_path, ref="v0.2") != []  # a new ref replaces the old one
     assert set().union(*sr.install_refs(tmp_path).values()) == {"v0.2"}
     sr.set_repository("a-fork/ddpm.edu", tmp_path)  # no ref: back to the default branch
-    for nb in (tmp_path / "book").glob("*.ipynb"):
+    for nb in sr.notebooks(tmp_path):
         assert Requirement(_install_requirements(nb)[0]).url == "git+https://github.com/a-fork/ddpm.edu"
 
     one = tmp_path / "book" / NOTEBOOKS[0].name

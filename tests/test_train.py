@@ -14,6 +14,7 @@ import torch
 from conftest import cli_command, no_host_reads, subprocess_env, tiny_unet_overrides
 from conftest import tiny_config as tiny
 
+from ddpm_edu.data.stream import BatchIterator
 from ddpm_edu.training import checkpoint as ck
 from ddpm_edu.training import train as T
 from ddpm_edu.training.build import resolve_precision
@@ -162,12 +163,15 @@ def test_training_steps_do_not_read_values_back(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path, precision):
+@pytest.mark.parametrize("precision,labels,accumulate",
+                         [("bf16", "false", 1), ("fp16", "false", 1), ("bf16", "true", 1), ("bf16", "false", 2),
+                          ("fp16", "true", 2)])
+def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path, precision, labels, accumulate):
     """Between boundaries the loop must not synchronise with the GPU: torch's sync debug mode turns
-    any wait (a value read back, a blocking copy) into an error."""
+    any wait (a value read back, a blocking copy) into an error. Label dropout and micro-batches included."""
     tr = T.Trainer(tiny("train.device=cuda", f"train.precision={precision}", "train.channels_last=true",
-                        "train.log_every=1000", steps=50), tmp_path / "run")
+                        "train.log_every=1000", f"data.labels={labels}", f"train.accumulate={accumulate}",
+                        steps=50), tmp_path / "run")
     tr.setup()
     for k in (1, 2):  # lazy set-up (optimizer state, library handles) may wait once
         tr.train_step(k)
@@ -180,6 +184,97 @@ def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path, precision):
         torch.cuda.set_sync_debug_mode("default")
     tr.check_finite()
     assert {int(st["step"]) for st in tr.opt.state.values()} == {12}
+
+
+# --------------------------------------------------------------------------- labels (chapter 10)
+LABELLED = ("data.labels=true", "train.p_uncond=0.5")  # half the labels dropped: dropout shows in every step
+
+
+def test_exact_resume_with_label_dropout(tmp_path):
+    """A run with labels stopped at step 3 and resumed to 8 is the run that went to 8 at once, bit for bit: the
+    label coins come from the trainer's generator, whose state the checkpoint carries."""
+    straight = T.train(tiny(*LABELLED, steps=8), tmp_path / "a")
+    T.train(tiny(*LABELLED, steps=3), tmp_path / "b")
+    resumed = T.train(tiny(*LABELLED, steps=8), tmp_path / "b")
+    a, b = ck.load_checkpoint(straight.checkpoint), ck.load_checkpoint(resumed.checkpoint)
+    losses = [[json.loads(line)["loss"] for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+              for d in "ab"]
+    assert len(losses[0]) == 8 and losses[0] == losses[1]
+    for key in ("model", "ema"):
+        assert "label_emb.weight" in a[key]
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    assert torch.equal(a["rng"]["generator"], b["rng"]["generator"])
+
+
+def test_labels_are_dropped_with_the_trainers_generator(tmp_path):
+    tr = T.Trainer(tiny(*LABELLED, steps=4), tmp_path / "run")
+    tr.setup()
+    y = torch.arange(16) % 10
+    saved = tr.gen.get_state()
+    got = tr.dropped_labels(y)
+    coins = torch.rand(16, generator=torch.Generator().set_state(saved))
+    assert torch.equal(got, torch.where(coins < 0.5, 10, y))  # "no label" is index K = 10
+    assert 0 < int((got == 10).sum()) < 16
+    before = tr.gen.get_state()
+    assert tr.dropped_labels(None) is None and torch.equal(tr.gen.get_state(), before)  # no labels: no draw
+
+
+def test_labelled_training_steps_do_not_read_values_back(tmp_path, monkeypatch):
+    tr = T.Trainer(tiny(*LABELLED, "train.log_every=1000", steps=20), tmp_path / "run")
+    tr.setup()
+    tr.train_step(1)
+    with monkeypatch.context() as m:
+        reads = no_host_reads(m)
+        for k in range(2, 5):
+            tr.train_step(k)
+    assert reads == []
+
+
+def test_checkpoints_record_the_classes_and_resume_refuses_a_change_of_labels(tmp_path):
+    r = T.train(tiny(*LABELLED, steps=2), tmp_path / "run")
+    assert ck.load_checkpoint(r.checkpoint)["num_classes"] == 10
+    assert ck.load_safetensors(tmp_path / "run" / "ema.safetensors")[1]["num_classes"] == "10"
+    with pytest.raises(ck.CheckpointError, match="data.labels: checkpoint True, config False"):
+        T.train(tiny(steps=4), tmp_path / "run")
+    plain = T.train(tiny(steps=2), tmp_path / "plain")
+    assert ck.load_checkpoint(plain.checkpoint)["num_classes"] is None
+    assert "num_classes" not in ck.load_safetensors(tmp_path / "plain" / "ema.safetensors")[1]
+
+
+class Float64Batches(BatchIterator):
+    """The digits stream in float64."""
+
+    def __next__(self) -> torch.Tensor:
+        return super().__next__().double()
+
+
+def test_accumulated_micro_batches_make_the_step_of_the_whole_batch_in_float64(tmp_path, monkeypatch):
+    """train.accumulate = k: the gradient, the loss and the weights after one Adam step equal those of the
+    whole batch to float64 rounding, because the micro-batches use the whole batch's rows of t and eps.
+    Without clipping, a missing 1/k would scale the gradients k times; Adam's first step hides that, the
+    gradient does not."""
+    from ddpm_edu.data.digits import load_digits
+    from ddpm_edu.nets import unet
+
+    build, embed = T.build_model, unet.timestep_embedding
+    monkeypatch.setattr(T, "build_model", lambda cfg: build(cfg).double())
+    monkeypatch.setattr(unet, "timestep_embedding", lambda t, dim: embed(t, dim).double())
+    seen = {}
+    for k in (1, 4, 16):
+        cfg = tiny("model.dropout=0.0", "train.grad_clip=null", f"train.accumulate={k}", steps=1)
+        tr = T.Trainer(cfg, tmp_path / f"k{k}", data=Float64Batches(load_digits(), 16, seed=1))
+        tr.setup()
+        tr.train_step(1)
+        assert {int(st["step"]) for st in tr.opt.state.values()} == {1}  # one optimiser step
+        assert tr.window.sums[3].item() == 1  # and one logged step
+        seen[k] = ([p.grad for p in tr.model.parameters()], list(tr.model.parameters()), tr.window.sums[0].item())
+    grads, params, loss = seen[1]
+    assert all(p.dtype == torch.float64 for p in params)
+    for k in (4, 16):
+        assert seen[k][2] == pytest.approx(loss, rel=2e-7, abs=0)  # the log window holds the loss in float32
+        assert max((a - b).abs().max().item() for a, b in zip(seen[k][0], grads)) < 1e-12
+        assert max((a - b).abs().max().item() for a, b in zip(seen[k][1], params)) < 1e-12
+    assert max(g.abs().max().item() for g in grads) > 0.1  # gradients far above the tolerance
 
 
 def test_resume_never_refuses_a_used_folder(tmp_path):

@@ -23,7 +23,8 @@ from ddpm_edu.nets.unet import (
 WITH_ATTN = dict(in_ch=2, out_ch=4, ch=48, ch_mult=(1, 3, 2), num_res_blocks=1, attn_resolutions=(8, 4),
                  dropout=0.2, image_size=16, num_heads=2)
 NO_ATTN = dict(in_ch=3, ch=32, ch_mult=(2, 1), num_res_blocks=3, attn_resolutions=(), dropout=0.0, image_size=8)
-CONFIGS = {**PRESETS, "with_attn": WITH_ATTN, "no_attn": NO_ATTN}
+CONDITIONAL = {**WITH_ATTN, "num_classes": 3}  # chapter 10: a class embedding added to the time embedding
+CONFIGS = {**PRESETS, "with_attn": WITH_ATTN, "no_attn": NO_ATTN, "conditional": CONDITIONAL}
 
 
 def unet_param_count(
@@ -37,10 +38,12 @@ def unet_param_count(
     dropout: float = 0.1,
     image_size: int = 32,
     num_heads: int = 1,
+    num_classes: int | None = None,
 ) -> int:
     """The parameter count of ``UNet(**kwargs)``, by arithmetic on the architecture (nothing is built).
 
-    A k x k conv from a to b channels has k^2 a b + b parameters, a Linear a b + b, a GroupNorm 2 c.
+    A k x k conv from a to b channels has k^2 a b + b parameters, a Linear a b + b, a GroupNorm 2 c, and
+    an embedding of K classes and "no label" (K + 1) 4 ch.
     """
     out_ch = in_ch if out_ch is None else out_ch
     tc = 4 * ch
@@ -52,6 +55,7 @@ def unet_param_count(
         return 2 * c + 4 * (c * c + c)
 
     n = (ch * tc + tc) + (tc * tc + tc) + (9 * in_ch * ch + ch)  # temb MLP, conv_in
+    n += (num_classes + 1) * tc if num_classes is not None else 0  # label embedding
     skips, c, r = [ch], ch, image_size
     for level, mult in enumerate(ch_mult):
         for _ in range(num_res_blocks):
@@ -297,3 +301,93 @@ def test_unet_summary_works_for_the_toy_mlp_and_names_blocks_that_never_run():
 
     with pytest.raises(ValueError, match="unused"):
         unet_summary(Idle(), torch.zeros(1, 2), _t(1))
+
+
+# --------------------------------------------------------------------------- the conditional net (chapter 10)
+def _perturbed(model: UNet, seed: int = 0) -> UNet:
+    """``model`` with every weight moved off its init (zero-initialised layers included), in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["digits", "with_attn"])
+def test_an_unconditional_net_is_the_conditional_one_without_its_label_embedding(name):
+    """Cached models and checkpoints of unconditional nets still load: num_classes=None adds no parameter, and a
+    conditional net built from the same seed shares every other weight, the label embedding built last."""
+    kw = CONFIGS[name]
+    torch.manual_seed(0)
+    plain = UNet(**kw)
+    torch.manual_seed(0)
+    cond = UNet(**kw, num_classes=10)
+    assert plain.num_classes is None and plain.label_emb is None
+    assert "label_emb" not in dict(plain.named_modules())
+    assert list(cond.state_dict()) == list(plain.state_dict()) + ["label_emb.weight"]
+    assert cond.label_emb.weight.shape == (11, 4 * kw["ch"])
+    assert all(torch.equal(v, cond.state_dict()[k]) for k, v in plain.state_dict().items())
+
+    _perturbed(plain)
+    cond.load_state_dict({**plain.state_dict(), "label_emb.weight": torch.zeros(11, 4 * kw["ch"])})
+    cond.eval()
+    s = kw["image_size"]
+    x = torch.randn(4, kw["in_ch"], s, s, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # a zero embedding: the label adds nothing, and the two nets agree bit for bit
+        assert torch.equal(cond(x, _t(4), torch.tensor([0, 3, 9, 10])), plain(x, _t(4)))
+
+
+def test_labels_condition_the_output_and_none_means_no_label():
+    model = _perturbed(UNet(**CONDITIONAL))
+    x, t = torch.randn(4, 2, 16, 16, generator=torch.Generator().manual_seed(3)), _t(4)
+    with torch.no_grad():
+        outs = [model(x, t, torch.full((4,), k)) for k in range(4)]  # classes 0, 1, 2 and "no label" (3)
+        assert torch.equal(model(x, t), outs[3]) and torch.equal(model(x, t, None), outs[3])
+        assert all(not torch.allclose(outs[i], outs[j]) for i in range(4) for j in range(i))
+        mixed = model(x, t, torch.tensor([2, 0, 3, 1]))
+        for row, k in enumerate([2, 0, 3, 1]):  # each row sees its own label only
+            torch.testing.assert_close(mixed[row], outs[k][row], rtol=0, atol=1e-5)
+
+
+def test_training_with_labels_trains_the_rows_it_uses():
+    model = _perturbed(UNet(**CONDITIONAL)).train()
+    x = torch.randn(3, 2, 16, 16, generator=torch.Generator().manual_seed(4))
+    model(x, _t(3), torch.tensor([0, 3, 0])).square().mean().backward()  # class 0 and "no label"
+    used = model.label_emb.weight.grad.abs().sum(1) > 0
+    assert used.tolist() == [True, False, False, True]
+
+
+def test_label_errors_name_the_value_and_the_range():
+    x, t = torch.zeros(2, 2, 16, 16), _t(2)
+    cond, plain = UNet(**CONDITIONAL).eval(), UNet(**WITH_ATTN).eval()
+    with pytest.raises(ValueError, match="unconditional.*num_classes=None"):
+        plain(x, t, torch.tensor([0, 1]))
+    for bad in (4, -1):
+        with pytest.raises(ValueError, match=rf"label {bad} is outside this model's classes 0\.\.2 \(3 means no label\)"):
+            cond(x, t, torch.tensor([1, bad]))
+    for y, words in [(torch.tensor([0.0, 1.0]), "torch.float32"), (torch.tensor([True, False]), "torch.bool"),
+                     (torch.tensor([0, 1, 2]), r"shape \(3,\)"), (1, "int")]:
+        with pytest.raises(ValueError, match=rf"y must be a \(2,\) integer tensor.*{words}"):
+            cond(x, t, y)
+    assert set(unet_problems(num_classes=0)) == {"num_classes"} and set(unet_problems(num_classes=True)) == {"num_classes"}
+    with pytest.raises(ValueError, match="num_classes must be None"):
+        UNet(**{**CONDITIONAL, "num_classes": 2.5})
+
+
+def test_a_training_step_reads_no_label_back(monkeypatch):
+    """In training mode the labels are not checked, so a step never waits for the accelerator to read them."""
+    from conftest import no_host_reads
+
+    model = UNet(**CONDITIONAL).train()
+    x, t, y = torch.zeros(2, 2, 16, 16), _t(2), torch.tensor([2, 3])
+    with monkeypatch.context() as m:
+        reads = no_host_reads(m)
+        model(x, t, y).square().mean().backward()
+    assert reads == []
+
+
+def test_the_summary_lists_the_label_embedding():
+    model = UNet(**CONDITIONAL).eval()
+    rows = unet_summary(model, torch.zeros(2, 2, 16, 16), _t(2))
+    assert sum(r.params for r in rows) == count_params(model) == unet_param_count(**CONDITIONAL)
+    assert ("label_emb", "Embedding", (2, 4 * 48)) in [(r.name, r.kind, r.shape) for r in rows]

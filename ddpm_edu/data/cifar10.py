@@ -42,10 +42,12 @@ def load_cifar10(
     train: bool = True,
     download: bool = True,
     verify_md5: bool = True,
-) -> Tensor:
+    labels: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """CIFAR-10 through ``torchvision.datasets.CIFAR10``, as uint8 images (N, 3, 32, 32).
 
-    ``root`` holds (or receives) ``cifar-10-batches-py/``. With ``verify_md5=False`` the files
+    With ``labels=True``, returns (images, labels) with the class labels 0..9 as (N,) int64, read in the
+    same pass. ``root`` holds (or receives) ``cifar-10-batches-py/``. With ``verify_md5=False`` the files
     must exist but their md5 sums are not compared to the published ones (for re-packed
     copies and the test fixture; torchvision's loading code runs unchanged).
     Raises :class:`~ddpm_edu.data.DataError` with instructions when the files are missing and cannot be downloaded.
@@ -68,7 +70,8 @@ def load_cifar10(
             f"incomplete or not the published files. Delete the folder and run again to re-download, "
             f"or, if you know they are a valid copy, set data.verify_md5=false."
         ) from None
-    return torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))  # (N, H, W, C) -> (N, C, H, W)
+    images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))  # (N, H, W, C) -> (N, C, H, W)
+    return (images, torch.as_tensor(ds.targets, dtype=torch.long)) if labels else images
 
 
 @functools.lru_cache(maxsize=None)

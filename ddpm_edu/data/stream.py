@@ -13,7 +13,9 @@ uint8), so there is one loader, :class:`BatchIterator`, and no DataLoader worker
   uninterrupted run would have seen;
 * with several processes (``torchrun``, chapter 9) each process keeps its own ``rows`` of every global
   batch of one shared permutation, so the global order, and the state in a checkpoint, do not
-  depend on how many processes share the work.
+  depend on how many processes share the work;
+* a labelled data set (chapter 10) carries its labels along: each batch is then (x, y), the labels
+  gathered with the same permutation.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class BatchIterator:
 
     ``rows``: this process's rows of each global batch of ``batch_size`` (default: all of them), so
     several processes with the same seed read disjoint shards of one global order.
+
+    ``labels``: (N,) int64, one per example, or None. With labels each batch is a pair (x, y), y: (B,)
+    int64 on ``device``; without, it is x alone. Labels change nothing else: the order and the state
+    are those of the same stream without them.
     """
 
     def __init__(
@@ -51,10 +57,14 @@ class BatchIterator:
         hflip: bool = False,
         channels_last: bool = False,
         rows: slice | None = None,
+        labels: Tensor | None = None,
     ):
         if batch_size > data.shape[0]:
             raise DataError(f"data.batch_size = {batch_size} is larger than the data set ({data.shape[0]} examples)")
+        if labels is not None and labels.shape != (data.shape[0],):
+            raise DataError(f"labels must be ({data.shape[0]},), one per example, got {tuple(labels.shape)}")
         self.data, self.batch_size, self.hflip = data, batch_size, hflip
+        self.labels = None if labels is None else labels.to(data.device)
         self.rows = rows or slice(0, batch_size)
         self.device = torch.device(device)
         self.channels_last = channels_last and data.dim() == 4
@@ -83,7 +93,7 @@ class BatchIterator:
         """Batches per epoch."""
         return self.data.shape[0] // self.batch_size
 
-    def __next__(self) -> Tensor:
+    def __next__(self) -> Tensor | tuple[Tensor, Tensor]:
         if self.pos + self.batch_size > self.data.shape[0]:  # start the next epoch
             self.epoch, self.pos = self.epoch + 1, 0
             self._new_epoch()
@@ -95,7 +105,9 @@ class BatchIterator:
             x = torch.where(self._flips_dev[sl].view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        if self.labels is None:
+            return x
+        return x, self.labels[self._perm_dev[sl]].to(self.device, non_blocking=True)  # (B, ...), (B,)
 
     def state_dict(self) -> dict:
         """Epoch, position, this epoch's permutation and flips, and the generator state (tensors and ints only)."""

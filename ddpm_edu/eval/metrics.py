@@ -10,6 +10,11 @@ digits give the ceiling of that fraction and chapter 1's per-pixel Gaussian
 (:func:`pixel_gaussian_digits`) the floor; the class histogram shows whether every digit is
 generated.
 
+Guided digits (chapter 10). :func:`class_score` measures samples drawn for one requested class: the
+fraction the classifier assigns to that class, the fraction it assigns to it with confidence, and the
+diversity of the batch, the mean pairwise distance between its images (:func:`mean_pairwise_distance`),
+beside the same for the real digits of that class. Guidance trades the second kind for the first.
+
 2-D points. The energy distance between the laws of X and Y (Szekely and Rizzo 2013), halved::
 
     D(X, Y) = E||X - Y|| - 1/2 E||X - X'|| - 1/2 E||Y - Y'||  >= 0,
@@ -41,7 +46,8 @@ from ddpm_edu.schedules import Schedule
 
 __all__ = [
     "CONFIDENT", "HELD_OUT", "digits_split", "digits_classifier", "classifier_accuracy", "digits_probs",
-    "DigitsScore", "digits_score", "digits_confident", "pixel_gaussian_digits", "energy_distance", "energy_distance_se",
+    "DigitsScore", "digits_score", "digits_confident", "ClassScore", "class_score", "mean_pairwise_distance",
+    "pixel_gaussian_digits", "energy_distance", "energy_distance_se",
     "x0_hat_errors", "ClipProbe", "moment_z_scores",
 ]
 
@@ -129,6 +135,59 @@ def digits_score(x: Tensor) -> DigitsScore:
     conf, label = p.max(1)
     hist = torch.bincount(label, minlength=10)
     return DigitsScore(float((conf > CONFIDENT).double().mean()), tuple(int(c) for c in hist), len(p))
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """How generated digits of one requested class look to the classifier, and how varied they are (chapter 10)."""
+
+    label: int  # the requested class
+    n: int  # number of images
+    on_class: float  # fraction the classifier assigns to the class: argmax_k p(k | x) = label
+    on_class_se: float  # its standard error, a binomial proportion's sqrt(p (1 - p) / n)
+    confident: float  # fraction assigned to it with confidence: p(label | x) > CONFIDENT
+    confident_se: float  # its standard error, likewise
+    diversity: float  # mean pairwise L2 distance between the images (64 pixels in [-1, 1])
+    diversity_se: float  # its jackknife standard error (:func:`mean_pairwise_distance`)
+    real_diversity: float  # the same for every real digit of the class (about 180 of the 1797)
+    real_diversity_se: float  # its jackknife standard error
+
+
+def class_score(x: Tensor, label: int) -> ClassScore:
+    """Fidelity and diversity of images x: (B, 1, 8, 8), B >= 3, drawn for class ``label`` (0..9).
+
+    Pixels are clamped to [-1, 1] first, as :func:`digits_probs` and the saved images do.
+    """
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= 9:
+        raise ValueError(f"label must be a digit 0..9, got {label!r}")
+    from ddpm_edu.data.digits import load_digit_labels, load_digits
+
+    p = digits_probs(x)  # (B, 10), checks the shape
+    on = (p.argmax(1) == label).double().mean().item()
+    sure = (p[:, label] > CONFIDENT).double().mean().item()
+    div, div_se = mean_pairwise_distance(x.detach().double().cpu().clamp(-1, 1))
+    real, real_se = mean_pairwise_distance(load_digits()[load_digit_labels() == label])
+    n = len(p)
+    return ClassScore(label, n, on, (on * (1 - on) / n) ** 0.5, sure, (sure * (1 - sure) / n) ** 0.5,
+                      div, div_se, real, real_se)
+
+
+def mean_pairwise_distance(x: Tensor) -> tuple[float, float]:
+    """The mean L2 distance between distinct rows of x: (n, ...), n >= 3, and its jackknife standard error.
+
+    U = sum_{i != j} ||x_i - x_j|| / (n (n - 1)), a U-statistic; leaving row i out gives
+    U_(i) = (S - 2 r_i) / ((n - 1)(n - 2)) with S the full double sum and r_i row i's sum, and
+    SE^2 = (n - 1) / n sum_i (U_(i) - mean U_(.))^2. Computed in float64.
+    """
+    x = x.detach().double().cpu().reshape(len(x), -1)
+    n = len(x)
+    if n < 3:
+        raise ValueError(f"mean_pairwise_distance needs at least 3 rows, got {n}")
+    d = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")  # (n, n), exact 0 on the diagonal
+    S, r = d.sum(), d.sum(1)
+    loo = (S - 2 * r) / ((n - 1) * (n - 2))  # U without row i, (n,)
+    se = ((n - 1) / n * ((loo - loo.mean()) ** 2).sum()).sqrt()
+    return float(S / (n * (n - 1))), float(se)
 
 
 def pixel_gaussian_digits(n: int, generator: torch.Generator | None = None) -> Tensor:

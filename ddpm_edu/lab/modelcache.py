@@ -117,6 +117,11 @@ _NOT_HASHED = {
     "wandb": None,
 }
 
+# Fields added after models were cached, left out while they are off, so those models keep their keys.
+_ADDED_OFF = {("data", "labels"): False, ("train", "p_uncond"): None,  # chapter 10's labels
+              ("data", "image_size"): None, ("data", "channels"): None, ("data", "skip_bad"): False,  # folders
+              ("train", "accumulate"): 1}
+
 
 def config_hash(cfg: Config, length: int = 16) -> str:
     """A short hex digest of everything in ``cfg`` that changes the trained model (the book's cache key)."""
@@ -127,5 +132,8 @@ def config_hash(cfg: Config, length: int = 16) -> str:
         else:
             for k in sub:
                 d[key].pop(k, None)
+    for (key, k), off in _ADDED_OFF.items():
+        if d[key].get(k) == off:
+            d[key].pop(k)
     text = json.dumps(d, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:length]

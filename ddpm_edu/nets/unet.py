@@ -14,6 +14,12 @@ paper's 35,746,307 parameters:
   nearest-neighbour 2x upsampling followed by a 3x3 conv (not after the first level).
 * GroupNorm -> SiLU -> 3x3 conv to ``out_ch``.
 
+With ``num_classes = K`` the network is class-conditional, eps_theta(x_t, t, y) (chapter 10; Ho & Salimans
+2022): an embedding of the label y (``nn.Embedding(K + 1, 4 ch)``) is added to the time embedding before
+its SiLU, so every residual block sees it. Index K is the "no label" token that label dropout trains, and
+that ``y=None`` stands for, so one network gives both eps(x_t, t, y) and eps(x_t, t). With
+``num_classes=None`` (the default) the network is the unconditional one above, parameter for parameter.
+
 Normalisation is GroupNorm with 32 groups (the paper's choice). When the channel count is not
 divisible by 32 it uses the largest divisor of the channel count below 32 (see
 :func:`num_groups`). The last conv of every residual block, the attention output projection
@@ -185,12 +191,15 @@ class UNet(nn.Module):
         dropout: float = 0.1,  # dropout inside residual blocks
         image_size: int = 32,  # input height = width; fixes where attention goes
         num_heads: int = 1,  # attention heads (the paper uses one)
+        num_classes: int | None = None,  # class labels 0..K-1 for a conditional net (chapter 10); None: unconditional
     ):
         super().__init__()
         _check(unet_problems(ch=ch, ch_mult=ch_mult, num_res_blocks=num_res_blocks, dropout=dropout,
-                             image_size=image_size, num_heads=num_heads))
+                             image_size=image_size, num_heads=num_heads, num_classes=num_classes))
         out_ch = in_ch if out_ch is None else out_ch
         self.ch, temb_ch = ch, 4 * ch
+        self.num_classes = num_classes  # K; the label K means "no label"
+        self.label_emb: nn.Embedding | None = None  # built last (below), so the other weights draw as without it
         self.temb = nn.Sequential(nn.Linear(ch, temb_ch), nn.SiLU(), nn.Linear(temb_ch, temb_ch))
         self.conv_in = nn.Conv2d(in_ch, ch, 3, padding=1)
 
@@ -226,9 +235,14 @@ class UNet(nn.Module):
         self.norm_out = _norm(c)
         self.conv_out = nn.Conv2d(c, out_ch, 3, padding=1)
         self.reset_parameters()
+        if num_classes is not None:  # after the init above: the shared weights are those of the unconditional net
+            self.label_emb = nn.Embedding(num_classes + 1, temb_ch)  # row K: "no label"; N(0, 1) init
 
     def reset_parameters(self) -> None:
-        """DDPM init: Xavier-uniform weights, zero biases; zero for each residual branch's last layer."""
+        """DDPM init: Xavier-uniform weights, zero biases; zero for each residual branch's last layer.
+
+        The label embedding, if any, is redrawn from N(0, 1), nn.Embedding's own init.
+        """
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)
@@ -238,10 +252,21 @@ class UNet(nn.Module):
             if last is not None:
                 nn.init.zeros_(last.weight)
         nn.init.zeros_(self.conv_out.weight)
+        if self.label_emb is not None:
+            nn.init.normal_(self.label_emb.weight)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """x: (B, in_ch, H, W) in [-1, 1]; t: (B,) time steps in 1..T. Returns eps_hat (B, out_ch, H, W)."""
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        """x: (B, in_ch, H, W) in [-1, 1]; t: (B,) time steps in 1..T. Returns eps_hat (B, out_ch, H, W).
+
+        y (conditional nets only): (B,) int64 labels in 0..K-1, or K for "no label" (what label dropout
+        trains); None gives "no label" to every row. See :meth:`labels` for the checks.
+        """
         temb = self.temb(timestep_embedding(t, self.ch).to(x.device))  # (B, 4 ch)
+        if self.label_emb is not None:
+            temb = temb + self.label_emb(self.labels(y, x.shape[0], x.device))  # (B, 4 ch)
+        elif y is not None:
+            raise ValueError("this U-Net is unconditional (num_classes=None): it takes no label y; "
+                             "build it with num_classes=K to condition on K classes")
         temb = F.silu(temb)  # every residual block applies SiLU before its projection
         hs = [self.conv_in(x)]  # skip tensors, (B, ch, H, W) first
         for m in self.down:
@@ -250,6 +275,28 @@ class UNet(nn.Module):
         for m in self.up:
             h = m(torch.cat([h, hs.pop()], dim=1), temb) if isinstance(m, Block) else m(h)
         return self.conv_out(F.silu(self.norm_out(h)))  # (B, out_ch, H, W)
+
+    def labels(self, y: Tensor | None, batch: int, device: torch.device) -> Tensor:
+        """The (B,) int64 label indices of a conditional net: ``y``, or K ("no label") everywhere for None.
+
+        A ``y`` of another shape, or one that is not an integer tensor, is a ValueError. In eval mode the
+        values are checked too (a ValueError names the first one outside 0..K); in training mode they are
+        not, because reading them back would make every training step wait for the accelerator: the
+        trainer's labels lie in range by construction.
+        """
+        K = self.num_classes
+        if y is None:
+            return torch.full((batch,), K, dtype=torch.long, device=device)
+        if not isinstance(y, Tensor) or y.shape != (batch,) or y.dtype.is_floating_point or y.dtype.is_complex \
+                or y.dtype == torch.bool:
+            got = f"shape {tuple(y.shape)}, {y.dtype}" if isinstance(y, Tensor) else type(y).__name__
+            raise ValueError(f"y must be a ({batch},) integer tensor of labels, one per row, got {got}")
+        if not self.training and not torch.jit.is_tracing():
+            bad = y[(y < 0) | (y > K)]
+            if bad.numel():
+                raise ValueError(f"label {int(bad[0])} is outside this model's classes 0..{K - 1} "
+                                 f"({K} means no label)")
+        return y.to(device=device, dtype=torch.long)
 
 
 PRESETS: dict[str, dict] = {
@@ -294,6 +341,9 @@ def unet_problems(preset: str | None = None, **overrides: Any) -> dict[str, str]
         p["num_heads"] = f"num_heads must be >= 1, got {a['num_heads']}"
     if ch_mult and size % 2 ** (len(ch_mult) - 1):
         p["image_size"] = f"image_size={size} must be divisible by 2^{len(ch_mult) - 1} for {len(ch_mult)} levels"
+    k = a["num_classes"]
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        p["num_classes"] = f"num_classes must be None (unconditional) or an integer >= 1, got {k!r}"
     return p
 
 

@@ -16,9 +16,10 @@ from typing import Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-from ddpm_edu.data import SHAPES, DataError
+from ddpm_edu.data import CLASSES, DataError, example_shape
 from ddpm_edu.data.cifar10 import load_cifar10
-from ddpm_edu.data.digits import load_digits
+from ddpm_edu.data.digits import load_digit_labels, load_digits
+from ddpm_edu.data.folder import load_folder
 from ddpm_edu.data.stream import BatchIterator
 from ddpm_edu.data.toy import load_toy
 from ddpm_edu.schedules import Schedule
@@ -27,7 +28,9 @@ from ddpm_edu.training.config import Config, ConfigError, config_from_dict
 from ddpm_edu.training.distributed import SINGLE, World
 
 __all__ = ["resolve_device", "resolve_precision", "autocast", "cudnn_autotune", "build_schedule", "build_model",
-           "make_optimizer"]
+           "make_optimizer", "num_classes", "label_dropout", "P_UNCOND"]
+
+P_UNCOND = 0.1  # Ho & Salimans 2022's label dropout, for a labelled run that sets no train.p_uncond
 
 
 def _mps_available() -> bool:
@@ -102,7 +105,20 @@ def build_model(cfg: Config) -> nn.Module:
     from ddpm_edu.nets.unet import UNet, unet_kwargs
 
     c, h, _ = data_shape(cfg)
-    return UNet(**unet_kwargs(m.preset, **m.unet_overrides(), in_ch=c, image_size=h))
+    return UNet(**unet_kwargs(m.preset, **m.unet_overrides(), in_ch=c, image_size=h, num_classes=num_classes(cfg)))
+
+
+def num_classes(cfg: Config) -> int | None:
+    """The classes a model of ``cfg`` is conditioned on: the data set's K with ``data.labels``, else None."""
+    return CLASSES[cfg.data.dataset] if cfg.data.labels else None
+
+
+def label_dropout(cfg: Config) -> float | None:
+    """The probability that a training label is dropped (chapter 10): ``train.p_uncond``, or P_UNCOND when it
+    is unset, for a run with ``data.labels``; None for a run without labels."""
+    if not cfg.data.labels:
+        return None
+    return P_UNCOND if cfg.train.p_uncond is None else cfg.train.p_uncond
 
 
 def make_optimizer(cfg: Config, params: Iterable[nn.Parameter], device: torch.device) -> torch.optim.Optimizer:
@@ -125,11 +141,17 @@ def make_optimizer(cfg: Config, params: Iterable[nn.Parameter], device: torch.de
 
 
 # --------------------------------------------------------------------------- data
-def load_dataset(cfg: Config) -> Tensor:
-    """The whole training set of ``cfg.data``: uint8 (N, 3, 32, 32), or float (N, 1, 8, 8) / (N, 2)."""
+def load_dataset(cfg: Config, progress: bool = False) -> Tensor:
+    """The whole training set of ``cfg.data``: uint8 (N, C, H, W), or float (N, 1, 8, 8) / (N, 2).
+
+    ``progress``: a progress bar while a folder of many images is decoded (once; it is cached).
+    """
     d = cfg.data
     if d.dataset == "cifar10":
         return load_cifar10(d.root, download=d.download, verify_md5=d.verify_md5)
+    if d.dataset == "folder":
+        c, size, _ = data_shape(cfg)
+        return load_folder(d.root, size, c, skip_bad=d.skip_bad, progress=progress)
     if d.dataset == "digits":
         return load_digits()
     if d.dataset == "toy2d":
@@ -137,18 +159,31 @@ def load_dataset(cfg: Config) -> Tensor:
     raise DataError(f"unknown data.dataset {d.dataset!r}")
 
 
+def load_examples(cfg: Config, progress: bool = False) -> tuple[Tensor, Tensor | None]:
+    """:func:`load_dataset`'s training set and, with ``data.labels``, its labels (N,) int64 (else None)."""
+    d = cfg.data
+    if not d.labels:
+        return load_dataset(cfg, progress=progress), None
+    if d.dataset == "cifar10":  # images and labels in one pass over the files
+        return load_cifar10(d.root, download=d.download, verify_md5=d.verify_md5, labels=True)
+    if d.dataset == "digits":
+        return load_digits(), load_digit_labels()
+    raise DataError(f"data.dataset={d.dataset} has no labels; data.labels needs one of {', '.join(CLASSES)}")
+
+
 def data_shape(cfg: Config) -> tuple[int, ...]:
-    """The shape of one example: (3, 32, 32), (1, 8, 8) or (2,)."""
-    return SHAPES[cfg.data.dataset]
+    """The shape of one example: (3, 32, 32), (1, 8, 8), (2,), or (channels, image_size, image_size) for a folder."""
+    return example_shape(cfg.data.dataset, cfg.data.image_size, cfg.data.channels)
 
 
 def make_batches(cfg: Config, device: torch.device | str = "cpu", world: World = SINGLE) -> BatchIterator:
     """The training stream for ``cfg``: loads the data set and, when resident, moves it to ``device``.
+    With ``data.labels`` its batches are (x, y) pairs.
 
     With several processes, each one gets its rows of every global batch of ``data.batch_size``.
     """
     device = torch.device(device)
-    data = load_dataset(cfg)
+    data, labels = load_examples(cfg, progress=cfg.train.progress and world.is_main)
     resident = cfg.data.device_resident
     if resident == "auto":
         resident = device.type == "cuda"
@@ -159,9 +194,10 @@ def make_batches(cfg: Config, device: torch.device | str = "cpu", world: World =
         cfg.data.batch_size,
         seed=cfg.seed + 1,
         device=device,
-        hflip=cfg.data.hflip and cfg.data.dataset == "cifar10",
+        hflip=cfg.data.hflip and cfg.data.dataset in ("cifar10", "folder"),
         channels_last=cfg.train.channels_last,
         rows=world.rows(cfg.data.batch_size),
+        labels=labels,
     )
 
 
@@ -169,20 +205,28 @@ def make_batches(cfg: Config, device: torch.device | str = "cpu", world: World =
 def load_ema_model(cfg: Config | None, weights: str | os.PathLike) -> tuple[nn.Module, Config]:
     """The EMA network from a checkpoint (``.pt``) or ``ema.safetensors``, in eval mode on the CPU.
 
-    With ``cfg=None`` the config stored in the file is used. Returns (model, config).
+    With ``cfg=None`` the config stored in the file is used. A file trained with labels records its
+    ``num_classes``; a config that builds a network with other classes (or none) is a CheckpointError
+    that says so. Returns (model, config); ``model.num_classes`` is None for an unconditional U-Net.
     """
     weights = Path(weights)
     if weights.suffix == ".safetensors":
         tensors, meta = ckpt.load_safetensors(weights)
         saved = json.loads(meta["config"]) if "config" in meta else None
+        classes = int(meta["num_classes"]) if meta.get("num_classes") else None
     else:
         state = ckpt.load_checkpoint(weights)
-        tensors, saved = state["ema"], state["config"]
+        tensors, saved, classes = state["ema"], state["config"], state.get("num_classes")
     if cfg is None:
         if saved is None:
             raise ckpt.CheckpointError(f"{weights} carries no config; pass --config.")
         cfg = config_from_dict(saved, source=f"{weights} (stored config)")
     model = build_model(cfg)
+    if classes != getattr(model, "num_classes", None):
+        raise ckpt.CheckpointError(
+            f"{weights} holds a model {_classes(classes)}, but config {cfg.source} builds one "
+            f"{_classes(getattr(model, 'num_classes', None))}. Use the config the model was trained with "
+            f"(data.labels={'true' if classes else 'false'}).")
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:
@@ -191,3 +235,7 @@ def load_ema_model(cfg: Config | None, weights: str | os.PathLike) -> tuple[nn.M
             f"{ckpt.one_line(e)}. Use the config the model was trained with."
         ) from None
     return model.eval().requires_grad_(False), cfg
+
+
+def _classes(k: int | None) -> str:
+    return "without labels" if k is None else f"conditioned on {k} classes"

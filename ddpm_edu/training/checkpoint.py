@@ -15,6 +15,10 @@ needs, under :data:`REQUIRED_KEYS`:
     trainer         the trainer's own counters (the running loss of the current log window)
     config          the full config as plain data
 
+and, besides those, ``num_classes``: the classes a conditional network was trained on (chapter 10), or
+None; a file from before it existed lacks the key, and holds an unconditional network. The EMA export
+``ema.safetensors`` carries the same number as the metadata entry ``num_classes``, present only then.
+
 Writes are atomic: the file is written to a temporary name in the same folder, flushed,
 fsync'ed and moved into place with ``os.replace``, so a crash mid-write leaves the previous
 checkpoint as it was and no partial file under the final name.

@@ -2,7 +2,9 @@
 
 Chapters 8 and 9, the trainer's periodic samples and ``ddpm-edu sample``. The samplers themselves
 (Algorithm 2 and DDIM) are in :mod:`ddpm_edu.sampling`; this module picks one from ``cfg.sample``,
-records the trajectory and writes the files.
+records the trajectory and writes the files. A conditional model (chapter 10) samples one class with
+``label``, and ``guidance`` w steers it with classifier-free guidance (:mod:`ddpm_edu.guidance`);
+without a label it samples unconditionally.
 
 For FID (50,000 samples), :func:`write_sample_files` writes one PNG per sample, ``000000.png``,
 ``000001.png``, ... (the folder layout that torch-fidelity and clean-fid read), and
@@ -27,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ddpm_edu.data.files import atomic_write
+from ddpm_edu.guidance import check_guidance, guided_model
 from ddpm_edu.losses import eps_from_v
 from ddpm_edu.sampling import TrajectoryRecorder, ddim_sample, ddim_timesteps, sample
 from ddpm_edu.schedules import Schedule
@@ -34,15 +37,34 @@ from ddpm_edu.training.build import build_schedule, data_shape
 from ddpm_edu.training.config import Config, ConfigError, config_to_dict
 from ddpm_edu.training.distributed import SINGLE, World
 
-__all__ = ["eps_model", "generate", "write_samples", "chunk_seed", "sample_file", "check_settings",
+__all__ = ["eps_model", "sampling_model", "generate", "write_samples", "chunk_seed", "sample_file", "check_settings",
            "write_sample_files", "pack_npz", "sampling_settings"]
 
 
-def eps_model(model: Callable[[Tensor, Tensor], Tensor], cfg: Config, s: Schedule) -> Callable[[Tensor, Tensor], Tensor]:
-    """The network as an eps predictor: itself for target eps, eps = sqrt(1-ab) x_t + sqrt(ab) v for target v."""
+def eps_model(model: Callable[..., Tensor], cfg: Config, s: Schedule) -> Callable[..., Tensor]:
+    """The network as an eps predictor: itself for target eps, eps = sqrt(1-ab) x_t + sqrt(ab) v for target v.
+
+    Called as the network is, ``(x_t, t)``, or ``(x_t, t, y)`` for a conditional one.
+    """
     if cfg.diffusion.target == "eps":
         return model
-    return lambda xt, t: eps_from_v(xt, t, model(xt, t).float(), s)
+    return lambda xt, t, *y: eps_from_v(xt, t, model(xt, t, *y).float(), s)
+
+
+def sampling_model(model: nn.Module, cfg: Config, s: Schedule, label: int | None = None,
+                   guidance: float | None = None) -> Callable[[Tensor, Tensor], Tensor]:
+    """The ``model(x_t, t)`` a sampler drives: the network's eps (:func:`eps_model`), for class ``label`` with
+    guidance weight ``guidance`` (default 0: purely conditional) when a label is given.
+
+    A label or guidance for a model without classes, a label outside them, or guidance without a label is a
+    ConfigError (see :func:`ddpm_edu.guidance.guidance_problems`).
+    """
+    try:
+        check_guidance(label, guidance, getattr(model, "num_classes", None))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    f = eps_model(model, cfg, s)
+    return f if label is None else guided_model(f, label, guidance or 0.0)
 
 
 @torch.no_grad()
@@ -55,16 +77,19 @@ def generate(
     frames: int | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    label: int | None = None,
+    guidance: float | None = None,
 ) -> tuple[Tensor, TrajectoryRecorder]:
     """Draw ``num_samples`` (default ``cfg.sample.num_samples``) with the sampler of ``cfg.sample``.
 
     Returns (x0 ``(N, *data_shape)``, the recorder holding about ``frames`` states of the trajectory).
-    The noise comes from a generator seeded with ``seed`` (default: the config's seed + 3).
+    The noise comes from a generator seeded with ``seed`` (default: the config's seed + 3). ``label`` and
+    ``guidance``: samples of one class of a conditional model, guided with weight w (see :func:`sampling_model`).
     """
     sc, device = cfg.sample, torch.device(device)
     s = build_schedule(cfg)
+    f = sampling_model(model, cfg, s, label, guidance)
     g = torch.Generator(device).manual_seed(cfg.seed + 3 if seed is None else seed)
-    f = eps_model(model, cfg, s)
     shape = (num_samples or sc.num_samples, *data_shape(cfg))
     was_training = model.training
     model.eval()
@@ -137,11 +162,13 @@ def check_settings(out: str | os.PathLike, settings: dict, world: World = SINGLE
 
 
 def write_sample_files(model: nn.Module, cfg: Config, out: str | os.PathLike, num_samples: int, *, batch: int,
-                       seed: int, world: World = SINGLE, device: torch.device | str = "cpu") -> list[int]:
+                       seed: int, world: World = SINGLE, device: torch.device | str = "cpu",
+                       label: int | None = None, guidance: float | None = None) -> list[int]:
     """Write samples 0..num_samples-1 as ``out/000000.png`` ...; returns the indices this process wrote.
 
     Chunk k (samples k*batch ..) is drawn by process k mod W with :func:`chunk_seed` (seed, k); only
-    chunks with a missing file are drawn, and only the missing files are written.
+    chunks with a missing file are drawn, and only the missing files are written. ``label`` and
+    ``guidance`` as in :func:`generate`.
     """
     from ddpm_edu.data.images import save_png, to_uint8
 
@@ -152,7 +179,8 @@ def write_sample_files(model: nn.Module, cfg: Config, out: str | os.PathLike, nu
         first, last = k * batch, min(num_samples, (k + 1) * batch)
         missing = [i for i in range(first, last) if not sample_file(out, i).is_file()]
         if missing:
-            x, _ = generate(model, cfg, num_samples=last - first, seed=chunk_seed(seed, k), frames=2, device=device)
+            x, _ = generate(model, cfg, num_samples=last - first, seed=chunk_seed(seed, k), frames=2, device=device,
+                            label=label, guidance=guidance)
             for i in missing:
                 save_png(to_uint8(x[i - first]), sample_file(out, i))  # (H, W[, C]) uint8
             written += missing
@@ -168,9 +196,14 @@ def pack_npz(out: str | os.PathLike, num_samples: int) -> Path:
     return atomic_write(Path(out) / "samples.npz", lambda f: np.savez(f, arr_0=images))
 
 
-def sampling_settings(cfg: Config, weights: str | os.PathLike, seed: int, batch: int) -> dict:
-    """What decides sample i, for ``sampling.json``: the weights file, the sampler, the diffusion, seed and batch."""
+def sampling_settings(cfg: Config, weights: str | os.PathLike, seed: int, batch: int, label: int | None = None,
+                      guidance: float | None = None) -> dict:
+    """What decides sample i, for ``sampling.json``: the weights file, the sampler, the diffusion, seed and
+    batch, and the class and guidance weight when a label is given."""
     d = config_to_dict(cfg)
-    return {"weights": str(Path(weights).resolve()), "sample": {k: v for k, v in d["sample"].items()
-                                                              if k not in ("num_samples", "frames", "fps")},
-            "diffusion": d["diffusion"], "seed": seed, "batch": batch}
+    out = {"weights": str(Path(weights).resolve()), "sample": {k: v for k, v in d["sample"].items()
+                                                             if k not in ("num_samples", "frames", "fps")},
+           "diffusion": d["diffusion"], "seed": seed, "batch": batch}
+    if label is not None:  # unconditional settings stay as before, so their folders still match
+        out.update(label=label, guidance=guidance or 0.0)
+    return out

@@ -37,11 +37,18 @@ def mlp_weights(model: MLPDenoiser) -> dict:
 def onnx_bytes(model: nn.Module, shape: tuple[int, ...]) -> bytes:
     """``model(x, t) -> eps`` as an ONNX graph (opset 17): inputs ``x`` float32 ``(B, *shape)`` and ``t`` int64 (B,),
     output ``eps``; B is dynamic. Exported with torch.onnx's TorchScript exporter (``dynamo=False``), which
-    needs only the ``onnx`` package."""
+    needs only the ``onnx`` package.
+
+    A conditional network (a U-Net with ``num_classes`` K, chapter 10) gets a third input ``y``, int64 (B,):
+    the class 0..K-1 of each row, or K for "no label". A guided step runs the graph twice, with y and with
+    K, and combines the two eps as :func:`ddpm_edu.guidance.guided_eps` does. The graph does not check y.
+    """
     x, t = torch.zeros(2, *shape), torch.ones(2, dtype=torch.long)
+    K = getattr(model, "num_classes", None)
+    args, names = ((x, t), ["x", "t"]) if K is None else ((x, t, torch.full((2,), K, dtype=torch.long)), ["x", "t", "y"])
     buf = io.BytesIO()
     with warnings.catch_warnings():  # its deprecation notice, a tracer note on GroupNorm's batch check, constant folding
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (x, t), buf, dynamo=False, opset_version=17, input_names=["x", "t"],
-                          output_names=["eps"], dynamic_axes={"x": {0: "B"}, "t": {0: "B"}, "eps": {0: "B"}})
+        torch.onnx.export(model.eval(), args, buf, dynamo=False, opset_version=17, input_names=names,
+                          output_names=["eps"], dynamic_axes={**{n: {0: "B"} for n in names}, "eps": {0: "B"}})
     return buf.getvalue()
