@@ -1,6 +1,8 @@
-"""Repository hygiene for the book: chapters are committed without outputs and all listed in the TOC."""
+"""Repository hygiene for the book: chapters are committed without outputs, all listed in the TOC, and every
+figure a chapter draws has alt text."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,58 @@ def test_first_cell_is_hidden_setup(nb):
     assert first["cell_type"] == "code" and "remove-cell" in first.get("metadata", {}).get("tags", []), (
         f"{nb.name}: the first cell must be the install cell, tagged remove-cell (in the notebook, not on the page)"
     )
+
+
+def _plot_functions() -> set[str]:
+    """The plotting functions a chapter may call: those of ddpm_edu.lab.plots that draw a figure."""
+    from ddpm_edu.lab import plots
+
+    return {name for name in plots.__all__ if name.startswith("plot_")}
+
+
+def draws_a_figure(source: str, plot_functions: set[str]) -> bool:
+    """Whether a code cell shows a picture: it calls a plot function, displays an image, or returns a figure."""
+    code = "\n".join(line.split("#", 1)[0].rstrip() for line in source.splitlines())
+    calls = set(re.findall(r"\b(\w+)\(", code))
+    lines = [line for line in code.splitlines() if line.strip()]
+    return bool(calls & (plot_functions | {"Image"})) or bool(lines) and lines[-1].strip() == "fig"
+
+
+def alt_text(cell: dict) -> str:
+    """The alt text that myst-nb gives the cell's images (cell metadata mystnb.image.alt), or ""."""
+    return str(cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt", "")).strip()
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_every_figure_has_alt_text(nb):
+    """A cell that draws a figure says what it shows, for readers who cannot see it: myst-nb writes the cell's
+    mystnb.image.alt on each of its images (without it Sphinx writes the file name). Alt text is read aloud, so
+    no LaTeX; and a cell that draws nothing carries none (it would be stale)."""
+    plot_functions = _plot_functions()
+    for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        draws, alt = draws_a_figure("".join(cell["source"]), plot_functions), alt_text(cell)
+        where = f"{nb.name}, cell {i} ({cell.get('id')})"
+        assert draws or not alt, f"{where} draws no figure but has alt text {alt!r}"
+        if draws:
+            assert len(alt) >= 40, f"{where} draws a figure: give it metadata mystnb.image.alt that says what it shows"
+            assert not re.search(r"[$\\]", alt), f"{where}: alt text is read aloud; write words, not LaTeX: {alt!r}"
+
+
+def test_a_figure_without_alt_text_would_be_caught(tmp_path):
+    cells = [{"cell_type": "code", "id": "a", "metadata": {}, "outputs": [], "source": "plot_images(x, 4)"},
+             {"cell_type": "code", "id": "b", "metadata": {}, "outputs": [], "source": "fig = new_figure()\nfig"},
+             {"cell_type": "code", "id": "c", "metadata": {"mystnb": {"image": {"alt": "x" * 50}}}, "outputs": [],
+              "source": "print(1)"}]
+    for cell, problem in zip(cells, ["mystnb.image.alt", "mystnb.image.alt", "draws no figure"]):
+        p = tmp_path / "x.ipynb"
+        p.write_text(json.dumps({"cells": [cell]}))
+        with pytest.raises(AssertionError, match=problem):
+            test_every_figure_has_alt_text(p)
+    plots = _plot_functions()
+    assert "plot_images" in plots and not draws_a_figure("from ddpm_edu.lab.plots import plot_images", plots)
+    assert draws_a_figure("display(Image(filename=g, width=256))", plots)
 
 
 def test_every_chapter_is_in_the_toc():
