@@ -24,3 +24,10 @@ def test_nll_examples_shrinks_in_fast_mode(monkeypatch):
     small = fastmode.nll_examples()
     monkeypatch.setenv("DDPM_EDU_FAST", "0")
     assert 0 < small < fastmode.nll_examples()
+
+
+def test_folder_example_steps_shrink_in_fast_mode(monkeypatch):
+    monkeypatch.setenv("DDPM_EDU_FAST", "1")
+    small = fastmode.folder_example_steps()
+    monkeypatch.setenv("DDPM_EDU_FAST", "0")
+    assert 0 < small < fastmode.folder_example_steps()
