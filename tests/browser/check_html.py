@@ -16,8 +16,9 @@ every page (each *.html outside the folders whose name starts with "_") checks t
   system message);
 - no progress bar is shown short of its end: a tqdm widget that the build left as its first state
   ("0%|          | 0/3000 [00:00<?, ?step/s]") fails; a finished bar (n/n, with its speed) passes;
-- every live sampler (chapters 6 and 8) mounts, and pressing its *sample* button starts a run
-  that changes its canvas, with no error;
+- every live sampler (chapters 6, 8 and 10) mounts, and pressing its *sample* button starts a run
+  that changes its canvas, with no error; a guided one (chapter 10) is first set from the keyboard to
+  a digit and a guidance weight w ("any" must disable w), and its run must finish and report them;
 - the kernel-free sliders are there and work: no widget is left that needs a kernel, each
   schedule explorer has mounted its sliders, and in every group of sliders (one explorer, or
   one output) each visible slider changes something, and one press of an arrow key on it
@@ -289,7 +290,7 @@ def check_dark(page: Page, shot: Path | None) -> list[str]:
     return problems
 
 
-# The live samplers (chapters 6 and 8): each is tagged so that Python can find it again.
+# The live samplers (chapters 6, 8 and 10): each is tagged so that Python can find it again.
 LIVE = """() => Array.from(document.querySelectorAll(".ddpm-live")).map((e, i) => {
   e.setAttribute("data-check-live", i);
   const c = e.querySelector("canvas");
@@ -305,23 +306,70 @@ LIVE_MOVED = """(i) => {
 
 
 def check_live(page: Page, timeout_ms: int = 30_000) -> list[str]:
-    """Press *sample* on every live sampler: its canvas must start to change, with no error."""
+    """Press *sample* on every live sampler: its canvas must start to change, with no error. A guided one
+    (chapter 10) first gets a digit and a guidance weight (:func:`guide`), and its run must finish with them."""
     problems = []
     for i, x in enumerate(page.evaluate(LIVE)):
         if not (x["canvas"] and x["button"]):
             problems.append(f"live sampler {x['id']} did not mount (canvas {x['canvas']}, sample button {x['button']})")
             continue
         box = page.locator(f'[data-check-live="{i}"]')
+        guided = box.locator(".ddpml-guided").count() > 0
+        if guided:
+            problems += [f"live sampler {x['id']}: {p}" for p in guide(box)]
         box.get_by_role("button", name="sample", exact=True).click()
         try:
             page.wait_for_function(LIVE_MOVED, arg=i, timeout=timeout_ms)
+            if guided:  # the run must end, and say that it drew the digit chosen with the w chosen
+                page.wait_for_function(LIVE_ENDED, arg=i, timeout=timeout_ms)
         except Exception:
             problems.append(f"live sampler {x['id']}: pressing sample changed nothing within {timeout_ms / 1000:.0f} s")
             continue
         state = box.get_attribute("data-state")
-        print(f"  live sampler {x['id'][:24]}: sample pressed, the canvas moves (state {state})")
+        print(f"  live {'guided ' if guided else ''}sampler {x['id'][:24]}: sample pressed, the canvas moves (state {state})")
         if state == "error":
             problems.append(f"live sampler {x['id']}: the run failed: {box.inner_text()[-200:]!r}")
+        elif guided and (box.get_attribute("data-label"), box.get_attribute("data-w")) != GUIDE:
+            problems.append(f"live sampler {x['id']}: digit {GUIDE[0]} and w = {GUIDE[1]} were chosen, but the run drew digit "
+                            f"{box.get_attribute('data-label')} with w = {box.get_attribute('data-w')}")
+    return problems
+
+
+# True once a live sampler's run has ended, done or failed.
+LIVE_ENDED = """(i) => ["done", "error"].includes(document.querySelector('[data-check-live="' + i + '"]').getAttribute("data-state"))"""
+
+GUIDE = ("3", "3")  # the digit and the guidance weight w that a guided sampler is set to, as its data-* report them
+
+
+def guide(box) -> list[str]:
+    """Set a guided sampler as a reader would: "any" must disable the guidance slider w (no label, no guidance) and
+    a digit enable it; then choose GUIDE's digit from the keyboard and move w to GUIDE's by arrow keys."""
+    label, w = box.locator('select[data-name="label"]'), box.locator('input[type=range][data-name="w"]')
+    if not (label.count() and w.count()):
+        return [f"a guided sampler without its digit choice ({label.count()}) or its slider w ({w.count()})"]
+    problems = []
+    label.select_option("any")
+    if w.is_enabled():
+        problems.append("with the digit 'any' the guidance slider w is still enabled")
+    label.focus()
+    for _ in range(12):  # down the list from "any" until the digit; a select moves by arrow keys
+        if label.input_value() == GUIDE[0]:
+            break
+        label.press("ArrowDown")
+    if label.input_value() != GUIDE[0]:
+        problems.append(f"the arrow keys do not reach the digit {GUIDE[0]} in the digit choice")
+        label.select_option(GUIDE[0])
+    if not w.is_enabled():
+        problems.append(f"with the digit {GUIDE[0]} the guidance slider w is disabled")
+        return problems
+    w.focus()
+    for _ in range(16):  # the slider's steps of 0.5, up or down to GUIDE's w
+        v = float(w.input_value())
+        if v == float(GUIDE[1]):
+            break
+        w.press("ArrowRight" if v < float(GUIDE[1]) else "ArrowLeft")
+    if float(w.input_value()) != float(GUIDE[1]):
+        problems.append(f"the arrow keys do not take the guidance slider w to {GUIDE[1]} (it reads {w.input_value()})")
     return problems
 
 

@@ -325,7 +325,8 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
    *  widget), else null: the book's _static folder. */
   function mountDigits(root, cfg, given) {
     var st = Object.assign({ sampler: "ddim", steps: 25, eta: 0, clip: true, view: "x0", seed: 0 }, cfg.settings);
-    var box = frame(root, "ddpml-digits", "live sampler of the digits"), grid = digitGrid(cfg.n, cfg.shape), last = null, newRun = latestRun();
+    var kind = cfg.classes ? ["ddpml-digits ddpml-guided", "live guided sampler of the digits"] : ["ddpml-digits", "live sampler of the digits"];
+    var box = frame(root, kind[0], kind[1]), grid = digitGrid(cfg.n, cfg.shape), last = null, newRun = latestRun();
     var paint = function (f) {
       last = f;
       grid.draw(st.view === "x0" ? f.x0 : f.xt, (st.view === "x0" ? "the denoised estimate x̂₀" : "x_t") + " at step t = " + f.t + " of " + f.how);
