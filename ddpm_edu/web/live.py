@@ -29,7 +29,7 @@ MODULES = ("text.js", "dom.js", "schedule.js", "sampler.js", "nets.js", "metrics
 
 
 class LiveSampler(TwoViews):
-    """A sampler that runs in the reader's browser (chapter 8; chapter 6 with the exact eps*).
+    """A sampler that runs in the reader's browser (chapter 8; chapter 6 with the exact eps*; chapter 10 with guidance).
 
     ``config`` holds everything the page needs: the schedule, the network (the toy MLP's weights or the
     digits U-Net as ONNX, base64) and the starting settings. Displayed, it offers an ipywidget view
