@@ -414,14 +414,16 @@ def test_a_conditional_model_brings_the_digit_and_w_and_only_it():
     c = live.live_digits(model=cond, label=0, w=4).config
     assert (c["settings"]["label"], c["settings"]["w"]) == (0, 4.0)
     for bad, words in ((dict(label=10), r"label 10 is not one of the model's classes 0\.\.9"),
-                       (dict(label=True), "label True"), (dict(w=-0.5), r"w must be a number in \[0, 4.0\]"),
-                       (dict(w=4.5), "w must"), (dict(w=float("nan")), "w must"),
+                       (dict(label=True), "label True"), (dict(w=-0.5), r"w must be a number in \[0, 4.0\] in steps of 0.5"),
+                       (dict(w=4.5), "w must"), (dict(w=float("nan")), "w must"), (dict(w=1.3), "w must"),
                        (dict(label=-1, w=9), "label -1 .*; w must")):
         with pytest.raises(ValueError, match=words):
             live.live_digits(model=cond, **bad)
     for bad in (dict(label=3), dict(w=1.0)):
         with pytest.raises(ValueError, match="unconditional .* no digit or guidance"):
             live.live_digits(model=small, **bad)
+    w = run_node('out(J("live.js").SLIDERS.w);', None)  # the page's slider is the range Python checks
+    assert w[2:5] == [0, live.W_MAX, live.W_STEP], w
 
 
 def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):

@@ -24,6 +24,8 @@ from ddpm_edu.web.views import TwoViews, esm, inline_view, script_json
 
 __all__ = ["LiveSampler", "live_toy", "live_digits", "MODULES"]
 
+W_MAX, W_STEP = 4.0, 0.5  # the guidance slider: w in [0, W_MAX] by W_STEP (live.js SLIDERS.w)
+
 # the live samplers' JS, each after what it needs
 MODULES = ("text.js", "dom.js", "schedule.js", "sampler.js", "nets.js", "metrics.js", "ort.js", "live.js")
 
@@ -139,7 +141,7 @@ def live_digits(
     ``_static/ddpm_live/``.
 
     Chapter 10: a conditional U-Net (``num_classes`` K; the ``digits-guided`` preset) adds the digit to draw (0..K-1,
-    or "any": the "no label" token K, unguided) and the guidance weight w in [0, 4] of
+    or "any": the "no label" token K, unguided) and the guidance weight w in [0, 4], in steps of 0.5, of
     :func:`ddpm_edu.guidance.guided_eps`. ``label`` (None: "any") and ``w`` (default 2.0) are where they start;
     each guided step runs the network once on a doubled batch, with the label and without. An unconditional model
     takes neither.
@@ -171,12 +173,10 @@ def live_digits(
     return LiveSampler(config=config)
 
 
-W_MAX = 4.0  # the guidance slider's range is [0, W_MAX]
-
-
-def _guidance_settings(K: int | None, label: int | None, w: float | None) -> dict:
+def _guidance_settings(K: int | None, label: int | None, w: float | None) -> dict[str, int | str | float]:
     """The page's starting digit and w for a model with K classes ({} when unconditional); raises ValueError
-    naming every problem: a label outside 0..K-1, a w outside [0, W_MAX], either for an unconditional model."""
+    naming every problem: a label outside 0..K-1, a w off the slider (outside [0, W_MAX] or between its steps of
+    W_STEP), either for an unconditional model."""
     if K is None:
         if label is None and w is None:
             return {}
@@ -186,8 +186,8 @@ def _guidance_settings(K: int | None, label: int | None, w: float | None) -> dic
     p = []
     if label is not None and (isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < K):
         p.append(f"label {label!r} is not one of the model's classes 0..{K - 1} (None: any)")
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and 0 <= w <= W_MAX):
-        p.append(f"w must be a number in [0, {W_MAX}] (the guidance slider's range), got {w!r}")
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and 0 <= w <= W_MAX) or w % W_STEP:
+        p.append(f"w must be a number in [0, {W_MAX}] in steps of {W_STEP} (the guidance slider's), got {w!r}")
     if p:
         raise ValueError("; ".join(p))
     return dict(label="any" if label is None else label, w=float(w))
