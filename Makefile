@@ -11,7 +11,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
-NOTEBOOKS := $(wildcard book/*.ipynb)
+NOTEBOOKS := $(wildcard book/*.ipynb book/using/*.ipynb)
 # pip prints a warning for every index folder that lacks a package; they are noise here.
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
@@ -31,7 +31,7 @@ help:
 	@echo "make test   - unit tests + strict book build run in a fresh Colab-like venv + check-html (DDPM_EDU_FAST=1)"
 	@echo "make quick  - the library's tests without browser, node, multi-process and slow tests (about a minute)"
 	@echo "make colab  - every chapter under nbval in a fresh venv that installs ddpm_edu as Colab does"
-	@echo "make check-html [HTML=_build/html] - every built page in headless Chromium; screenshots in $(SHOTS)"
+	@echo "make check-html [HTML=_build/html] - every built page in headless Chromium, axe-core included; screenshots in $(SHOTS)"
 	@echo "make nbval  - every chapter under nbval in .venv (quicker: no fresh install)"
 	@echo "make pdf [HTML=_build/html] - print the built book into one PDF, $(HTML)/ddpm-edu.pdf"
 	@echo "make book   - build the whole book into _build/html, executing every chapter"
@@ -45,7 +45,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-# onnxruntime-web (npm), pinned by package-lock.json: the book ships its WASM, tests/test_live.py runs it under node.
+# The npm packages, pinned by package-lock.json: onnxruntime-web (the book ships its WASM, tests/test_live.py runs it
+# under node) and axe-core (check-html injects it into every page). `npm ci` runs again whenever package.json or
+# package-lock.json is newer than the file it stamps, so a dependency added to them is installed by the next make.
 ORT := node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm
 $(ORT): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -114,8 +116,9 @@ book-fast: $(STAMP) $(ORT)
 book-colab: colab-venv
 	env -u PYTHONPATH JUPYTER_PATH=$(CURDIR)/$(COLAB)/jupyter DDPM_EDU_FAST=1 $(JB) build -W -n --keep-going --path-output _build/fast .
 
-# A reader's check of the built pages (tests/browser/check_html.py), with screenshots in $(SHOTS).
-check-html: $(STAMP) browser
+# A reader's check of the built pages (tests/browser/check_html.py, with axe-core from node_modules), with
+# light and dark screenshots in $(SHOTS).
+check-html: $(STAMP) $(ORT) browser
 	rm -rf $(SHOTS)
 	$(PY) tests/browser/check_html.py $(HTML) --shots $(SHOTS)
 

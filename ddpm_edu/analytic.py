@@ -138,7 +138,7 @@ class MixtureEps:
 
         q(x_t | k) = N(sqrt(ab) mu_k, v_k I) with v_k = ab std_k^2 + 1 - ab, so eps*(x_t | k) =
         sqrt(1 - ab) (x_t - sqrt(ab) mu_k) / v_k (the Gaussian formula, as :class:`GaussianEps`).
-        y: an int, a (B,) tensor of classes, or None for the unconditional eps* (:meth:`__call__`): called as
+        y: an int, a (B,) tensor of classes, or None for the unconditional eps* (``mix(xt, t)``): called as
         a conditional network is, ``model(x_t, t, y)``, so :func:`ddpm_edu.guidance.guided_model` takes it.
         xt: (B, D); t: int or (B,). Returns (B, D) in xt's dtype.
         """

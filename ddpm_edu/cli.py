@@ -8,10 +8,12 @@ exit with status 2, without a traceback and without creating a run folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 __all__ = ["main", "build_parser"]
 
@@ -23,6 +25,8 @@ examples:
   ddpm-edu train --config cifar10-small --set train.run_root=/content/drive/MyDrive/ddpm-runs
   ddpm-edu train --config cifar10 --set train.steps=2000 --set model.ch=64
   ddpm-edu train --config my.yml --run-dir /tmp/run1
+  ddpm-edu train --config folder --set data.root=~/my_photos   # your own images, 32x32 RGB
+  ddpm-edu train --config cifar10 --set train.accumulate=2      # batch 128 as 2 micro-batches of 64
 
 Run the same command again to resume: train.resume=auto (the default) continues from the
 newest checkpoint in the run folder. SIGTERM or Ctrl-C write a checkpoint before exiting.
@@ -146,10 +150,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ddpm_edu.training.distributed import DistributedError
 
     try:
-        return {"train": _train, "sample": _sample, "fid": _fid, "figs": _figs}[args.command](args)
+        with _one_line_warnings(args.command):
+            return {"train": _train, "sample": _sample, "fid": _fid, "figs": _figs}[args.command](args)
     except (ConfigError, CheckpointError, DataError, DistributedError, FIDError) as e:
         print(f"ddpm-edu {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """The library's own warnings (skipped or upscaled images, ...) as ``ddpm-edu COMMAND: warning: ...``,
+    without the file and line of code that Python shows; other packages' warnings are shown as usual."""
+    package, shown = str(Path(__file__).resolve().parent), warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(Path(filename).resolve()).startswith(package):
+            print(f"ddpm-edu {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -174,7 +198,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"ddpm-edu train: stopped by {name} at step {r.step}; checkpoint {r.checkpoint}. "
               f"Run the same command again to resume.", file=sys.stderr)
         return 128 + r.interrupted
-    print(f"trained {r.step} steps; run folder {r.run_dir}")
+    from ddpm_edu.data.files import shown_path
+
+    print(f"trained {r.step} steps; run folder {shown_path(r.run_dir)}")
     return 0
 
 

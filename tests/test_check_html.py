@@ -1,9 +1,11 @@
 """tests/browser/check_html.py, the reader's check of the built book, can fail: it finds each kind of problem.
 
-A page with a broken image, raw TeX, a console error, a traceback, a request to another host, an
-explorer that never mounted, a slider that changes nothing and a progress bar frozen at 0% must be
-reported on each count; a plain page with an image, a finished progress bar, a live slider and a
-real schedule explorer must pass. The checker runs as
+A page with a broken image, an image without alt text, raw TeX, a console error, a traceback, a request
+to another host, an explorer that never mounted, a slider that changes nothing, a slider that the
+arrow keys do not move, a button without a name (axe-core), text that is readable only in the light
+theme and a progress bar frozen at 0% must be reported on each count; a plain page with an image, a
+finished progress bar, a live slider and a real schedule explorer must pass, in both themes, with a
+screenshot of each. The checker runs as
 ``make check-html`` runs it, as a subprocess, in headless Chromium. Without Chromium this test
 fails (it does not skip): ``make check-html`` installs Debian's ``chromium`` package, or set
 CHROMIUM=/path/to/chrome.
@@ -29,6 +31,10 @@ CHECKER = BROWSER / "check_html.py"
 BAD = r"""<!doctype html><meta charset=utf-8><title>bad</title><body>
 <p>An equation that nobody typeset: \(x_t\).</p>
 <img src="missing.png" alt="a figure that is not there">
+<img src="dot.png">
+<img src="dot.png?named" alt="../_images/dot.png">
+<button></button>
+<style>html[data-theme=dark] .night { color: #333; background: #222; }</style><p class="night">Dark text on a dark ground.</p>
 <div class="cell_output docutils container"><div class="output traceback highlight-ipythontb notranslate"><pre>
 Traceback (most recent call last):
   File "cell", line 1, in &lt;module&gt;
@@ -36,15 +42,19 @@ ZeroDivisionError: division by zero</pre></div></div>
 <div id="ddpm-explorer-unmounted" class="ddpm-explorer">The schedule explorer needs JavaScript.</div>
 <div id="ddpm-live-unmounted" class="ddpm-live">The live sampler needs JavaScript.</div>
 <div class="cell_output"><input type="range" min="0" max="10" value="5"><canvas width="20" height="20"></canvas></div>
+<div class="cell_output keyless"><input type="range" min="0" max="10" value="5" onkeydown="event.preventDefault()">
+<canvas width="20" height="20"></canvas></div>
 <div class="cell_output docutils container"><div class="output text_plain highlight-myst-ansi notranslate"><pre>
 cifar10-small:   0%|          | 0/2 [00:00&lt;?, ?step/s]</pre></div></div>
 <script>
+const k = document.querySelector(".keyless input"), kc = document.querySelector(".keyless canvas").getContext("2d");
+k.addEventListener("input", () => { kc.fillStyle = `rgb(0, ${25 * k.value}, 0)`; kc.fillRect(0, 0, 20, 20); });
 console.error("boom: an error of the page");
 fetch("https://example.com/data.json").catch(() => null);
 </script>
 """
 
-GOOD = """<!doctype html><meta charset=utf-8><title>good</title><body>
+GOOD = """<!doctype html><html lang="en"><meta charset=utf-8><title>good</title><body>
 <p>Plain text, and a figure:</p><img src="dot.png" alt="a figure">
 <div class="cell_output"><div class="output stream"><pre>toy2d: 100%|##########| 3000/3000 [01:10&lt;00:00, 42.5step/s, loss=0.3127]
 finished</pre></div></div>
@@ -75,7 +85,8 @@ def report(tmp_path_factory) -> dict[str, list[str]]:
                           "--shots", str(site.parent / "shots")], capture_output=True, text=True, timeout=300)
     print(run.stdout, run.stderr)
     assert run.returncode == 1, f"the checker should fail on bad.html (exit {run.returncode})"
-    assert (site.parent / "shots" / "good.png").is_file() and (site.parent / "shots" / "bad.png").is_file()
+    for shot in ("good", "good_dark", "bad", "bad_dark"):
+        assert (site.parent / "shots" / f"{shot}.png").is_file(), shot
     return json.loads(out.read_text())
 
 
@@ -94,8 +105,18 @@ def test_a_good_page_passes(report):
     ("unmounted live sampler", "live sampler ddpm-live-unmounted did not mount"),
     ("dead slider", "slider 'range' in 'cell_output' changes nothing"),
     ("no figure change", "no slider in 'cell_output' changes the figure"),
+    ("no alt text", "image without alt text: http://127.0.0.1:"),
+    ("keyboard", "slider 'range' in 'cell_output keyless': an arrow key does not move it"),
+    ("axe-core", "axe (light): button-name (critical) at button"),
+    ("dark theme", "axe (dark): color-contrast (serious) at .night"),
     ("frozen progress bar", "a progress bar frozen short of its end: '0%|          | 0/2 [00:00<?"),
 ])
 def test_each_problem_is_reported(report, what, found):
     problems = report["bad.html"]
     assert any(p.startswith(found) for p in problems), f"{what}: no problem starts with {found!r} in {problems}"
+
+
+def test_an_image_whose_alt_text_is_its_file_name_has_none(report):
+    """Sphinx writes an image's URI as its alt when a notebook cell gives no alt text: that describes nothing."""
+    problems = [p for p in report["bad.html"] if p.startswith("image without alt text:")]
+    assert any(p.endswith("/dot.png") for p in problems) and any(p.endswith("/dot.png?named") for p in problems), problems

@@ -134,6 +134,8 @@ def test_unknown_section_suggests_nearest():
         ("model.ch_mult=[1,2,2,2,2]", "model.ch_mult", "divisible"),  # digits are 8x8: at most 4 levels
         ("model.preset=imagenet", "model.preset", "'cifar10'"),
         ("name=a/b", "name", "without '/'"),
+        ("train.accumulate=0", "train.accumulate", "greater than or equal to 1"),
+        ("train.accumulate=3", "train.accumulate", "must split data.batch_size = 128 evenly"),
     ],
 )
 def test_each_bad_value_is_named(override, key, words):
@@ -253,6 +255,19 @@ def test_hash_ignores_bookkeeping_but_not_training():
     assert config_hash(c) != config_hash(other)
 
 
+def test_fields_added_later_hash_as_before_while_off():
+    """The book's cached models are keyed by config_hash: a field added later (labels, folders, accumulation) is
+    left out of the hash at its default, so a preset's key does not change, and counts once it is set."""
+    from ddpm_edu.lab.modelcache import _ADDED_OFF
+
+    defaults = config_to_dict(Config())
+    for (section, key), off in _ADDED_OFF.items():
+        assert defaults[section][key] == off, (section, key)  # the default is the "off" value
+    c = load_config("digits")
+    for setting in ("train.accumulate=2", "data.labels=true"):
+        assert config_hash(load_config("digits", [setting])) != config_hash(c), setting
+
+
 # --------------------------------------------------------------------------- labels (chapter 10)
 def test_digits_guided_is_digits_plus_labels():
     from ddpm_edu.training.build import build_model, label_dropout
@@ -288,16 +303,18 @@ def test_bad_label_settings_are_named(overrides, key, words):
 
 
 def test_labels_change_the_cache_key_and_the_unlabelled_key_is_as_before():
-    """config_hash leaves data.labels and train.p_uncond out while they are off, so models cached before the
-    two fields existed keep their keys: the digest is that of the other fields, as it was computed then."""
+    """config_hash leaves fields added later (labels, p_uncond, the folder's fields, accumulate) out while they
+    are off, so models cached before they existed keep their keys: the digest is that of the other fields, as
+    it was computed then."""
     import hashlib
     import json
 
     c = load_config("digits")
     d = config_to_dict(c)
-    for sec, keys in {"data": ("root", "download", "verify_md5", "device_resident", "labels"),
+    for sec, keys in {"data": ("root", "download", "verify_md5", "device_resident", "labels", "image_size",
+                               "channels", "skip_bad"),
                       "train": ("device", "log_every", "sample_every", "ckpt_every", "keep_last", "resume",
-                                "run_root", "progress", "compile", "p_uncond")}.items():
+                                "run_root", "progress", "compile", "p_uncond", "accumulate")}.items():
         for k in keys:
             d[sec].pop(k)
     for sec in ("name", "sample", "wandb"):

@@ -106,6 +106,12 @@ def test_rows_split_a_global_batch_evenly():
         World(rank=0, size=4).rows(10)
 
 
+def test_micro_batches_split_each_process_rows_evenly():
+    assert World(rank=1, size=2).micro_rows(16, 4) == 2 and SINGLE.micro_rows(16, 16) == 1
+    with pytest.raises(DistributedError, match="train.accumulate = 3 .* 16 over 2 processes is 8 rows .* multiple of 6"):
+        World(rank=0, size=2).micro_rows(16, 3)
+
+
 def test_one_process_is_a_world_of_one():
     with initialized({}) as w:
         assert w is SINGLE and w.is_main and w.rows(7) == slice(0, 7)
@@ -115,6 +121,8 @@ def test_one_process_is_a_world_of_one():
     SINGLE.barrier()
     SINGLE.check_same(3, "anything")
     assert SINGLE.data_parallel(m := torch.nn.Linear(2, 2)) is m
+    with SINGLE.no_sync(m, sync=False):  # nothing to keep from other processes
+        pass
 
 
 # --------------------------------------------------------------------------- collectives
@@ -236,6 +244,39 @@ def _cfg(steps: int, *extra: str):
     from ddpm_edu.training.config import load_config
 
     return load_config("digits", _train_overrides(steps, *extra))
+
+
+def _count_allreduces(out: str) -> None:
+    """A rank: the gradient all-reduces (DDP buckets) of one step with train.accumulate = 1 and = 2, to rank<r>.json."""
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    counts = {}
+    with initialized() as world:
+        for k in (1, 2):
+            tr = T.Trainer(_cfg(1, f"train.accumulate={k}"), Path(out) / f"k{k}", samples=False, world=world)
+            tr.setup()
+            calls: list[int] = []
+            tr.ddp.register_comm_hook(None, lambda group, bucket: calls.append(1) or allreduce_hook(group, bucket))
+            tr.train_step(1)
+            tr.log.close()
+            counts[k] = len(calls)
+    (Path(out) / f"rank{world.rank}.json").write_text(json.dumps(counts))
+
+
+@pytest.mark.multiprocess
+def test_two_ranks_accumulating_micro_batches_train_as_one_process_on_the_whole_batch(tmp_path):
+    """train.accumulate = 2 on 2 ranks (4 rows per micro-batch) is one process's step on the batch of 16,
+    and the gradients cross between the ranks once per step, not once per micro-batch (DDP's no_sync)."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    T.train(_cfg(2), one, samples=False)
+    procs = start_ranks(cli, ["train", "-c", "digits", *sets(_train_overrides(2, "train.accumulate=2")),
+                              "--run-dir", str(two)])
+    assert wait_ranks(procs) == [0, 0]
+    _assert_same_run(_ckpt(two, 1), _ckpt(one, 1), atol=1e-7)
+    _assert_same_run(_ckpt(two, 2), _ckpt(one, 2))
+    assert run_ranks(_count_allreduces, str(tmp_path)) == [0, 0]
+    counts = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert counts[0] == counts[1] and counts[0]["1"] == counts[0]["2"] > 0, counts
 
 
 def _poisoned_cli(bad_rank: int, bad_step: int, argv: list[str]) -> int:

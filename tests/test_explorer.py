@@ -230,6 +230,106 @@ out(input.map(c => E.fromSlider(E.SLIDERS[c[0]], E.toSlider(E.SLIDERS[c[0]], c[1
     assert run_node(script, cases) == [v for _, v in cases]
 
 
+def test_log_sliders_offer_every_round_number_once():
+    """A log slider's positions are the numbers with two significant digits in its range, in order, as Python
+    reads them (0.3 is Python's 0.3), so every value a reader can set prints as they see it."""
+    got = run_node('const E = J("explorer.js"); out({b: E.SLIDERS.beta_T.values, T: E.SLIDERS.T.values});', None)
+    assert got["b"] == sorted(v for e in range(-6, 0) for m in range(10, 100) if 1e-6 <= (v := float(f"{m / 10:.1f}e{e}")) <= 0.5)
+    assert got["T"] == [v for v in range(1, 4001) if len(str(v).rstrip("0")) <= 2]  # whole numbers, two digits at most
+    assert 1e-4 in got["b"] and 0.02 in got["b"] and 1000 in got["T"]  # DDPM's settings are on the sliders
+
+
+# One keyboard step (ArrowRight / ArrowLeft), as the browser takes it: the position moves by `step`, clamped to
+# [min, max]; the explorer then writes the position of the new value back (syncControls).
+KEYBOARD = r"""
+const E = J("explorer.js"), L = J("live.js"), out_ = [];
+const key = (r, pos, dir) => Math.min(r.max, Math.max(r.min, Number((pos + dir * r.step).toFixed(10))));
+for (const name of Object.keys(E.SLIDERS)) {
+  const spec = E.SLIDERS[name], r = E.range(spec), text = v => E.valueTexts({beta_1: v, beta_T: v, s: v, T: v, t: v})[name];
+  let stuck = [], snapped = [], silent = [], n = 0;
+  for (let pos = r.min; pos <= r.max + 1e-9; pos = Number((pos + r.step).toFixed(10))) {
+    const v = E.fromSlider(spec, pos);
+    if (E.toSlider(spec, v) !== pos) snapped.push([pos, v]);   // written back elsewhere: the step would be undone
+    for (const dir of [1, -1]) {
+      const to = key(r, pos, dir);
+      if (to === pos) continue;                                 // at the end of the range
+      n++;
+      const w = E.fromSlider(spec, to);
+      if (w === v) stuck.push([pos, dir, v]);
+      else if (text(w) === text(v)) silent.push([pos, dir, text(v)]);
+    }
+  }
+  out_.push({name, n, stuck: stuck.slice(0, 5), snapped: snapped.slice(0, 5), silent: silent.slice(0, 5)});
+}
+for (const name of Object.keys(L.SLIDERS)) {  // linear: the value is the position; what it reads must change too
+  const [, , min, max, step, digits] = L.SLIDERS[name], r = {min, max, step}, text = v => v.toFixed(digits);
+  let silent = [], n = 0;
+  for (let pos = min; pos <= max + 1e-9; pos = Number((pos + step).toFixed(10))) {
+    for (const dir of [1, -1]) {
+      const to = key(r, pos, dir);
+      if (to !== pos && (n++, text(to) === text(pos))) silent.push([pos, dir, text(pos)]);
+    }
+  }
+  out_.push({name: "live " + name, n, stuck: [], snapped: [], silent: silent.slice(0, 5)});
+}
+out(out_);
+"""
+
+
+def test_every_keyboard_step_moves_every_slider():
+    """Issue 24: ArrowRight left beta_1, beta_T and T where they were (the value was rounded and written back).
+    From every position of every slider, one step either way changes the value and what it reads, and the
+    position written back for the new value is the one the key left."""
+    results = run_node(KEYBOARD, None)
+    assert {r["name"] for r in results} >= {"beta_1", "beta_T", "beta", "s", "T", "t", "live steps", "live eta", "live T"}
+    for r in results:
+        assert r["n"] > 10, r
+        assert r["stuck"] == [] and r["snapped"] == [] and r["silent"] == [], r
+
+
+# A stand-in for anywidget's model (a Backbone model): set() fires "change:<name>" at once, inside the call.
+FAKE_MODEL = r"""
+function fakeModel(values) {
+  const handlers = {}, log = [];
+  return {
+    log, saved: 0,
+    get: k => values[k],
+    set(k, v) { if (values[k] === v) return; values[k] = v; log.push([k, v]); (handlers["change:" + k] || []).forEach(f => f()); },
+    save_changes() { this.saved++; },
+    on: (ev, f) => { (handlers[ev] = handlers[ev] || []).push(f); },
+    off: (ev, f) => { handlers[ev] = (handlers[ev] || []).filter(g => g !== f); },
+  };
+}
+"""
+
+
+def test_changing_T_keeps_t_s_place_in_the_widget():
+    """Issue 24: in JupyterLab, T 1000 -> 200 gave t = 200 (the model's change event reloaded the old t before
+    the new one was written); t must keep its place, t / T."""
+    script = FAKE_MODEL + r"""
+const E = J("explorer.js"), m = fakeModel(Object.assign({}, input)), views = [];
+const c = E.connect(m, changed => views.push(changed));
+c.change("T", 200);
+const after = {t: m.get("t"), T: m.get("T"), st: Object.assign({}, c.st), saved: m.saved, views: views.slice()};
+c.change("T", 1000);
+const back = {t: m.get("t"), st_t: c.st.t};
+m.set("beta_T", 0.01);            // a change made in Python: the page follows it
+const fromPython = {beta_T: c.st.beta_T, views: views.length};
+m.set("T", 20);                   // Python shrinks T below t: t is clamped, and the kernel is told
+const shrunk = {t: m.get("t"), st_t: c.st.t};
+c.dispose();
+m.set("beta_T", 0.03);
+out({after, back, fromPython, shrunk, disposed: c.st.beta_T});
+"""
+    got = run_node(script, {"kind": "linear", "beta_1": 1e-4, "beta_T": 0.02, "s": 0.008, "T": 1000, "t": 250, "config": {}})
+    assert got["after"]["t"] == 50 and got["after"]["T"] == 200 and got["after"]["st"]["t"] == 50
+    assert got["after"]["saved"] == 1 and got["after"]["views"] == [True]
+    assert got["back"] == {"t": 250, "st_t": 250}
+    assert got["fromPython"] == {"beta_T": 0.01, "views": 3}
+    assert got["shrunk"] == {"t": 20, "st_t": 20}
+    assert got["disposed"] == 0.01  # no longer listening
+
+
 def test_the_anywidget_module_imports_as_an_es_module(tmp_path):
     esm = tmp_path / "explorer.mjs"
     esm.write_text(explorer.ScheduleExplorer._esm)

@@ -36,3 +36,10 @@ def test_guidance_samples_shrink_in_fast_mode_and_keep_512_digits_per_weight(mon
     assert 10 * full[0] >= 512  # chapter 10: at least 512 digits per guidance weight, over ten classes
     with pytest.raises(ValueError, match="kind"):
         fastmode.guidance_samples("cifar10")
+
+
+def test_folder_example_steps_shrink_in_fast_mode(monkeypatch):
+    monkeypatch.setenv("DDPM_EDU_FAST", "1")
+    small = fastmode.folder_example_steps()
+    monkeypatch.setenv("DDPM_EDU_FAST", "0")
+    assert 0 < small < fastmode.folder_example_steps()

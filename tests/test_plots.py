@@ -309,11 +309,16 @@ def test_gif_html_embeds_the_gif_bytes(tmp_path):
 
     frames = [np.full((6, 6), v, dtype=np.uint8) for v in (0, 120, 255)]
     path = save_gif(frames, tmp_path / "a.gif", fps=5)
-    html = viz.gif_html(path, width=100).data
+    html = viz.gif_html(path, width=100, alt='three frames: black, grey, "white"').data
     payload = html.split("base64,")[1].split('"')[0]
     assert base64.b64decode(payload) == path.read_bytes() and 'width="100"' in html
+    assert 'alt="three frames: black, grey, &quot;white&quot;"' in html  # escaped: the quote cannot end the attribute
     with pytest.raises(ValueError, match="GIF"):
-        viz.gif_html(b"\x89PNG....")
+        viz.gif_html(b"\x89PNG....", alt="not a GIF")
+    with pytest.raises(ValueError, match="alt must say what the animation shows"):
+        viz.gif_html(path, alt="  ")
+    with pytest.raises(TypeError, match="alt"):
+        viz.gif_html(path)  # no default: every GIF on a page says what it shows
 
 
 # ---------------------------------------------------------------------- chapter 5, second edition

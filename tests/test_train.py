@@ -14,6 +14,7 @@ import torch
 from conftest import cli_command, no_host_reads, subprocess_env, tiny_unet_overrides
 from conftest import tiny_config as tiny
 
+from ddpm_edu.data.stream import BatchIterator
 from ddpm_edu.training import checkpoint as ck
 from ddpm_edu.training import train as T
 from ddpm_edu.training.build import resolve_precision
@@ -162,12 +163,15 @@ def test_training_steps_do_not_read_values_back(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("precision,labels", [("bf16", "false"), ("fp16", "false"), ("bf16", "true")])
-def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path, precision, labels):
+@pytest.mark.parametrize("precision,labels,accumulate",
+                         [("bf16", "false", 1), ("fp16", "false", 1), ("bf16", "true", 1), ("bf16", "false", 2),
+                          ("fp16", "true", 2)])
+def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path, precision, labels, accumulate):
     """Between boundaries the loop must not synchronise with the GPU: torch's sync debug mode turns
-    any wait (a value read back, a blocking copy) into an error. Label dropout included."""
+    any wait (a value read back, a blocking copy) into an error. Label dropout and micro-batches included."""
     tr = T.Trainer(tiny("train.device=cuda", f"train.precision={precision}", "train.channels_last=true",
-                        "train.log_every=1000", f"data.labels={labels}", steps=50), tmp_path / "run")
+                        "train.log_every=1000", f"data.labels={labels}", f"train.accumulate={accumulate}",
+                        steps=50), tmp_path / "run")
     tr.setup()
     for k in (1, 2):  # lazy set-up (optimizer state, library handles) may wait once
         tr.train_step(k)
@@ -235,6 +239,42 @@ def test_checkpoints_record_the_classes_and_resume_refuses_a_change_of_labels(tm
     plain = T.train(tiny(steps=2), tmp_path / "plain")
     assert ck.load_checkpoint(plain.checkpoint)["num_classes"] is None
     assert "num_classes" not in ck.load_safetensors(tmp_path / "plain" / "ema.safetensors")[1]
+
+
+class Float64Batches(BatchIterator):
+    """The digits stream in float64."""
+
+    def __next__(self) -> torch.Tensor:
+        return super().__next__().double()
+
+
+def test_accumulated_micro_batches_make_the_step_of_the_whole_batch_in_float64(tmp_path, monkeypatch):
+    """train.accumulate = k: the gradient, the loss and the weights after one Adam step equal those of the
+    whole batch to float64 rounding, because the micro-batches use the whole batch's rows of t and eps.
+    Without clipping, a missing 1/k would scale the gradients k times; Adam's first step hides that, the
+    gradient does not."""
+    from ddpm_edu.data.digits import load_digits
+    from ddpm_edu.nets import unet
+
+    build, embed = T.build_model, unet.timestep_embedding
+    monkeypatch.setattr(T, "build_model", lambda cfg: build(cfg).double())
+    monkeypatch.setattr(unet, "timestep_embedding", lambda t, dim: embed(t, dim).double())
+    seen = {}
+    for k in (1, 4, 16):
+        cfg = tiny("model.dropout=0.0", "train.grad_clip=null", f"train.accumulate={k}", steps=1)
+        tr = T.Trainer(cfg, tmp_path / f"k{k}", data=Float64Batches(load_digits(), 16, seed=1))
+        tr.setup()
+        tr.train_step(1)
+        assert {int(st["step"]) for st in tr.opt.state.values()} == {1}  # one optimiser step
+        assert tr.window.sums[3].item() == 1  # and one logged step
+        seen[k] = ([p.grad for p in tr.model.parameters()], list(tr.model.parameters()), tr.window.sums[0].item())
+    grads, params, loss = seen[1]
+    assert all(p.dtype == torch.float64 for p in params)
+    for k in (4, 16):
+        assert seen[k][2] == pytest.approx(loss, rel=2e-7, abs=0)  # the log window holds the loss in float32
+        assert max((a - b).abs().max().item() for a, b in zip(seen[k][0], grads)) < 1e-12
+        assert max((a - b).abs().max().item() for a, b in zip(seen[k][1], params)) < 1e-12
+    assert max(g.abs().max().item() for g in grads) > 0.1  # gradients far above the tolerance
 
 
 def test_resume_never_refuses_a_used_folder(tmp_path):

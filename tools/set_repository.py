@@ -46,6 +46,11 @@ def _links(repo: str) -> dict[str, tuple[re.Pattern, str, str]]:
             "install": (INSTALL_URL, repo, f"git+https://github.com/{repo}")}
 
 
+def notebooks(root: Path = ROOT) -> list[Path]:
+    """The book's notebooks, each with an install cell: the chapters and the notebook pages of "Using the library"."""
+    return sorted([*(root / "book").glob("*.ipynb"), *(root / "book" / "using").glob("*.ipynb")])
+
+
 def configured(root: Path = ROOT) -> str:
     """The OWNER/NAME of ``repository.url`` in ``_config.yml``."""
     m = CONFIG_URL.search((root / "_config.yml").read_text())
@@ -57,14 +62,14 @@ def configured(root: Path = ROOT) -> str:
 def install_refs(root: Path = ROOT) -> dict[str, set[str]]:
     """{chapter: the @REFs its install cell names}; an empty string stands for no ref (the default branch)."""
     return {str(nb.relative_to(root)): {ref for _, ref in PINNED_URL.findall(nb.read_text())}
-            for nb in sorted((root / "book").glob("*.ipynb"))}
+            for nb in notebooks(root)}
 
 
 def mismatches(root: Path = ROOT) -> list[str]:
     """One line per chapter whose install cell does not name the configured repository (or names none),
     and one if the chapters' install cells do not all name the same ref."""
     want, bad = configured(root), []
-    for nb in sorted((root / "book").glob("*.ipynb")):
+    for nb in notebooks(root):
         found = set(INSTALL_URL.findall(nb.read_text()))
         if found != {want}:
             bad.append(f"{nb.relative_to(root)}: installs from {sorted(found) or 'nothing'}, _config.yml names {want}")
@@ -97,7 +102,7 @@ def set_repository(repo: str, root: Path = ROOT, ref: str | None = None) -> list
         raise ValueError(f"expected a commit, tag or branch for the ref (e.g. a 40-digit SHA), got {ref!r}")
     edits = [(root / "_config.yml", CONFIG_URL, rf"\g<1>https://github.com/{repo}")]
     pinned = f"git+https://github.com/{repo}" + (f"@{ref}" if ref else "")
-    edits += [(nb, PINNED_URL, pinned) for nb in sorted((root / "book").glob("*.ipynb"))]
+    edits += [(nb, PINNED_URL, pinned) for nb in notebooks(root)]
     for page, kinds in LINK_PAGES.items():
         for kind in kinds:
             pattern, _, replacement = _links(repo)[kind]

@@ -118,7 +118,9 @@ _NOT_HASHED = {
 }
 
 # Fields added after models were cached, left out while they are off, so those models keep their keys.
-_ADDED_OFF = {("data", "labels"): False, ("train", "p_uncond"): None}
+_ADDED_OFF = {("data", "labels"): False, ("train", "p_uncond"): None,  # chapter 10's labels
+              ("data", "image_size"): None, ("data", "channels"): None, ("data", "skip_bad"): False,  # folders
+              ("train", "accumulate"): 1}
 
 
 def config_hash(cfg: Config, length: int = 16) -> str:

@@ -16,9 +16,10 @@ from typing import Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-from ddpm_edu.data import CLASSES, SHAPES, DataError
+from ddpm_edu.data import CLASSES, DataError, example_shape
 from ddpm_edu.data.cifar10 import load_cifar10
 from ddpm_edu.data.digits import load_digit_labels, load_digits
+from ddpm_edu.data.folder import load_folder
 from ddpm_edu.data.stream import BatchIterator
 from ddpm_edu.data.toy import load_toy
 from ddpm_edu.schedules import Schedule
@@ -140,11 +141,17 @@ def make_optimizer(cfg: Config, params: Iterable[nn.Parameter], device: torch.de
 
 
 # --------------------------------------------------------------------------- data
-def load_dataset(cfg: Config) -> Tensor:
-    """The whole training set of ``cfg.data``: uint8 (N, 3, 32, 32), or float (N, 1, 8, 8) / (N, 2)."""
+def load_dataset(cfg: Config, progress: bool = False) -> Tensor:
+    """The whole training set of ``cfg.data``: uint8 (N, C, H, W), or float (N, 1, 8, 8) / (N, 2).
+
+    ``progress``: a progress bar while a folder of many images is decoded (once; it is cached).
+    """
     d = cfg.data
     if d.dataset == "cifar10":
         return load_cifar10(d.root, download=d.download, verify_md5=d.verify_md5)
+    if d.dataset == "folder":
+        c, size, _ = data_shape(cfg)
+        return load_folder(d.root, size, c, skip_bad=d.skip_bad, progress=progress)
     if d.dataset == "digits":
         return load_digits()
     if d.dataset == "toy2d":
@@ -152,11 +159,11 @@ def load_dataset(cfg: Config) -> Tensor:
     raise DataError(f"unknown data.dataset {d.dataset!r}")
 
 
-def load_examples(cfg: Config) -> tuple[Tensor, Tensor | None]:
+def load_examples(cfg: Config, progress: bool = False) -> tuple[Tensor, Tensor | None]:
     """:func:`load_dataset`'s training set and, with ``data.labels``, its labels (N,) int64 (else None)."""
     d = cfg.data
     if not d.labels:
-        return load_dataset(cfg), None
+        return load_dataset(cfg, progress=progress), None
     if d.dataset == "cifar10":  # images and labels in one pass over the files
         return load_cifar10(d.root, download=d.download, verify_md5=d.verify_md5, labels=True)
     if d.dataset == "digits":
@@ -165,8 +172,8 @@ def load_examples(cfg: Config) -> tuple[Tensor, Tensor | None]:
 
 
 def data_shape(cfg: Config) -> tuple[int, ...]:
-    """The shape of one example: (3, 32, 32), (1, 8, 8) or (2,)."""
-    return SHAPES[cfg.data.dataset]
+    """The shape of one example: (3, 32, 32), (1, 8, 8), (2,), or (channels, image_size, image_size) for a folder."""
+    return example_shape(cfg.data.dataset, cfg.data.image_size, cfg.data.channels)
 
 
 def make_batches(cfg: Config, device: torch.device | str = "cpu", world: World = SINGLE) -> BatchIterator:
@@ -176,7 +183,7 @@ def make_batches(cfg: Config, device: torch.device | str = "cpu", world: World =
     With several processes, each one gets its rows of every global batch of ``data.batch_size``.
     """
     device = torch.device(device)
-    data, labels = load_examples(cfg)
+    data, labels = load_examples(cfg, progress=cfg.train.progress and world.is_main)
     resident = cfg.data.device_resident
     if resident == "auto":
         resident = device.type == "cuda"
@@ -187,7 +194,7 @@ def make_batches(cfg: Config, device: torch.device | str = "cpu", world: World =
         cfg.data.batch_size,
         seed=cfg.seed + 1,
         device=device,
-        hflip=cfg.data.hflip and cfg.data.dataset == "cifar10",
+        hflip=cfg.data.hflip and cfg.data.dataset in ("cifar10", "folder"),
         channels_last=cfg.train.channels_last,
         rows=world.rows(cfg.data.batch_size),
         labels=labels,

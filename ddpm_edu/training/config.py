@@ -3,18 +3,19 @@
 The seed's ``configs/train.yml``/``test.yml``, done properly (chapter 9 and the command line).
 A config file has the sections below; every field has a default, so a file only lists what it
 changes. :func:`load_config` reads a preset name (``cifar10``, ``cifar10-small``, ``digits``,
-``digits-guided``, ``toy2d``, shipped in ``ddpm_edu/training/configs/``) or a path, applies ``--set``-style overrides such as
-``"train.steps=2000"`` and validates everything at once: unknown keys (with the nearest valid
-key suggested), wrong types and out-of-range values all end up in ONE :class:`ConfigError` that
-names the file and every offending key.
+``digits-guided``, ``toy2d``, ``folder``, shipped in ``ddpm_edu/training/configs/``) or a path, applies
+``--set``-style overrides such as ``"train.steps=2000"`` and validates everything at once: unknown keys
+(with the nearest valid key suggested), wrong types and out-of-range values all end up in ONE
+:class:`ConfigError` that names the file and every offending key.
 
 The dataclasses are pydantic dataclasses, so every way of making one validates it: the
 constructor, :meth:`Config.replace` and ``dataclasses.replace``. Schedule and U-Net arguments are
 checked by :func:`ddpm_edu.schedules.schedule_problems` and :func:`ddpm_edu.nets.unet.unet_problems`,
 and the valid names come from the modules that use them. The sampler's settings are checked
-by :func:`ddpm_edu.sampling.sampler_problems`. Checks that relate several fields (beta_1 <= beta_T,
-the model kind and U-Net depth for the data set, DDIM steps <= T) run once those fields are valid
-themselves. YAML 1.1 reads ``1e-4`` as a string; float fields parse it.
+by :func:`ddpm_edu.sampling.sampler_problems`, and an image folder's by
+:func:`ddpm_edu.data.folder.folder_problems`. Checks that relate several fields (beta_1 <= beta_T, the
+model kind and U-Net depth for the data set, micro-batches that split the batch, DDIM steps <= T)
+run once those fields are valid themselves. YAML 1.1 reads ``1e-4`` as a string; float fields parse it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import pydantic
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, ValidationError
 
-from ddpm_edu.data import CLASSES, SHAPES
+from ddpm_edu.data import CLASSES, DEFAULT_ROOT, example_shape
+from ddpm_edu.data.folder import folder_problems
 from ddpm_edu.data.toy import TOY_DATASETS
 from ddpm_edu.losses import TARGETS
 from ddpm_edu.nets.unet import PRESETS, unet_problems
@@ -166,16 +168,23 @@ def _fail_if(problems: list[str]) -> None:
 class DataConfig:
     """The ``data:`` section: which data set, where it lives and how it is batched."""
 
-    dataset: Literal["cifar10", "digits", "toy2d"] = "cifar10"  # which data set to train on
-    root: str = "~/.cache/ddpm_edu/data"  # CIFAR-10 lives in <root>/cifar-10-batches-py/
+    dataset: Literal["cifar10", "digits", "toy2d", "folder"] = "cifar10"  # which data set to train on
+    root: str = DEFAULT_ROOT  # CIFAR-10 lives in <root>/cifar-10-batches-py/; folder: the folder of your images
     download: Bool = True  # try to download CIFAR-10 when it is missing (needs internet)
     verify_md5: Bool = True  # check CIFAR-10's published md5 sums; false only for re-packed copies or test fixtures
-    hflip: Bool = True  # random horizontal flips (CIFAR-10 only; digits and 2-D points are never flipped)
+    hflip: Bool = True  # random horizontal flips (CIFAR-10 and folders; digits and 2-D points are never flipped)
+    image_size: PosInt | None = None  # folder: resize the short side and centre-crop to this (None: 32)
+    channels: Literal[1, 3] | None = None  # folder: 1 (greyscale) or 3 (RGB) (None: 3)
+    skip_bad: Bool = False  # folder: leave out files that cannot be read, and say how many, instead of stopping
     toy: Literal[TOY_DATASETS] = "moons"  # the 2-D data set when dataset = toy2d
     toy_n: PosInt = 8192  # how many 2-D points make up the toy training set
     batch_size: PosInt = 128  # images (or points) per optimiser step: the global batch, split evenly over torchrun's processes
     device_resident: Literal["auto", True, False] = "auto"  # keep the whole set on the device; auto: on CUDA only
     labels: Bool = False  # train a class-conditional model on the labels (digits, cifar10; chapter 10)
+
+    def __post_init__(self) -> None:
+        bad = folder_problems(self.dataset, self.root, self.image_size, self.channels, self.skip_bad)
+        _fail_if([f"{k}: {msg}" for k, msg in bad.items()])
 
 
 UNET_FIELDS = ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "num_heads")
@@ -222,6 +231,7 @@ class TrainConfig:
     """The ``train:`` section: the optimiser, precision, device, logging, checkpoints and resume."""
 
     steps: PosInt = 800_000  # optimiser steps; training stops exactly here
+    accumulate: PosInt = 1  # micro-batches per optimiser step (gradient accumulation); divides each process's batch
     lr: PosFloat = 2e-4  # peak learning rate
     optimizer: Literal["adam", "adamw"] = "adam"  # Ho et al. use Adam
     weight_decay: NonNegFloat = 0.0  # (decoupled for adamw)
@@ -290,7 +300,7 @@ class Config:
         if m.kind != want:
             problems.append(f"model.kind: data.dataset={d.dataset} needs model.kind={want}, got {m.kind!r}")
         elif m.kind == "unet":
-            _, h, _ = SHAPES[self.data.dataset]
+            _, h, _ = example_shape(d.dataset, d.image_size, d.channels)
             bad = unet_problems(m.preset, **m.unet_overrides(), image_size=h).get("image_size")
             if bad:
                 problems.append(f"model.ch_mult: {bad} (the size of data.dataset={d.dataset})")
@@ -298,6 +308,9 @@ class Config:
             problems.append(f"data.labels: data.dataset={d.dataset} has no labels; these have: {', '.join(CLASSES)}")
         if self.train.p_uncond is not None and not d.labels:
             problems.append("train.p_uncond: label dropout needs data.labels=true; leave it unset without labels")
+        if d.batch_size % self.train.accumulate:
+            problems.append(f"train.accumulate: {self.train.accumulate} micro-batches must split data.batch_size = "
+                            f"{d.batch_size} evenly; use a divisor of it")
         sc = self.sample  # each setting is fine: this is DDIM's steps <= T
         bad = sampler_problems(sc.sampler, sc.steps, sc.eta, sc.variance, self.diffusion.T)
         problems += [f"sample.{k}: {msg}" for k, msg in bad.items()]

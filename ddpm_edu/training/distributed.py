@@ -9,7 +9,8 @@ every method below is then a no-op that returns its input, so the single-process
 A :class:`World` says which process this is (``rank`` of ``size``) and offers the few collective
 operations the trainer and the sampler use: a barrier, the largest of an integer over the processes
 (the stop flag), the mean of a tensor (the log window) and the gathering of a tensor (the guard's
-record), plus :meth:`World.rows`, this process's share of a global batch. Every process must call
+record), plus :meth:`World.rows`, this process's share of a global batch, and, for gradient
+accumulation, :meth:`World.micro_rows` and :meth:`World.no_sync`. Every process must call
 each of them at the same point, in the same order: that is what keeps the processes in step.
 
 Process management (starting, watching and stopping processes; ending the whole job when one
@@ -55,6 +56,18 @@ class World:
         b = batch // self.size
         return slice(self.rank * b, (self.rank + 1) * b)
 
+    def micro_rows(self, batch: int, k: int) -> int:
+        """The rows of each of this process's ``k`` micro-batches: B / (W k); an error unless W k divides B."""
+        rows = self.rows(batch)
+        b = rows.stop - rows.start
+        if b % k:
+            raise DistributedError(
+                f"train.accumulate = {k} must split each process's rows evenly: data.batch_size = {batch} over "
+                f"{self.size} processes is {b} rows each; use an accumulate that divides {b}, or a batch_size "
+                f"that is a multiple of {self.size * k}."
+            )
+        return b // k
+
     def device(self, device: torch.device) -> torch.device:
         """The device this process uses: ``cuda:LOCAL_RANK`` for CUDA when distributed, else ``device`` itself."""
         if self.size == 1 or device.type != "cuda":
@@ -72,6 +85,16 @@ class World:
         # gradients as views into the all-reduce buckets: no copy, and no stride warning for 1x1 convolutions
         return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
                                        gradient_as_bucket_view=True)
+
+    def no_sync(self, model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+        """A block whose backward pass keeps its gradients on this process, unless ``sync`` (or one process).
+
+        Gradient accumulation: every micro-batch but the last adds to the local gradients, and the
+        last backward pass averages the sum over the processes once (DistributedDataParallel's ``no_sync``).
+        """
+        if self.size == 1 or sync:
+            return contextlib.nullcontext()
+        return model.no_sync()
 
     def barrier(self) -> None:
         """Wait until every process has reached this line (a CPU collective, whichever device each process uses)."""

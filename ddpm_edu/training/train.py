@@ -26,6 +26,14 @@ RNG and the data order, so on the CPU it is bit-for-bit the run that was never i
 SIGTERM and Ctrl-C set a flag; at the next step boundary the trainer writes a checkpoint and
 returns (the command line then exits with 128 + the signal number).
 
+Gradient accumulation (``train.accumulate`` = k, :meth:`Trainer.accumulate_grad`) splits each
+process's rows of the batch into k micro-batches, each with the rows of t and eps that the whole batch
+would use, and adds up their gradients, each scaled by 1/k, before the one optimiser step; only the
+last backward pass averages over the processes. A step with k is then the step on the whole batch,
+with the activation memory of a micro-batch. Warmup, EMA, the guard, the log and the checkpoints
+count optimiser steps, as before. Dropout draws a mask per micro-batch, so with dropout > 0 the two
+agree in distribution, not bit for bit.
+
 The step loop does not wait for the accelerator: a non-finite step is skipped on the device, and
 the guard is read back only every ``train.log_every`` steps and before every checkpoint or sample
 grid, where it raises :class:`~ddpm_edu.training.guard.NonFiniteError` naming the bad step. So no
@@ -163,11 +171,12 @@ class Trainer:
         if state is not None:
             check_compatible(cfg, state["config"], path)
         self.data = self.data if self.data is not None else make_batches(cfg, self.device, self.world)
+        self.world.micro_rows(self.data.batch_size, cfg.train.accumulate)  # train.accumulate splits each process's rows
         seed_everything(cfg.seed)  # model init and dropout
         fmt = torch.channels_last if cfg.train.channels_last else torch.preserve_format
         self.model = build_model(cfg).to(self.device, memory_format=fmt).train()
-        self.fwd = self.world.data_parallel(self.model)  # DDP with several processes: gradients averaged
-        self.fwd = torch.compile(self.fwd) if cfg.train.compile else self.fwd
+        self.ddp = self.world.data_parallel(self.model)  # DDP with several processes: gradients averaged
+        self.fwd = torch.compile(self.ddp) if cfg.train.compile else self.ddp
         self.ema = EMA(self.model, cfg.train.ema_decay)
         self.schedule = build_schedule(cfg, self.device)
         self.opt = make_optimizer(cfg, self.model.parameters(), self.device)
@@ -190,13 +199,9 @@ class Trainer:
         lr = set_lr(self.opt, lr_at(step, tc.lr, tc.warmup))  # warmup
         x0, y = _split(next(self.data))  # Alg. 1, line 2: x0 ~ q(x0), (B / W, C, H, W) in [-1, 1], on the device
         y = self.dropped_labels(y)  # labels (B / W,) or None; Ho & Salimans, Alg. 1, line 3
-        t, eps = self.shared_t_eps(x0)  # lines 3-4 with several processes; None: l_simple draws them
-        net = self.fwd if y is None else lambda xt, t_: self.fwd(xt, t_, y)  # eps_theta(x_t, t[, y])
-        with autocast(self.device, self.amp_dtype):  # mixed precision
-            loss = l_simple(net, x0, self.schedule, target=self.cfg.diffusion.target, t=t, eps=eps,
-                            generator=self.gen)  # lines 3-5
+        t, eps = self.shared_t_eps(x0)  # lines 3-4 for the whole batch; None: l_simple draws them
         self.opt.zero_grad(set_to_none=True)
-        self.guard.backward(loss)  # line 5: the gradient
+        loss = self.accumulate_grad(x0, y, t, eps)  # lines 3-5: the loss and its gradient
         grad_norm = self.guard.clip(self.opt, self.model.parameters(), tc.grad_clip)  # clipping
         self.guard.step(self.opt, step, loss, grad_norm)  # the Adam step, skipped if not finite
         self.ema.update(self.model)  # EMA of the weights
@@ -215,14 +220,38 @@ class Trainer:
         u = torch.rand(self.data.batch_size, generator=self.gen, device=y.device)[self.data.rows]  # (B / W,)
         return drop_labels(y, label_dropout(self.cfg), self.model.num_classes, u=u)
 
+    def accumulate_grad(self, x0: Tensor, y: Tensor | None, t: Tensor | None, eps: Tensor | None) -> Tensor:
+        """Gradients of L_simple on the batch, summed over ``train.accumulate`` = k micro-batches; returns the loss.
+
+        The batch's loss is the mean of k equal micro-batch means, L = (1/k) sum_i L_i, so the backward
+        passes of L_i / k add up to the gradient of L: one step with k equals one step on the whole batch.
+        x0: (B/W, ...); y: (B/W,) labels or None; t: (B/W,) and eps like x0, or None (one micro-batch:
+        l_simple draws them).
+        With several processes, only the last backward pass averages the gradients over them.
+        """
+        k = self.cfg.train.accumulate
+        parts = zip(*(a.chunk(k) if a is not None else [None] * k for a in (x0, y, t, eps)))
+        losses = []
+        for i, (x0_i, y_i, t_i, eps_i) in enumerate(parts):  # (B / (W k), ...) each
+            net = self.fwd if y_i is None else (lambda xt, t_, y_i=y_i: self.fwd(xt, t_, y_i))  # eps_theta(x_t, t[, y])
+            with self.world.no_sync(self.ddp, sync=i == k - 1):
+                with autocast(self.device, self.amp_dtype):  # mixed precision
+                    loss_i = l_simple(net, x0_i, self.schedule, target=self.cfg.diffusion.target,
+                                      t=t_i, eps=eps_i, generator=self.gen)  # Alg. 1, lines 3-5
+                self.guard.backward(loss_i / k)  # line 5: its share of the gradient
+            losses.append(loss_i.detach())
+        return torch.stack(losses).mean()  # L = (1/k) sum_i L_i
+
     def shared_t_eps(self, x0: Tensor) -> tuple[Tensor | None, Tensor | None]:
         """Alg. 1, lines 3-4 for the global batch, and this process's rows of them: (t (B/W,), eps like x0).
 
         Every process draws t ~ U{1..T} (B,) and then eps ~ N(0, I) (B, ...) from the same generator,
         exactly as one process's l_simple draws them for the batch of B, and keeps its rows; so W
-        processes together use one process's t and eps. In one process: (None, None).
+        processes together use one process's t and eps, and micro-batches (``train.accumulate``) the
+        rows that the whole batch would. One process, one micro-batch: (None, None), and l_simple
+        draws the same t and eps itself.
         """
-        if self.world.size == 1:
+        if self.world.size == 1 and self.cfg.train.accumulate == 1:
             return None, None
         B, rows = self.data.batch_size, self.data.rows
         t = sample_t(B, self.schedule.T, generator=self.gen, device=x0.device)  # (B,)
@@ -404,10 +433,10 @@ def check_compatible(cfg: Config, saved: dict, path: Path) -> None:
     now = config_to_dict(cfg)
     diffs = [f"{sec}.{k}: checkpoint {saved[sec].get(k)!r}, config {v!r}"
              for sec in ("model", "diffusion") for k, v in now[sec].items() if saved.get(sec, {}).get(k) != v]
-    for k in ("dataset", "labels"):  # a checkpoint from before data.labels had none
+    for k in ("dataset", "labels", "image_size", "channels"):  # labels: a checkpoint from before them had none
         was = saved.get("data", {}).get(k, False if k == "labels" else None)
-        if was != getattr(cfg.data, k):
-            diffs.append(f"data.{k}: checkpoint {was!r}, config {getattr(cfg.data, k)!r}")
+        if was != now["data"][k]:
+            diffs.append(f"data.{k}: checkpoint {was!r}, config {now['data'][k]!r}")
     if diffs:
         raise ckpt.CheckpointError(
             f"Checkpoint {path} was trained with another model or data set than this config, so it cannot "

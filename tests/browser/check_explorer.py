@@ -13,7 +13,8 @@ page it moves every slider and every kind button (one slider by a real mouse dra
 input events, as a drag sends them) and checks that the curves, the readouts and the noised image
 change, that the image equals ddpm_edu's x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps
 pixel for pixel (within 1 of 255), that beta_1 > beta_T shows a message and recovers, and that a
-schedule which does not finish noising is flagged. Exits 1 on the first failure.
+schedule which does not finish noising is flagged, and that one arrow key moves each slider.
+Exits 1 on the first failure.
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ SET_SLIDER = """(box, [name, to]) => {
 }"""
 
 
+def beta_rung(v: float) -> int:
+    """The position of beta = v on a beta slider: its index among the numbers with two significant digits from
+    1e-6 up, 90 per decade (explorer.js's ladder)."""
+    m, e = f"{v:.1e}".split("e")
+    return (int(e) + 6) * 90 + round(float(m) * 10) - 10
+
+
 def wait_painted(page: Page) -> None:
     page.wait_for_timeout(150)  # two animation frames
 
@@ -145,27 +153,37 @@ def exercise(page: Page, i: int, box, config: dict, pixel_checks: list, real_dra
     if kinds:
         box.locator('input[type=radio][value="quadratic"]').check()
     if "beta_1" in names and "beta_T" in names:
-        box.evaluate(SET_SLIDER, ["beta_1", -4])  # 1e-4
-        box.evaluate(SET_SLIDER, ["beta_T", -1.69897])  # 0.02
+        box.evaluate(SET_SLIDER, ["beta_1", beta_rung(1e-4)])
+        box.evaluate(SET_SLIDER, ["beta_T", beta_rung(0.02)])
         wait_painted(page)
         flagged = snap()
         check("does not finish noising" in flagged["warn"], "quadratic 1e-4 -> 0.02 is flagged as not finishing")
         check("not comparable" in flagged["table"], "and its share of near-noise steps reads 'not comparable'")
-        box.evaluate(SET_SLIDER, ["beta_1", -1])  # 0.1 > beta_T
+        box.evaluate(SET_SLIDER, ["beta_1", beta_rung(0.1)])  # > beta_T
         wait_painted(page)
         bad = snap()
         check("needs beta_1 <= beta_T" in bad["msg"] and "—" in bad["table"], f"beta_1 > beta_T shows a message: {bad['msg']!r}")
-        box.evaluate(SET_SLIDER, ["beta_1", -4])
+        box.evaluate(SET_SLIDER, ["beta_1", beta_rung(1e-4)])
         wait_painted(page)
         check(snap()["msg"] == "", "and the message goes once beta_1 <= beta_T again")
         box.locator('input[type=radio][value="linear"]').check()
     if "beta" in names:  # chapter 3's constant step: too slow, then too fast
-        box.evaluate(SET_SLIDER, ["beta", -4])
+        box.evaluate(SET_SLIDER, ["beta", beta_rung(1e-4)])
         wait_painted(page)
         check("does not finish noising" in snap()["warn"], "a constant beta = 1e-4 (sigma = 0.01) is flagged as not finishing")
-        box.evaluate(SET_SLIDER, ["beta", -2])
+        box.evaluate(SET_SLIDER, ["beta", beta_rung(0.01)])
         wait_painted(page)
         check(snap()["warn"] == "", "a constant beta = 0.01 (sigma = 0.1) finishes")
+    for name in names:  # the keyboard alone: one arrow key moves each visible slider, and what it reads
+        inp = box.locator(f'input[data-name="{name}"]')
+        if not inp.is_visible():
+            continue
+        old, said = snap()["settings"], inp.get_attribute("aria-valuetext")
+        inp.focus()
+        page.keyboard.press("ArrowRight")
+        wait_painted(page)
+        check(snap()["settings"] != old and inp.get_attribute("aria-valuetext") != said,
+              f"{name}: one ArrowRight moves it ({said} -> {inp.get_attribute('aria-valuetext')})")
 
 
 def main() -> int:

@@ -8,7 +8,8 @@ every page (each *.html outside the folders whose name starts with "_") checks t
 
 - the page loads with no console error, no uncaught exception and no failed request;
 - nothing is requested from outside the local server;
-- every <img> (PNGs and GIFs alike) decodes to a non-zero natural width;
+- every <img> (PNGs and GIFs alike) decodes to a non-zero natural width, and every one inside the page's
+  content (<main>) has alt text: not empty, and not a file name (Sphinx's alt when a cell gives none);
 - every equation is typeset: MathJax's startup promise resolves, each span.math/div.math holds an
   mjx-container, no MathJax error is shown, and no raw \\( \\[ $$ is left in the text outside code;
 - no traceback or error output appears (a cell's traceback, stderr naming an error, a Sphinx
@@ -19,12 +20,18 @@ every page (each *.html outside the folders whose name starts with "_") checks t
   that changes its canvas, with no error;
 - the kernel-free sliders are there and work: no widget is left that needs a kernel, each
   schedule explorer has mounted its sliders, and in every group of sliders (one explorer, or
-  one output) each visible slider changes something and at least one changes the figure (canvas
-  pixels, an image or an SVG).
+  one output) each visible slider changes something, and one press of an arrow key on it
+  changes its value and what it reads; at least one slider changes the figure (canvas pixels,
+  an image or an SVG);
+- axe-core (``node_modules/axe-core``, pinned in package.json, injected from disk) finds no
+  serious or critical accessibility violation, in the light theme, nor a colour contrast one in
+  the dark theme; each is printed with its rule, impact and the elements it names. The few that
+  come from the theme's own markup are listed in AXE_THEIRS, each with the reason.
 
-It saves a full-page screenshot of each page (taken before the sliders move) and prints one line
-per problem; with ``--report`` it also writes them as JSON ({page: [problems]}). Exits 1 if any
-page has a problem. ``check_explorer.py`` goes deeper on the explorers (pixels against ddpm_edu).
+It saves two full-page screenshots of each page, in the light and in the dark theme, set as the
+theme's switch sets it (taken before the sliders move), and prints one line per problem; with
+``--report`` it also writes them as JSON ({page: [problems]}). Exits 1 if any page has a problem.
+``check_explorer.py`` goes deeper on the explorers (pixels against ddpm_edu).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from pathlib import Path
 
 from browser import NOT_OURS, SET_RANGE, keep_local, launch, serve  # tests/browser/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"  # `npm ci` installs it
 
 VIEWPORT = {"width": 1280, "height": 900}
 RAW_MATH = re.compile(r"\\\(|\\\[|\$\$")  # what dollarmath and amsmath leave for MathJax to typeset
@@ -70,7 +79,9 @@ IMAGES = """async () => {
   imgs.forEach(i => { i.loading = "eager"; });
   const later = new Promise(r => setTimeout(r, 20000));  // an image still loading by then counts as broken
   await Promise.race([Promise.all(imgs.map(i => i.decode().catch(() => null))), later]);
-  return imgs.map(i => ({src: i.currentSrc || i.getAttribute("src") || "", width: i.naturalWidth}));
+  const content = document.querySelector("main") || document.body;
+  return imgs.map(i => ({src: i.currentSrc || i.getAttribute("src") || "", width: i.naturalWidth,
+                         content: content.contains(i), alt: (i.getAttribute("alt") || "").trim()}));
 }"""
 
 # Error output: a cell's traceback, stderr that names an error, any output that prints a traceback,
@@ -139,7 +150,18 @@ def check_math(page: Page) -> list[str]:
 def check_images(page: Page) -> list[str]:
     imgs = page.evaluate(IMAGES)
     print(f"  {len(imgs)} images")
-    return [f"broken image (natural width 0): {i['src'][:120]}" for i in imgs if i["width"] == 0]
+    problems = [f"broken image (natural width 0): {i['src'][:120]}" for i in imgs if i["width"] == 0]
+    return problems + [f"image without alt text: {i['src'][:120]}" for i in imgs if i["content"] and not says_what(i)]
+
+
+def says_what(img: dict) -> bool:
+    """Whether an image's alt text describes it: not empty, and not its file name, which is what Sphinx writes
+    (alt = the image's URI) when a notebook cell gives none."""
+    alt, src = img["alt"], img["src"]
+    return bool(alt) and not FILE_NAME.search(alt) and alt.rsplit("/", 1)[-1] != src.rsplit("/", 1)[-1]
+
+
+FILE_NAME = re.compile(r"^\S+\.(png|jpe?g|gif|svg|webp)$", re.IGNORECASE)  # an alt text that is a file name
 
 
 def check_errors(page: Page) -> list[str]:
@@ -165,12 +187,13 @@ def frozen_bars(text: str) -> list[str]:
 
 
 def check_sliders(page: Page) -> list[str]:
-    """Move each slider of each group away and back: each must change something, one the figure."""
+    """Move each slider of each group away and back: each must change something, one the figure. Then one arrow key
+    on each: its value must move, and what the group shows (or the slider's aria-valuetext) must change."""
     problems = []
     for g in page.evaluate(GROUPS):
         box = page.locator(f'[data-check-html="{g["group"]}"]')
         sliders = box.locator("input[type=range]")
-        moved_figure, dead, hidden = [], [], []
+        moved_figure, dead, hidden, stuck, unread = [], [], [], [], []
         for k, name in enumerate(g["sliders"]):
             inp = sliders.nth(k)
             if not inp.is_visible():  # e.g. the cosine offset s, shown only with the cosine schedule
@@ -188,11 +211,81 @@ def check_sliders(page: Page) -> list[str]:
                 dead.append(name)
             inp.evaluate(SET_RANGE, v)  # back, so that the next slider starts from the page's settings
             page.evaluate(PAINTED)
+            key, back = ("ArrowLeft", "ArrowRight") if v >= hi else ("ArrowRight", "ArrowLeft")
+            was, before = inp.evaluate(READ_SLIDER), box.evaluate(SNAPSHOT)
+            inp.focus()
+            page.keyboard.press(key)
+            page.evaluate(PAINTED)
+            now, after = inp.evaluate(READ_SLIDER), box.evaluate(SNAPSHOT)
+            if now["value"] == was["value"]:
+                stuck.append(name)
+            elif after == before and now["text"] == was["text"]:
+                unread.append(name)
+            if now["value"] != was["value"]:
+                page.keyboard.press(back)
+                page.evaluate(PAINTED)
         print(f"  sliders {g['sliders']} in {g['label'][:40]!r}: {moved_figure} change the figure"
               + (f", {hidden} hidden" if hidden else ""))
         problems += [f"slider {n!r} in {g['label']!r} changes nothing" for n in dead]
+        problems += [f"slider {n!r} in {g['label']!r}: an arrow key does not move it" for n in stuck]
+        problems += [f"slider {n!r} in {g['label']!r}: an arrow key moves it, but nothing it shows changes" for n in unread if n not in dead]
         if not moved_figure:
             problems.append(f"no slider in {g['label']!r} changes the figure ({g['sliders']})")
+    return problems
+
+
+# A slider's value, and what it reads to a screen reader.
+READ_SLIDER = """(inp) => ({value: inp.value, text: inp.getAttribute("aria-valuetext")})"""
+
+# axe-core's serious and critical violations, one per element: {id, impact, help, target}. opts: axe.run's options.
+AXE_RUN = """async (opts) => {
+  const r = await axe.run(document, Object.assign({resultTypes: ["violations"]}, opts));
+  const out = [];
+  r.violations.forEach(v => v.nodes.forEach(n => {
+    const impact = n.impact || v.impact;
+    if (impact === "serious" || impact === "critical") out.push({id: v.id, impact: impact, help: v.help, target: n.target.join(" ")});
+  }));
+  return out;
+}"""
+
+# Violations in markup that the theme (pydata-sphinx-theme, sphinx-book-theme) writes and the book does not own:
+# (rule, the element's selector as axe names it) -> why it is not fixed here. Everything else fails the page.
+AXE_THEIRS: dict[tuple[str, str], str] = {}
+
+
+def check_axe(page: Page, theme: str, rules: list[str] | None = None) -> list[str]:
+    """Run axe-core on the page as it is (the theme set); the violations that count, as problems."""
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate(AXE_RUN, {"runOnly": {"type": "rule", "values": rules}} if rules else {})
+    theirs = [f for f in found if (f["id"], f["target"]) in AXE_THEIRS]
+    if theirs:
+        print(f"  note: {len(theirs)} axe violation(s) of the theme's own markup ({theme}), not failed: "
+              f"{sorted({f['id'] + ' ' + f['target'] for f in theirs})}")
+    print(f"  axe-core ({theme}{', ' + ', '.join(rules) if rules else ''}): {len(found) - len(theirs)} serious or critical violation(s)")
+    return [f"axe ({theme}): {f['id']} ({f['impact']}) at {f['target']}: {f['help']}" for f in found if f not in theirs]
+
+
+# Switch the page's theme as pydata-sphinx-theme's button does: the mode in localStorage, data-mode and
+# data-theme on <html> (what its CSS and our widgets follow).
+SET_THEME = """(mode) => {
+  localStorage.setItem("mode", mode);
+  localStorage.setItem("theme", mode);
+  document.documentElement.dataset.mode = mode;
+  document.documentElement.dataset.theme = mode;
+}"""
+
+
+def check_dark(page: Page, shot: Path | None) -> list[str]:
+    """The dark theme: a screenshot (beside the light one), and axe's colour contrast there; then back to light."""
+    page.evaluate(SET_THEME, "dark")
+    page.evaluate(PAINTED)
+    page.wait_for_timeout(200)  # the widgets redraw their canvases at the next frame
+    if shot is not None:
+        page.screenshot(path=str(shot.with_name(shot.stem + "_dark.png")), full_page=True)
+    problems = check_axe(page, "dark", ["color-contrast"])
+    page.evaluate(SET_THEME, "light")
+    page.evaluate(PAINTED)
     return problems
 
 
@@ -260,6 +353,8 @@ def check_page(page: Page, url: str, shot: Path | None) -> list[str]:
     problems += check_errors(page)
     if shot is not None:
         page.screenshot(path=str(shot), full_page=True)
+    problems += check_axe(page, "light")
+    problems += check_dark(page, shot)
     problems += check_sliders(page)
     problems += check_live(page)
     return problems
@@ -267,6 +362,8 @@ def check_page(page: Page, url: str, shot: Path | None) -> list[str]:
 
 def check_site(root: Path, shots: Path | None, chromium: str | None = None) -> dict[str, list[str]]:
     """Check every page under ``root``; returns {page: [problems]} for all pages (empty lists when fine)."""
+    if not AXE.is_file():
+        raise SystemExit(f"{AXE} is missing: run `npm ci` in the repository root (package.json pins axe-core)")
     server, base = serve(root)
     report: dict[str, list[str]] = {}
     if shots is not None:

@@ -120,18 +120,22 @@ def plot_images(x: Tensor, nrow: int | None = None, *, title: str | None = None,
     return fig
 
 
-def gif_html(gif: bytes | str | os.PathLike, width: int | None = None) -> HTML:
+def gif_html(gif: bytes | str | os.PathLike, width: int | None = None, *, alt: str) -> HTML:
     """Chapters 8-9: a GIF (bytes or a file) as an ``IPython.display.HTML`` image with an embedded base64 data URI.
 
-    The page then shows the animation with no kernel and no network: the bytes live in the HTML.
+    The page then shows the animation with no kernel and no network: the bytes live in the HTML. ``alt`` says
+    what the animation shows, for readers who cannot see it (myst-nb's image metadata does not reach HTML).
     """
     import base64
+    from html import escape
 
     from IPython.display import HTML
 
+    if not alt.strip():
+        raise ValueError("alt must say what the animation shows (it is read to those who cannot see it)")
     data = gif if isinstance(gif, bytes) else Path(gif).read_bytes()
     if not data.startswith(b"GIF8"):
         raise ValueError("not a GIF file")
     size = f' width="{int(width)}"' if width else ""
     return HTML(f'<img src="data:image/gif;base64,{base64.b64encode(data).decode("ascii")}"{size} '
-                f'style="image-rendering: pixelated" alt="sampling trajectory (animated GIF)"/>')
+                f'style="image-rendering: pixelated" alt="{escape(alt.strip(), quote=True)}"/>')

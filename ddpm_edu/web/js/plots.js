@@ -3,26 +3,27 @@
  * Three curves against t/T on fixed axes (beta_t, alpha_bar_t, SNR_t, with DDPM's schedule in grey),
  * the photograph noised by the closed form x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps,
  * and the histogram of its pixels. noised, rgba and density are pure (tests/test_explorer.py runs them
- * under node against ddpm_edu.forward.q_sample); the paint functions only draw.
+ * under node against ddpm_edu.forward.q_sample); the paint functions only draw, in the colours of the
+ * page's theme (dom.js's colours(), read from the canvas at each paint), and describe what they drew.
  */
 var DDPMPlots = (function (X, D) {
   "use strict";
 
-  var C0 = "#1f77b4", REF = "#b8b8b8", GRID = "#e6e6e6", INK = "#333"; // this schedule, DDPM's, grid, text
   var PW = 208, PH = 160, M = { l: 42, r: 14, t: 20, b: 30 }; // plot size and margins in CSS pixels: three fit a 660-px column
   var HIST = { lo: -3.5, hi: 3.5, bins: 70 }; // the pixel histogram's range and bins
 
-  /** The three curves, in the order they are drawn: what they show, on which fixed axes, from which t. */
+  /** The three curves, in the order they are drawn: what they show (title on the canvas, text for a screen reader),
+   *  on which fixed axes, from which t. */
   var CURVES = [
-    { plot: "beta", key: "betas", title: "βₜ, the noise added at step t", log: true, y: [1e-6, 1], ticks: [1e-6, 1e-4, 1e-2, 1], from: 1 },
-    { plot: "alpha_bar", key: "alphaBar", title: "ᾱₜ, the share of x₀ left", log: false, y: [0, 1], ticks: [0, 0.5, 1], from: 0, shade: true },
-    { plot: "snr", key: "snr", title: "SNRₜ = ᾱₜ / (1 − ᾱₜ)", log: true, y: [1e-10, 1e8], ticks: [1e-8, 1e-4, 1, 1e4, 1e8], from: 1, one: true },
+    { plot: "beta", key: "betas", title: "βₜ, the noise added at step t", text: "The noise βₜ added at each step", log: true, y: [1e-6, 1], ticks: [1e-6, 1e-4, 1e-2, 1], from: 1 },
+    { plot: "alpha_bar", key: "alphaBar", title: "ᾱₜ, the share of x₀ left", text: "The share ᾱₜ of x₀ left in xₜ", log: false, y: [0, 1], ticks: [0, 0.5, 1], from: 0, shade: true },
+    { plot: "snr", key: "snr", title: "SNRₜ = ᾱₜ / (1 − ᾱₜ)", text: "The signal-to-noise ratio SNRₜ = ᾱₜ / (1 − ᾱₜ)", log: true, y: [1e-10, 1e8], ticks: [1e-8, 1e-4, 1, 1e4, 1e8], from: 1, one: true },
   ];
 
   // ------------------------------------------------------------------ axes and lines
 
   /** A plot box mapping u = t / T in [0, 1] and v to pixels; y is log or linear over the FIXED range [y0, y1]. */
-  function axes(ctx, title, log, y0, y1, yticks, xlabels) {
+  function axes(ctx, c, title, log, y0, y1, yticks, xlabels) {
     var w = PW - M.l - M.r, h = PH - M.t - M.b, f = log ? Math.log10 : function (v) { return v; };
     var ax = {
       x: function (u) { return M.l + u * w; },
@@ -32,8 +33,8 @@ var DDPMPlots = (function (X, D) {
       },
       w: w, h: h,
     };
-    frame(ctx, title);
-    ctx.strokeStyle = GRID;
+    frame(ctx, c, title);
+    ctx.strokeStyle = c.grid;
     ctx.lineWidth = 1;
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";
@@ -43,23 +44,23 @@ var DDPMPlots = (function (X, D) {
       ctx.fillText(log ? X.pow10(Math.round(Math.log10(v))) : String(v), M.l - 4, y);
     });
     xticks(ctx, xlabels.map(function (lab) { return [ax.x(lab[0]), lab[1]]; }), "t", h);
-    box(ctx, w, h);
+    box(ctx, c, w, h);
     return ax;
   }
 
-  /** Clear the canvas and write the title. */
-  function frame(ctx, title) {
+  /** Clear the canvas and write the title; c: the theme's colours (dom.js's colours()). */
+  function frame(ctx, c, title) {
     ctx.clearRect(0, 0, PW, PH);
     ctx.font = "11px sans-serif";
-    ctx.fillStyle = INK;
+    ctx.fillStyle = c.ink;
     ctx.textAlign = "left";
     ctx.textBaseline = "alphabetic";
     ctx.fillText(title, M.l, 13);
   }
 
   /** The plot's box, w x h inside the margins. */
-  function box(ctx, w, h) {
-    ctx.strokeStyle = "#999";
+  function box(ctx, c, w, h) {
+    ctx.strokeStyle = c.axis;
     ctx.lineWidth = 1;
     ctx.strokeRect(M.l + 0.5, M.t + 0.5, w, h);
   }
@@ -86,19 +87,19 @@ var DDPMPlots = (function (X, D) {
   }
 
   /** The step t: a vertical line at u = t / T, and a red dot at v when it is drawable. */
-  function marker(ctx, ax, u, v) {
-    ctx.strokeStyle = "#555";
+  function marker(ctx, c, ax, u, v) {
+    ctx.strokeStyle = c.line;
     ctx.lineWidth = 1;
     ctx.beginPath(); ctx.moveTo(ax.x(u), M.t); ctx.lineTo(ax.x(u), M.t + ax.h); ctx.stroke();
     if (isFinite(v) && v >= 0) {
-      ctx.fillStyle = "#d62728";
+      ctx.fillStyle = c.mark;
       ctx.beginPath(); ctx.arc(ax.x(u), ax.y(v), 3.5, 0, 2 * Math.PI); ctx.fill();
     }
   }
 
   /** Shade the steps with alpha_bar_t < noised (almost pure noise), one rectangle per run of them. */
-  function shadeNoised(ctx, ax, sc, noised) {
-    ctx.fillStyle = "rgba(244,162,97,0.25)";
+  function shadeNoised(ctx, c, ax, sc, noised) {
+    ctx.fillStyle = c.shade;
     for (var s = 1, run = 0; s <= sc.T + 1; s++) {
       if (s <= sc.T && sc.alphaBar[s] < noised) { if (!run) run = s; }
       else if (run) { ctx.fillRect(ax.x((run - 1) / sc.T), M.t, ax.x((s - 1) / sc.T) - ax.x((run - 1) / sc.T), ax.h); run = 0; }
@@ -107,20 +108,30 @@ var DDPMPlots = (function (X, D) {
 
   /** One of CURVES on its canvas: DDPM's curve (ref) in grey, this schedule's (sc, or null) in blue, step t marked. */
   function paintCurve(cv, spec, sc, ref, T, t, noised) {
-    var ctx = cv.getContext("2d"), xl = [[0, "0"], [0.5, String(Math.round(T / 2))], [1, String(T)]];
-    var ax = axes(ctx, spec.title, spec.log, spec.y[0], spec.y[1], spec.ticks, xl);
+    var ctx = cv.getContext("2d"), c = D.colours(cv), xl = [[0, "0"], [0.5, String(Math.round(T / 2))], [1, String(T)]];
+    var ax = axes(ctx, c, spec.title, spec.log, spec.y[0], spec.y[1], spec.ticks, xl);
     ctx.save();
     ctx.beginPath(); ctx.rect(M.l, M.t, ax.w, ax.h); ctx.clip(); // nothing leaves the box
-    if (spec.shade && sc) shadeNoised(ctx, ax, sc, noised);
+    if (spec.shade && sc) shadeNoised(ctx, c, ax, sc, noised);
     if (spec.one) { // SNR_t = 1: as much signal as noise
       var y = Math.round(ax.y(1)) + 0.5;
-      ctx.strokeStyle = "#888"; ctx.setLineDash([4, 3]);
+      ctx.strokeStyle = c.line; ctx.setLineDash([4, 3]);
       ctx.beginPath(); ctx.moveTo(M.l, y); ctx.lineTo(M.l + ax.w, y); ctx.stroke();
       ctx.setLineDash([]);
     }
-    curve(ctx, ax, ref[spec.key], ref.T, REF, spec.from);
-    if (sc) { curve(ctx, ax, sc[spec.key], T, C0, spec.from); marker(ctx, ax, T ? t / T : 0, t >= spec.from ? sc[spec.key][t] : NaN); }
+    curve(ctx, ax, ref[spec.key], ref.T, c.ref, spec.from);
+    if (sc) { curve(ctx, ax, sc[spec.key], T, c.c0, spec.from); marker(ctx, c, ax, T ? t / T : 0, t >= spec.from ? sc[spec.key][t] : NaN); }
     ctx.restore();
+    D.describe(cv, curveText(spec, sc, T, t));
+  }
+
+  /** What a curve's canvas shows, in words: the curve, its range over t, and its value at step t. */
+  function curveText(spec, sc, T, t) {
+    var what = spec.text + " against t from 0 to T = " + T + (spec.log ? ", on a log scale" : "") + "; DDPM's schedule in grey";
+    if (!sc) return what + "; no valid schedule to draw.";
+    var arr = sc[spec.key], v = function (k) { return X.fmt(arr[k]); };
+    return what + ". This schedule goes from " + v(spec.from) + " at t = " + spec.from + " to " + v(T) + " at t = " + T +
+      (t >= spec.from ? "; at the marked step t = " + t + " it is " + v(t) + "." : "; the marked step is t = " + t + ".");
   }
 
   // ------------------------------------------------------------------ the noised image and its histogram
@@ -160,16 +171,16 @@ var DDPMPlots = (function (X, D) {
 
   /** The histogram plot: x0's density in grey bars, N(0, 1) dashed, and x_t's density (or null) as a blue step line. */
   function paintHistogram(cv, x0Density, xtDensity, top) {
-    var ctx = cv.getContext("2d"), w = PW - M.l - M.r, h = PH - M.t - M.b, bw = (HIST.hi - HIST.lo) / HIST.bins;
+    var ctx = cv.getContext("2d"), c = D.colours(cv), w = PW - M.l - M.r, h = PH - M.t - M.b, bw = (HIST.hi - HIST.lo) / HIST.bins;
     var hx = function (v) { return M.l + (v - HIST.lo) / (HIST.hi - HIST.lo) * w; };
     var hy = function (d) { return M.t + h * (1 - Math.min(1.05, d / top)); };
-    frame(ctx, "pixel values of xₜ (and x₀, grey)");
+    frame(ctx, c, "pixel values of xₜ (and x₀, grey)");
     xticks(ctx, [-3, -2, -1, 0, 1, 2, 3].map(function (v) { return [hx(v), String(v)]; }), null, h);
-    box(ctx, w, h);
+    box(ctx, c, w, h);
     if (!x0Density) return; // x0 and eps are still decoding
-    ctx.fillStyle = "#ddd";
+    ctx.fillStyle = c.bar;
     x0Density.forEach(function (d, k) { if (d > 0) ctx.fillRect(hx(HIST.lo + k * bw), hy(d), w / HIST.bins + 0.3, M.t + h - hy(d)); });
-    ctx.strokeStyle = "#777";
+    ctx.strokeStyle = c.line;
     ctx.setLineDash([3, 3]);
     ctx.beginPath();
     for (var k = 0; k <= 140; k++) {
@@ -179,7 +190,7 @@ var DDPMPlots = (function (X, D) {
     ctx.stroke();
     ctx.setLineDash([]);
     if (!xtDensity) return;
-    ctx.strokeStyle = C0;
+    ctx.strokeStyle = c.c0;
     ctx.lineWidth = 1.5;
     ctx.beginPath();
     xtDensity.forEach(function (d, j) {
@@ -203,7 +214,7 @@ var DDPMPlots = (function (X, D) {
   }
 
   return {
-    C0: C0, REF: REF, PW: PW, PH: PH, HIST: HIST, CURVES: CURVES, paintCurve: paintCurve, noised: noised, rgba: rgba,
+    PW: PW, PH: PH, HIST: HIST, CURVES: CURVES, paintCurve: paintCurve, noised: noised, rgba: rgba,
     density: density, paintImage: paintImage, paintHistogram: paintHistogram, decode: decode,
   };
 })(typeof DDPMText !== "undefined" ? DDPMText : require("./text.js"),
