@@ -85,7 +85,8 @@ class MixtureEps:
     """
 
     def __init__(self, weights: Sequence[float], means: Sequence[Sequence[float]], stds: Sequence[float], s: Schedule):
-        self.w = torch.as_tensor(weights, dtype=torch.float64)
+        # the mixture weights, pi_k in the book (chapter 6); chapter 10's w is the guidance weight
+        self.w = torch.as_tensor(weights, dtype=torch.float64)  # (K,)
         self.mu = torch.as_tensor(means, dtype=torch.float64).reshape(len(self.w), -1)  # (K, D)
         self.std = torch.as_tensor(stds, dtype=torch.float64)  # (K,)
         if not torch.allclose(self.w.sum(), torch.tensor(1.0, dtype=torch.float64)) or (self.w <= 0).any():
@@ -242,6 +243,18 @@ class MixtureEps:
         return 0.5 * (exact - gauss).abs().sum().item() * (x_prev[1] - x_prev[0]).item()
 
 
+def tilted_log_density(mix: MixtureEps, x: Tensor, t: int, y: int, w: float) -> Tensor:
+    """log of the tilted density q_t(x | y)^(1 + w) / q_t(x)^w, unnormalised: (1 + w) log q_t(x | y) - w log q_t(x).
+
+    Chapter 10. q_t(x | y) is component y of ``mix`` noised to step t (:meth:`MixtureEps.component`), q_t(x)
+    the whole mixture; t in 0..T, where t = 0 is the data. x: (B, D). Returns (B,) float64.
+    """
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+        raise ValueError(f"the guidance weight w must be a finite number >= 0, got {w!r}")
+    t = as_t(t, mix.s.T, first=0)
+    return (1 + w) * mix.component(y).log_density(x, t) - w * mix.log_density(x, t)
+
+
 def tilted_eps(mix: MixtureEps, x: Tensor, t: int, y: int, w: float) -> Tensor:
     """The exact eps* of the tilted density q_t(x | y)^(1 + w) / q_t(x)^w, from its log density by autograd.
 
@@ -255,7 +268,7 @@ def tilted_eps(mix: MixtureEps, x: Tensor, t: int, y: int, w: float) -> Tensor:
     t = as_t(t, mix.s.T)
     x = x.detach().double().requires_grad_(True)
     with torch.enable_grad():  # also under a caller's torch.no_grad()
-        log_tilted = (1 + w) * mix.component(y).log_density(x, t) - w * mix.log_density(x, t)  # (B,)
+        log_tilted = tilted_log_density(mix, x, t, y, w)  # (B,)
         (score,) = torch.autograd.grad(log_tilted.sum(), x)  # rows are independent: each row's gradient
     return eps_from_score(score, t, mix.s)  # eps = -sqrt(1 - alpha_bar_t) score
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.analytic import GaussianEps, MixtureEps, ddim_moments, ddpm_moments, grid_moments, tilted_eps
+from ddpm_edu.analytic import (GaussianEps, MixtureEps, ddim_moments, ddpm_moments, grid_moments, tilted_eps,
+                              tilted_log_density)
 from ddpm_edu.guidance import guided_eps
 from ddpm_edu.posterior import mean_from_eps
 from ddpm_edu.sampling import ddim_sample, ddim_timesteps, sample
@@ -355,3 +356,23 @@ def test_classes_out_of_range_are_refused():
         CLASSES.class_eps(grid2d(3), 5, torch.tensor([0, 1, 3] * 3))
     with pytest.raises(ValueError, match="t must lie in"):
         tilted_eps(CLASSES, grid2d(3), 0, 1, 1.0)
+
+
+@pytest.mark.parametrize("t", [0, 20, 200])
+def test_tilted_log_density_is_the_closed_form(t):
+    """The library's unnormalised log density equals (1 + w) log N(x; m_y, v_y I) - w log sum_k pi_k N(x; m_k, v_k I),
+    written out here from the noised components; w = 0 is class y's own log density (chapter 10)."""
+    x = grid2d(9)
+    ab = CLASSES.s.alpha_bar[t].item()
+    m, v = math.sqrt(ab) * CLASSES.mu, ab * CLASSES.std**2 + 1 - ab  # (K, 2), (K,)
+    log_n = -((x[:, None] - m[None]) ** 2).sum(-1) / (2 * v) - torch.log(2 * math.pi * v)  # (B, K), D = 2
+    log_mix = torch.logsumexp(CLASSES.w.log() + log_n, 1)
+    for y, w in ((0, 0.0), (1, 1.5), (2, 4.0)):
+        want = (1 + w) * log_n[:, y] - w * log_mix
+        torch.testing.assert_close(tilted_log_density(CLASSES, x, t, y, w), want, rtol=0, atol=1e-10)
+
+
+def test_tilted_log_density_refuses_a_bad_weight():
+    for w in (-0.5, float("nan"), True):
+        with pytest.raises(ValueError, match="guidance weight"):
+            tilted_log_density(CLASSES, grid2d(3), 5, 0, w)

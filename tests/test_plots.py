@@ -1,5 +1,5 @@
 """ddpm_edu.lab.plots: every plot function of the book (base, forward: chapters 1-5, reverse: chapters 6-8,
-beyond: chapter 11).
+beyond: chapters 10-11).
 
 Each is called on tiny inputs and must return an Agg figure that renders, without touching rcParams;
 the curves and images drawn are compared with the library tensors they come from."""
@@ -11,6 +11,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ddpm_edu.analytic import MixtureEps
 from ddpm_edu.data import images
 from ddpm_edu.data.photo import photo
 from ddpm_edu.lab import plots as viz
@@ -25,6 +26,10 @@ def x0():
 @pytest.fixture(scope="module")
 def eps(x0):
     return torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+
+
+# three 2-D Gaussian "classes" (chapter 10)
+CLASSES2D = MixtureEps([0.2, 0.5, 0.3], [[-2.0, 0.5], [1.0, 1.5], [1.5, -1.5]], [0.3, 0.6, 0.45], Schedule.linear(50))
 
 
 def gen(seed=0):
@@ -58,6 +63,8 @@ def small_plots(x0, eps):
         "plot_clipping": lambda: viz.plot_clipping({"run": _probe_record()}),
         "plot_successor_map": lambda: viz.plot_successor_map(),
         "plot_optimal_variance": lambda: viz.plot_optimal_variance(s, [0.3, 1.0]),
+        "plot_tilted_density": lambda: viz.plot_tilted_density(CLASSES2D, 1, [0.0, 2.0], n=21),
+        "plot_guidance_grid": lambda: viz.plot_guidance_grid(x0[None, None, None].repeat(2, 3, 2, 1, 1, 1), [0, 1, 2]),
         "plot_forward_batches": lambda: viz.plot_forward_batches(
             {"photo": x0[None], "gray": x0[:1, None].repeat(4, 1, 1, 1)}, s, [0, 25, 50],
             {"photo": eps[None], "gray": eps[:1, None].repeat(4, 1, 1, 1)}),
@@ -71,7 +78,7 @@ PLOT_NAMES = [
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",  # reverse
     "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_vb_terms", "plot_reverse_steps",
     "plot_sample_panels", "plot_clipping",
-    "plot_successor_map", "plot_optimal_variance",  # beyond
+    "plot_successor_map", "plot_optimal_variance", "plot_tilted_density", "plot_guidance_grid",  # beyond
 ]
 
 
@@ -381,3 +388,45 @@ def test_optimal_variance_weight_is_1_for_unit_data_and_in_0_1_for_narrow_data()
     unit, narrow = (line.get_ydata() for line in fig.axes[0].lines[:2])
     assert np.allclose(unit, 1.0, atol=1e-9)
     assert (narrow >= -1e-9).all() and (narrow <= 1 + 1e-9).all() and narrow.min() < 0.5
+
+
+def test_tilted_density_panels_are_the_normalised_tilted_density_and_sharpen_with_w():
+    """Each panel's image is exp((1 + w) log q(x | y) - w log q(x)) normalised on the grid, computed here from the
+    two Gaussians' closed forms; its spread about class y's mean shrinks as w grows (chapter 10)."""
+    n, lim, y = 41, 3.0, 1
+    fig = viz.plot_tilted_density(CLASSES2D, y, [0.0, 1.0, 4.0], n=n, lim=lim)
+    g = np.linspace(-lim, lim, n)
+    x1, x2 = np.meshgrid(g, g, indexing="xy")
+    pts = np.stack([x1, x2], -1)  # (n, n, 2)
+    w_k, mu, sd = CLASSES2D.w.numpy(), CLASSES2D.mu.numpy(), CLASSES2D.std.numpy()
+    dens = [np.exp(-((pts - mu[k]) ** 2).sum(-1) / (2 * sd[k] ** 2)) / (2 * np.pi * sd[k] ** 2) for k in range(3)]
+    mix = sum(w_k[k] * dens[k] for k in range(3))
+    spread = []
+    for ax, w in zip(fig.axes, [0.0, 1.0, 4.0]):
+        img = np.asarray(ax.images[0].get_array())
+        want = dens[y] ** (1 + w) / mix**w
+        np.testing.assert_allclose(img, want / want.sum(), rtol=1e-9, atol=1e-15)
+        spread.append(float((img * ((pts - mu[y]) ** 2).sum(-1)).sum()))
+    assert spread[0] > spread[1] > spread[2]
+
+
+def test_tilted_density_refuses_a_negative_weight():
+    with pytest.raises(ValueError, match="guidance weight"):
+        viz.plot_tilted_density(CLASSES2D, 0, [-1.0])
+
+
+def test_guidance_grid_puts_each_class_in_its_row_and_each_weight_in_its_column():
+    """Cell (k, j) shows exactly the images x[k, j], tiled in one row; a wrong shape is refused."""
+    x = torch.rand(3, 2, 4, 1, 8, 8, generator=gen()) * 2 - 1
+    fig = viz.plot_guidance_grid(x, [0.0, 2.0], labels=[3, 5, 7])
+    assert len(fig.axes) == 6
+    for k in range(3):
+        for j in range(2):
+            img = np.asarray(fig.axes[2 * k + j].images[0].get_array())
+            np.testing.assert_array_equal(img, images.image_grid(x[k, j], nrow=4))
+    assert [a.get_title() for a in fig.axes[:2]] == ["w = 0", "w = 2"]
+    assert [fig.axes[2 * k].texts[0].get_text() for k in range(3)] == ["3", "5", "7"]
+    with pytest.raises(ValueError, match="one column per weight"):
+        viz.plot_guidance_grid(x, [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="labels"):
+        viz.plot_guidance_grid(x, [0.0, 2.0], labels=[1, 2])

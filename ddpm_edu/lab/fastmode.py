@@ -52,6 +52,19 @@ def nll_examples() -> int:
     return pick(128, 8)
 
 
+def guidance_samples(kind: str) -> int:
+    """How many samples chapter 10 draws per guidance weight; fast mode shrinks each.
+
+    * "digits_per_class": 52 digits of each of the ten classes, 520 per weight (3 per class, the fewest
+      a within-class pairwise distance with a standard error needs, in fast mode).
+    * "mixture": 20 000 points of the 2-D mixture per weight (2000).
+    """
+    sizes = {"digits_per_class": pick(52, 3), "mixture": pick(20_000, 2000)}
+    if kind not in sizes:
+        raise ValueError(f"kind must be one of {sorted(sizes)}, got {kind!r}")
+    return sizes[kind]
+
+
 def folder_example_steps() -> int:
     """How many steps the page "Train on your own images" trains its example: 1200 (30 in fast mode).
 

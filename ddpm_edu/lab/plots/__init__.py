@@ -5,7 +5,7 @@
 * :mod:`~ddpm_edu.lab.plots.forward` -- Part I, the forward process (chapters 1-5)
 * :mod:`~ddpm_edu.lab.plots.reverse` -- Part II, reversing it (chapters 6-8; chapter 9 reuses the loss
   curve and the sample panels)
-* :mod:`~ddpm_edu.lab.plots.beyond` -- Part IV, beyond DDPM (chapter 11)
+* :mod:`~ddpm_edu.lab.plots.beyond` -- Part IV, beyond DDPM (chapters 10-11)
 
 The chapter that uses a function is named in its docstring; ``ddpm_edu.lab.figs.make_all`` regenerates
 the README's figures from these same functions.
@@ -46,7 +46,12 @@ from ddpm_edu.lab.plots.reverse import (
     plot_t_weights,
     plot_vb_terms,
 )
-from ddpm_edu.lab.plots.beyond import plot_optimal_variance, plot_successor_map
+from ddpm_edu.lab.plots.beyond import (
+    plot_guidance_grid,
+    plot_optimal_variance,
+    plot_successor_map,
+    plot_tilted_density,
+)
 
 __all__ = [
     "BookFigure", "new_figure", "figure_png", "figure_bytes", "save_figure", "plot_images", "gif_html",
@@ -54,5 +59,6 @@ __all__ = [
     "plot_schedules", "plot_forward_steps", "plot_pixel_histograms", "plot_forward_batches",
     "plot_density_over_t", "plot_samples_over_t", "plot_reverse_conditional", "plot_posterior_variances",
     "plot_loss_curve", "plot_samples_2d", "plot_t_weights", "plot_vb_terms", "plot_reverse_steps",
-    "plot_sample_panels", "plot_clipping", "plot_successor_map", "plot_optimal_variance",
+    "plot_sample_panels", "plot_clipping", "plot_successor_map", "plot_optimal_variance", "plot_tilted_density",
+    "plot_guidance_grid",
 ]
