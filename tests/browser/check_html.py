@@ -43,7 +43,7 @@ import re
 import sys
 from pathlib import Path
 
-from browser import NOT_OURS, SET_RANGE, keep_local, launch, serve  # tests/browser/browser.py, beside this file
+from browser import NOT_OURS, SET_RANGE, keep_local, launch, serve, set_guidance  # tests/browser/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"  # `npm ci` installs it
@@ -307,7 +307,7 @@ LIVE_MOVED = """(i) => {
 
 def check_live(page: Page, timeout_ms: int = 30_000) -> list[str]:
     """Press *sample* on every live sampler: its canvas must start to change, with no error. A guided one
-    (chapter 10) first gets a digit and a guidance weight (:func:`guide`), and its run must finish with them."""
+    (chapter 10) first gets a digit and a guidance weight (browser.set_guidance), and its run must finish with them."""
     problems = []
     for i, x in enumerate(page.evaluate(LIVE)):
         if not (x["canvas"] and x["button"]):
@@ -316,7 +316,7 @@ def check_live(page: Page, timeout_ms: int = 30_000) -> list[str]:
         box = page.locator(f'[data-check-live="{i}"]')
         guided = box.locator(".ddpml-guided").count() > 0
         if guided:
-            problems += [f"live sampler {x['id']}: {p}" for p in guide(box)]
+            problems += [f"live sampler {x['id']}: {p}" for p in set_guidance(box, *GUIDE)]
         box.get_by_role("button", name="sample", exact=True).click()
         try:
             page.wait_for_function(LIVE_MOVED, arg=i, timeout=timeout_ms)
@@ -329,7 +329,7 @@ def check_live(page: Page, timeout_ms: int = 30_000) -> list[str]:
         print(f"  live {'guided ' if guided else ''}sampler {x['id'][:24]}: sample pressed, the canvas moves (state {state})")
         if state == "error":
             problems.append(f"live sampler {x['id']}: the run failed: {box.inner_text()[-200:]!r}")
-        elif guided and (box.get_attribute("data-label"), box.get_attribute("data-w")) != GUIDE:
+        elif guided and (box.get_attribute("data-label"), float(box.get_attribute("data-w") or "nan")) != GUIDE:
             problems.append(f"live sampler {x['id']}: digit {GUIDE[0]} and w = {GUIDE[1]} were chosen, but the run drew digit "
                             f"{box.get_attribute('data-label')} with w = {box.get_attribute('data-w')}")
     return problems
@@ -338,39 +338,7 @@ def check_live(page: Page, timeout_ms: int = 30_000) -> list[str]:
 # True once a live sampler's run has ended, done or failed.
 LIVE_ENDED = """(i) => ["done", "error"].includes(document.querySelector('[data-check-live="' + i + '"]').getAttribute("data-state"))"""
 
-GUIDE = ("3", "3")  # the digit and the guidance weight w that a guided sampler is set to, as its data-* report them
-
-
-def guide(box) -> list[str]:
-    """Set a guided sampler as a reader would: "any" must disable the guidance slider w (no label, no guidance) and
-    a digit enable it; then choose GUIDE's digit from the keyboard and move w to GUIDE's by arrow keys."""
-    label, w = box.locator('select[data-name="label"]'), box.locator('input[type=range][data-name="w"]')
-    if not (label.count() and w.count()):
-        return [f"a guided sampler without its digit choice ({label.count()}) or its slider w ({w.count()})"]
-    problems = []
-    label.select_option("any")
-    if w.is_enabled():
-        problems.append("with the digit 'any' the guidance slider w is still enabled")
-    label.focus()
-    for _ in range(12):  # down the list from "any" until the digit; a select moves by arrow keys
-        if label.input_value() == GUIDE[0]:
-            break
-        label.press("ArrowDown")
-    if label.input_value() != GUIDE[0]:
-        problems.append(f"the arrow keys do not reach the digit {GUIDE[0]} in the digit choice")
-        label.select_option(GUIDE[0])
-    if not w.is_enabled():
-        problems.append(f"with the digit {GUIDE[0]} the guidance slider w is disabled")
-        return problems
-    w.focus()
-    for _ in range(16):  # the slider's steps of 0.5, up or down to GUIDE's w
-        v = float(w.input_value())
-        if v == float(GUIDE[1]):
-            break
-        w.press("ArrowRight" if v < float(GUIDE[1]) else "ArrowLeft")
-    if float(w.input_value()) != float(GUIDE[1]):
-        problems.append(f"the arrow keys do not take the guidance slider w to {GUIDE[1]} (it reads {w.input_value()})")
-    return problems
+GUIDE = ("3", 3.0)  # the digit and the guidance weight w that a guided sampler is set to
 
 
 REFRESH = re.compile(r"""<meta\s+http-equiv=["']?refresh""", re.IGNORECASE)

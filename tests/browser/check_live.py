@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from browser import NOT_OURS, SET_RANGE, Failed, check, keep_local, serve  # tests/browser/browser.py, beside this file
+from browser import NOT_OURS, Failed, check, keep_local, serve, set_guidance  # tests/browser/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,14 +182,10 @@ def check_digits(page: Page, box, args, shots: Path | None) -> None:
 
 
 def check_guided(page: Page, box, args, shots: Path | None) -> None:
-    """Chapter 10's sampler: "any" disables w; the digit --label and the weight --w are chosen in the page, and
+    """Chapter 10's sampler: "any" disables w; the digit --label and the weight --w are set from the keyboard, and
     DDIM-25 runs draw that digit as often as Python's guided sampler does."""
-    label, w = box.locator('select[data-name="label"]'), box.locator('input[type=range][data-name="w"]')
-    label.select_option("any")
-    check(w.is_disabled(), 'guided: the digit "any" disables the guidance slider w')
-    label.select_option(str(args.label))
-    check(w.is_enabled(), f"guided: the digit {args.label} enables w")
-    w.evaluate(SET_RANGE, args.w)
+    wrong = set_guidance(box, str(args.label), args.w)
+    check(not wrong, f'guided: "any" disables w, the keyboard sets digit {args.label} and w = {args.w} {wrong}')
     grids, times = run_seeds(page, box, args.seeds, f"guided digit {args.label}, w = {args.w}")
     r = box.evaluate("r => [r.getAttribute('data-label'), parseFloat(r.getAttribute('data-w'))]")
     check(r == [str(args.label), args.w], f"guided: the runs drew digit {r[0]} with w = {r[1]}, as chosen")
