@@ -5,7 +5,8 @@ to another host, an explorer that never mounted, a slider that changes nothing, 
 arrow keys do not move, a button without a name (axe-core), text that is readable only in the light
 theme and a progress bar frozen at 0% must be reported on each count; a plain page with an image, a
 finished progress bar, a live slider and a real schedule explorer must pass, in both themes, with a
-screenshot of each. The checker runs as
+screenshot of each. A guided live sampler (chapter 10) is set to a digit and a guidance weight and run to
+its end; one whose run fails is reported. The checker runs as
 ``make check-html`` runs it, as a subprocess, in headless Chromium. Without Chromium this test
 fails (it does not skip): ``make check-html`` installs Debian's ``chromium`` package, or set
 CHROMIUM=/path/to/chrome.
@@ -14,6 +15,7 @@ CHROMIUM=/path/to/chrome.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,31 +69,72 @@ inp.addEventListener("input", draw); draw();
 """
 
 
+def guided_samplers() -> tuple[str, str]:
+    """Chapter 10's live guided sampler on a small conditional U-Net (untrained: the checker looks at the page,
+    tests/test_live.py at the numbers), and a broken one: a page that offers guidance to an unconditional
+    network, whose ONNX graph has no label input, so that its run fails."""
+    import torch
+
+    from ddpm_edu.nets.unet import UNet, unet_kwargs
+    from ddpm_edu.web.live import live_digits
+
+    torch.manual_seed(0)
+    good = live_digits(model=UNet(**unet_kwargs("digits", ch=8, num_classes=10)).eval())
+    bad = live_digits(model=UNet(**unet_kwargs("digits", ch=8)).eval())
+    bad.config = {**bad.config, "classes": 10, "settings": {**bad.config["settings"], "label": "any", "w": 2.0}}
+    return good.to_html(), bad.to_html()
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict[str, list[str]]:
-    """{page: [problems]} from one run of the checker over a two-page site."""
+def checked(tmp_path_factory) -> tuple[dict[str, list[str]], str]:
+    """({page: [problems]}, what it printed) from one run of the checker over a three-page site."""
     chromium = load_script(BROWSER / "browser.py").find_chromium()
     if chromium is None:
         pytest.fail("no Chromium to drive: `make check-html` installs Debian's chromium package; or set CHROMIUM=/path/to/chrome")
     from ddpm_edu.web.explorer import schedule_explorer
+    from ddpm_edu.web.ort import ORT_FILES, ort_dist
 
     site = tmp_path_factory.mktemp("site")
+    guided, broken = guided_samplers()
     (site / "bad.html").write_text(BAD)
+    (site / "broken_guided.html").write_text('<!doctype html><html lang="en"><meta charset=utf-8><title>broken guidance</title>'
+                                             f'<body><div class="cell_output">{broken}</div>')
     explorer = schedule_explorer(controls=["beta_T", "t"]).to_html()
-    (site / "good.html").write_text(GOOD + f'<div class="cell_output">{explorer}</div>')
+    (site / "good.html").write_text(GOOD + f'<div class="cell_output">{explorer}</div><div class="cell_output">{guided}</div>')
     Image.fromarray(np.full((4, 6, 3), 200, dtype=np.uint8)).save(site / "dot.png")
+    (site / "_static/ddpm_live").mkdir(parents=True)  # onnxruntime-web where the book's build puts it
+    for f in ORT_FILES:
+        shutil.copyfile(ort_dist() / f, site / "_static/ddpm_live" / f)
     out = site.parent / "report.json"
     run = subprocess.run([sys.executable, str(CHECKER), str(site), "--report", str(out), "--chromium", chromium,
                           "--shots", str(site.parent / "shots")], capture_output=True, text=True, timeout=300)
     print(run.stdout, run.stderr)
     assert run.returncode == 1, f"the checker should fail on bad.html (exit {run.returncode})"
-    for shot in ("good", "good_dark", "bad", "bad_dark"):
+    for shot in ("good", "good_dark", "bad", "bad_dark", "broken_guided"):
         assert (site.parent / "shots" / f"{shot}.png").is_file(), shot
-    return json.loads(out.read_text())
+    return json.loads(out.read_text()), run.stdout
+
+
+@pytest.fixture(scope="module")
+def report(checked) -> dict[str, list[str]]:
+    return checked[0]
 
 
 def test_a_good_page_passes(report):
     assert report["good.html"] == []
+
+
+def test_the_guided_sampler_is_set_and_run(checked):
+    """On the good page the guided sampler was found, set to a digit and w from the keyboard, and ran to the end."""
+    good = checked[1].split("good.html", 1)[1]
+    assert "live guided sampler" in good and "(state done)" in good, good
+
+
+def test_a_guided_run_that_fails_is_reported(report):
+    """The broken guided sampler's run fails on the label input its network lacks; that is the page's one problem."""
+    problems = report["broken_guided.html"]
+    assert len(problems) == 1 and problems[0].startswith("live sampler ddpm-live-"), problems
+    assert ": the run failed: " in problems[0] and "invalid input 'y'" in problems[0], problems
 
 
 @pytest.mark.parametrize("what, found", [

@@ -8,6 +8,9 @@ what the library does:
   Python samplers pass (tests/test_sampling.py), with the same tolerance from the sample size;
 - the toy MLP in plain JS and the digits U-Net exported to ONNX and run by onnxruntime-web give
   PyTorch's eps_hat to 1e-4 on fixed inputs;
+- one guided step of chapter 10 (nets.js guidedModel on the conditional U-Net in onnxruntime-web, then a
+  DDPM or DDIM step) gives ddpm_edu.guidance.guided_model's with ddpm_step/ddim_step to 1e-5, and "any"
+  gives the unconditional eps;
 - settings the samplers refuse are refused in Python's words (js/messages.json).
 The Python face is ddpm_edu.web.live (LiveSampler, live_toy, live_digits), ddpm_edu.web.ort (finding
 onnxruntime-web) and ddpm_edu.web.sphinxext. These tests need Node.js, and some the npm package
@@ -31,6 +34,7 @@ from test_explorer import node, run_node
 from ddpm_edu.analytic import MixtureEps
 from ddpm_edu.data.toy import MIXTURE
 from ddpm_edu.eval.metrics import energy_distance
+from ddpm_edu.guidance import guided_model
 from ddpm_edu.nets.mlp import MLPDenoiser
 from ddpm_edu.nets.unet import UNet, unet_kwargs
 from ddpm_edu.sampling import ddim_sample, ddim_step, ddim_timesteps, ddpm_step
@@ -237,6 +241,94 @@ def test_the_conditional_onnx_unet_takes_the_label_and_gives_pytorchs_eps_hat():
         np.testing.assert_allclose(np.array(got), want.flatten().numpy(), rtol=0, atol=1e-5)
 
 
+# --------------------------------------------------------------------------- guidance in the page (chapter 10)
+# Runs nets.js's guidedModel on the conditional ONNX U-Net for each case {y, w, t, ...}: one step (its eps and
+# x_{t-1}) or, with "steps", a whole DDIM run from input.x.
+GUIDED = r"""
+const Sm = J("sampler.js"), N = J("nets.js"), f64 = a => Float64Array.from(a);
+const ort = await import(input.ort + "/ort.wasm.bundle.min.mjs");
+ort.env.wasm.numThreads = 1;
+ort.env.wasm.wasmBinary = require("fs").readFileSync(input.ort + "/ort-wasm-simd-threaded.wasm");
+const session = await ort.InferenceSession.create(Buffer.from(input.model, "base64"));
+const net = N.onnxModel(ort, session, [1, 8, 8]), sc = Sm.schedule(input.sched), B = input.B, res = [];
+for (const c of input.cases) {
+  const model = N.guidedModel(net, c.y, c.w, input.K), x = f64(input.x);
+  if (c.steps) { res.push(Array.from(await Sm.ddimSample(model, x, B, sc, c.steps, 0, { clip: 1 }))); continue; }
+  const eps = await model(x, c.t, B), ddpm = c.sampler === "ddpm";
+  const k = ddpm ? Sm.ddpmCoefs(sc, "beta_tilde")[c.t] : Sm.ddimCoefs(sc.alphaBar[c.t], sc.alphaBar[c.t_prev], c.eta);
+  res.push({ eps: Array.from(eps), x: Array.from((ddpm ? Sm.ddpmStep : Sm.ddimStep)(x, eps, f64(input.z), k, c.clip)) });
+}
+out(res);
+"""
+
+
+def tiny_conditional_unet() -> UNet:
+    """The digits preset's conditional U-Net (ch = 32) with every weight perturbed. Not narrower: at ch = 8 or 16
+    each GroupNorm group holds one channel, which cancels the per-channel bias that carries t and y, so the
+    label would change nothing and the guided and unguided eps would agree."""
+    torch.manual_seed(0)
+    model = UNet(**unet_kwargs("digits", num_classes=10)).eval()
+    with torch.no_grad():  # every weight non-zero, the zero-initialised output conv too
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def run_guided(model: UNet, x: torch.Tensor, z: torch.Tensor, cases: list[dict]) -> list:
+    onnx = base64.b64encode(export.onnx_bytes(model, (1, 8, 8))).decode()
+    return run_node(GUIDED, dict(ort=str(ort_dist()), model=onnx, K=10, B=x.shape[0], sched=COSINE, cases=cases,
+                                 x=x.flatten().tolist(), z=z.flatten().tolist()))
+
+
+def test_one_guided_step_in_the_page_is_the_library_s():
+    """eps_tilde = (1 + w) eps(x_t, y) - w eps(x_t) (Ho & Salimans eq. 6) from one call on the doubled batch,
+    then DDPM's or DDIM's step: guided_model and ddpm_step/ddim_step with the same x_t, t and z, to 1e-5."""
+    model, s = tiny_conditional_unet(), schedule(COSINE)
+    x, z = draws(11, 4, 1, 8, 8).float(), draws(12, 4, 1, 8, 8)
+    cases = [dict(y=y, w=w, t=t, sampler=smp, t_prev=t // 2, eta=0.5, clip=clip)
+             for y, w in ((7, 0.0), (7, 2.0), (2, 2.0), (None, 2.0))
+             for t, smp, clip in ((150, "ddim", None), (37, "ddpm", 1.0), (1, "ddpm", None))]
+    got = run_guided(model, x, z, cases)
+    for c, g in zip(cases, got):
+        t = torch.full((4,), c["t"])
+        with torch.no_grad():  # "any" (y = None) is the "no label" token: the unconditional eps(x_t)
+            eps = (model(x, t, None) if c["y"] is None else guided_model(model, c["y"], c["w"])(x, t)).double()
+        if c["sampler"] == "ddpm":
+            want = ddpm_step(x.double(), c["t"], eps, s, z, clip_x0=c["clip"])
+        else:
+            want = ddim_step(x.double(), c["t"], eps, s, z, t_prev=c["t_prev"], eta=c["eta"], clip_x0=c["clip"])
+        np.testing.assert_allclose(np.array(g["eps"]), eps.flatten().numpy(), rtol=0, atol=1e-5, err_msg=str(c))
+        np.testing.assert_allclose(np.array(g["x"]), want.flatten().numpy(), rtol=0, atol=1e-5, err_msg=str(c))
+    eps = {(c["y"], c["w"], c["t"]): np.array(g["eps"]) for c, g in zip(cases, got)}
+    with torch.no_grad():  # w = 0 is the conditional model itself, and the label and w both matter
+        cond = model(x, torch.full((4,), 150), torch.full((4,), 7)).flatten().numpy()
+    np.testing.assert_allclose(eps[7, 0.0, 150], cond, rtol=0, atol=1e-5)
+    for a, b in (((7, 0.0), (7, 2.0)), ((7, 2.0), (2, 2.0)), ((7, 2.0), (None, 2.0))):
+        assert np.abs(eps[(*a, 150)] - eps[(*b, 150)]).max() > 1e-2, (a, b)
+
+
+def test_a_guided_ddim_run_in_the_page_is_the_library_s():
+    """What the reader's page computes for "digit 3, w = 2", end to end: 10 DDIM steps from the same x_T."""
+    model, x = tiny_conditional_unet(), draws(13, 4, 1, 8, 8).float()
+    got = run_guided(model, x, x, [dict(y=3, w=2.0, steps=10)])[0]
+    with torch.no_grad():
+        want = ddim_sample(guided_model(model, 3, 2.0), (4, 1, 8, 8), schedule(COSINE), 10, 0.0, clip_x0=1.0, x_T=x)
+    np.testing.assert_allclose(np.array(got), want.flatten().numpy(), rtol=0, atol=1e-4)
+
+
+def test_the_guided_page_weighs_about_what_chapter_8_s_does():
+    """The conditional digits U-Net adds a (K + 1, 4 ch) label embedding: its page is chapter 8's plus a little."""
+    from ddpm_edu.training.config import load_config
+
+    plain = UNet(**unet_kwargs("digits")).eval()
+    torch.manual_seed(0)
+    cond = UNet(**unet_kwargs("digits", num_classes=10)).eval()
+    a = len(live.live_digits(model=plain).to_html())
+    b = len(live.live_digits(load_config("digits-guided"), model=cond).to_html())
+    extra = 4 * 11 * cond.label_emb.weight.shape[1] * 4 / 3  # the embedding's float32 bytes, in base64
+    assert a < b < 1.5 * a and b - a < 2 * extra + 20_000, (a, b)
+
+
 # --------------------------------------------------------------------------- settings the samplers refuse
 # settings, and the names of those that are wrong
 REFUSED = [(dict(sampler="euler"), ["sampler"]), (dict(eta=-0.5), ["eta"]), (dict(variance="sigma"), ["variance"]),
@@ -285,7 +377,8 @@ def small_toy_widget(**kw):
 
 def test_the_inline_scripts_parse_and_carry_the_config(tmp_path):
     model = UNet(**unet_kwargs("digits", in_ch=1, image_size=8, ch=8)).eval()
-    for w in (small_toy_widget(), live.live_toy(exact=True), live.live_digits(model=model)):
+    guided = live.live_digits(model=tiny_conditional_unet(), label=7)
+    for w in (small_toy_widget(), live.live_toy(exact=True), live.live_digits(model=model), guided):
         html = w.to_html()
         script = html.split("<script>", 1)[1].rsplit("</script>", 1)[0]
         (tmp_path / "inline.js").write_text(script)
@@ -308,6 +401,29 @@ def test_bad_settings_are_refused():
         small_toy_widget(sampler="euler")
     with pytest.raises(ValueError, match="eta"):
         small_toy_widget(eta=-1)
+
+
+def test_a_conditional_model_brings_the_digit_and_w_and_only_it():
+    """Chapter 10's page starts at the digit and w given (any and 2.0 by default); chapter 8's is as before."""
+    small = UNet(**unet_kwargs("digits", ch=8)).eval()
+    plain = live.live_digits(model=small).config
+    assert "classes" not in plain and set(plain["settings"]) == {"sampler", "steps", "eta", "clip", "view", "seed"}
+    cond = tiny_conditional_unet()
+    c = live.live_digits(model=cond).config
+    assert c["classes"] == 10 and (c["settings"]["label"], c["settings"]["w"]) == ("any", 2.0)
+    c = live.live_digits(model=cond, label=0, w=4).config
+    assert (c["settings"]["label"], c["settings"]["w"]) == (0, 4.0)
+    for bad, words in ((dict(label=10), r"label 10 is not one of the model's classes 0\.\.9"),
+                       (dict(label=True), "label True"), (dict(w=-0.5), r"w must be a number in \[0, 4.0\] in steps of 0.5"),
+                       (dict(w=4.5), "w must"), (dict(w=float("nan")), "w must"), (dict(w=1.3), "w must"),
+                       (dict(label=-1, w=9), "label -1 .*; w must")):
+        with pytest.raises(ValueError, match=words):
+            live.live_digits(model=cond, **bad)
+    for bad in (dict(label=3), dict(w=1.0)):
+        with pytest.raises(ValueError, match="unconditional .* no digit or guidance"):
+            live.live_digits(model=small, **bad)
+    w = run_node('out(J("live.js").SLIDERS.w);', None)  # the page's slider is the range Python checks
+    assert w[2:5] == [0, live.W_MAX, live.W_STEP], w
 
 
 def test_the_sphinx_extension_ships_onnxruntime_web(tmp_path):

@@ -1,4 +1,5 @@
-"""Live sampling in the reader's browser: the 2-D toy (chapters 6 and 8) and the digits (chapter 8).
+"""Live sampling in the reader's browser: the 2-D toy (chapters 6 and 8), the digits (chapter 8) and the
+guided digits (chapter 10).
 
 :func:`live_toy` and :func:`live_digits` return a :class:`LiveSampler`, which carries the schedule, the
 network (the toy MLP's weights, or the digits U-Net as ONNX; :mod:`ddpm_edu.web.export`) and the
@@ -12,6 +13,7 @@ kernel-free HTML.
 from __future__ import annotations
 
 import base64
+import math
 
 import torch
 import traitlets
@@ -22,12 +24,14 @@ from ddpm_edu.web.views import TwoViews, esm, inline_view, script_json
 
 __all__ = ["LiveSampler", "live_toy", "live_digits", "MODULES"]
 
+W_MAX, W_STEP = 4.0, 0.5  # the guidance slider: w in [0, W_MAX] by W_STEP (live.js SLIDERS.w)
+
 # the live samplers' JS, each after what it needs
 MODULES = ("text.js", "dom.js", "schedule.js", "sampler.js", "nets.js", "metrics.js", "ort.js", "live.js")
 
 
 class LiveSampler(TwoViews):
-    """A sampler that runs in the reader's browser (chapter 8; chapter 6 with the exact eps*).
+    """A sampler that runs in the reader's browser (chapter 8; chapter 6 with the exact eps*; chapter 10 with guidance).
 
     ``config`` holds everything the page needs: the schedule, the network (the toy MLP's weights or the
     digits U-Net as ONNX, base64) and the starting settings. Displayed, it offers an ipywidget view
@@ -125,6 +129,8 @@ def live_digits(
     view: str = "x0",
     seed: int = 0,
     assets: str | None = None,
+    label: int | None = None,
+    w: float | None = None,
 ) -> LiveSampler:
     """Chapter 8: a 4 x 4 grid of digits sampled in the browser by the trained U-Net (through onnxruntime-web).
 
@@ -133,6 +139,12 @@ def live_digits(
     x0_hat clipping, and whether the grid shows x_t or x0_hat; the time per step is shown. ``assets``: the URL of
     the folder with onnxruntime-web's two files (:data:`~ddpm_edu.web.ort.ORT_FILES`) for the HTML view; default the book's
     ``_static/ddpm_live/``.
+
+    Chapter 10: a conditional U-Net (``num_classes`` K; the ``digits-guided`` preset) adds the digit to draw (0..K-1,
+    or "any": the "no label" token K, unguided) and the guidance weight w in [0, 4], in steps of 0.5, of
+    :func:`ddpm_edu.guidance.guided_eps`. ``label`` (None: "any") and ``w`` (default 2.0) are where they start;
+    each guided step runs the network once on a doubled batch, with the label and without. An unconditional model
+    takes neither.
     """
     from ddpm_edu.lab.modelcache import load_or_train
     from ddpm_edu.training.build import data_shape
@@ -145,6 +157,8 @@ def live_digits(
         raise ValueError(f"view must be 'x0' or 'xt', got {view!r}")
     shape = tuple(data_shape(cfg))
     net = model if model is not None else load_or_train(cfg)
+    K = getattr(net, "num_classes", None)
+    guided = _guidance_settings(K, label, w)
     config = {
         "kind": "digits",
         "schedule": _schedule_spec(cfg),
@@ -152,6 +166,28 @@ def live_digits(
         "shape": list(shape),
         "n": n,
         "assets": assets,
-        "settings": dict(sampler=sampler, steps=steps, eta=eta, clip=clip, view=view, seed=seed),
+        "settings": dict(sampler=sampler, steps=steps, eta=eta, clip=clip, view=view, seed=seed, **guided),
     }
+    if K is not None:
+        config["classes"] = K
     return LiveSampler(config=config)
+
+
+def _guidance_settings(K: int | None, label: int | None, w: float | None) -> dict[str, int | str | float]:
+    """The page's starting digit and w for a model with K classes ({} when unconditional); raises ValueError
+    naming every problem: a label outside 0..K-1, a w off the slider (outside [0, W_MAX] or between its steps of
+    W_STEP), either for an unconditional model."""
+    if K is None:
+        if label is None and w is None:
+            return {}
+        raise ValueError("this model is unconditional (num_classes=None), so the page offers no digit or guidance; "
+                         "give a conditional one, e.g. of the digits-guided preset")
+    w = 2.0 if w is None else w
+    p = []
+    if label is not None and (isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < K):
+        p.append(f"label {label!r} is not one of the model's classes 0..{K - 1} (None: any)")
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and 0 <= w <= W_MAX) or w % W_STEP:
+        p.append(f"w must be a number in [0, {W_MAX}] in steps of {W_STEP} (the guidance slider's), got {w!r}")
+    if p:
+        raise ValueError("; ".join(p))
+    return dict(label="any" if label is None else label, w=float(w))

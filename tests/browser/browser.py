@@ -95,6 +95,39 @@ SET_RANGE = """(inp, to) => {
 }"""
 
 
+
+def set_guidance(box, label: str, w: float) -> list[str]:
+    """Set a guided live sampler (chapter 10) in ``box`` as a reader would, from the keyboard; returns what went
+    wrong. "any" must disable the guidance slider w (no label, no guidance) and a digit enable it; the arrow keys
+    must take the digit choice to ``label`` and the slider, by its steps, to ``w``."""
+    choice, slider = box.locator('select[data-name="label"]'), box.locator('input[type=range][data-name="w"]')
+    if not (choice.count() and slider.count()):
+        return [f"a guided sampler without its digit choice ({choice.count()}) or its slider w ({slider.count()})"]
+    problems = []
+    choice.select_option("any")
+    if slider.is_enabled():
+        problems.append("with the digit 'any' the guidance slider w is still enabled")
+    choice.focus()
+    for _ in range(12):  # down the list from "any" to the digit: a focused <select> moves by arrow keys
+        if choice.input_value() == label:
+            break
+        choice.press("ArrowDown")
+    if choice.input_value() != label:
+        problems.append(f"the arrow keys do not reach the digit {label} in the digit choice")
+        choice.select_option(label)
+    if not slider.is_enabled():
+        return problems + [f"with the digit {label} the guidance slider w is disabled"]
+    slider.focus()
+    for _ in range(16):  # the slider's steps, up or down to w
+        v = float(slider.input_value())
+        if v == w:
+            break
+        slider.press("ArrowRight" if v < w else "ArrowLeft")
+    if float(slider.input_value()) != w:
+        problems.append(f"the arrow keys do not take the guidance slider w to {w} (it reads {slider.input_value()})")
+    return problems
+
+
 if __name__ == "__main__":
     path = find_chromium()
     if path is None:

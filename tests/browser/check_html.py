@@ -16,8 +16,9 @@ every page (each *.html outside the folders whose name starts with "_") checks t
   system message);
 - no progress bar is shown short of its end: a tqdm widget that the build left as its first state
   ("0%|          | 0/3000 [00:00<?, ?step/s]") fails; a finished bar (n/n, with its speed) passes;
-- every live sampler (chapters 6 and 8) mounts, and pressing its *sample* button starts a run
-  that changes its canvas, with no error;
+- every live sampler (chapters 6, 8 and 10) mounts, and pressing its *sample* button starts a run
+  that changes its canvas, with no error; a guided one (chapter 10) is first set from the keyboard to
+  a digit and a guidance weight w ("any" must disable w), and its run must finish and report them;
 - the kernel-free sliders are there and work: no widget is left that needs a kernel, each
   schedule explorer has mounted its sliders, and in every group of sliders (one explorer, or
   one output) each visible slider changes something, and one press of an arrow key on it
@@ -42,7 +43,7 @@ import re
 import sys
 from pathlib import Path
 
-from browser import NOT_OURS, SET_RANGE, keep_local, launch, serve  # tests/browser/browser.py, beside this file
+from browser import NOT_OURS, SET_RANGE, keep_local, launch, serve, set_guidance  # tests/browser/browser.py, beside this file
 from playwright.sync_api import Page, sync_playwright
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"  # `npm ci` installs it
@@ -289,7 +290,7 @@ def check_dark(page: Page, shot: Path | None) -> list[str]:
     return problems
 
 
-# The live samplers (chapters 6 and 8): each is tagged so that Python can find it again.
+# The live samplers (chapters 6, 8 and 10): each is tagged so that Python can find it again.
 LIVE = """() => Array.from(document.querySelectorAll(".ddpm-live")).map((e, i) => {
   e.setAttribute("data-check-live", i);
   const c = e.querySelector("canvas");
@@ -305,24 +306,39 @@ LIVE_MOVED = """(i) => {
 
 
 def check_live(page: Page, timeout_ms: int = 30_000) -> list[str]:
-    """Press *sample* on every live sampler: its canvas must start to change, with no error."""
+    """Press *sample* on every live sampler: its canvas must start to change, with no error. A guided one
+    (chapter 10) first gets a digit and a guidance weight (browser.set_guidance), and its run must finish with them."""
     problems = []
     for i, x in enumerate(page.evaluate(LIVE)):
         if not (x["canvas"] and x["button"]):
             problems.append(f"live sampler {x['id']} did not mount (canvas {x['canvas']}, sample button {x['button']})")
             continue
         box = page.locator(f'[data-check-live="{i}"]')
+        guided = box.locator(".ddpml-guided").count() > 0
+        if guided:
+            problems += [f"live sampler {x['id']}: {p}" for p in set_guidance(box, *GUIDE)]
         box.get_by_role("button", name="sample", exact=True).click()
         try:
             page.wait_for_function(LIVE_MOVED, arg=i, timeout=timeout_ms)
+            if guided:  # the run must end, and say that it drew the digit chosen with the w chosen
+                page.wait_for_function(LIVE_ENDED, arg=i, timeout=timeout_ms)
         except Exception:
             problems.append(f"live sampler {x['id']}: pressing sample changed nothing within {timeout_ms / 1000:.0f} s")
             continue
         state = box.get_attribute("data-state")
-        print(f"  live sampler {x['id'][:24]}: sample pressed, the canvas moves (state {state})")
+        print(f"  live {'guided ' if guided else ''}sampler {x['id'][:24]}: sample pressed, the canvas moves (state {state})")
         if state == "error":
             problems.append(f"live sampler {x['id']}: the run failed: {box.inner_text()[-200:]!r}")
+        elif guided and (box.get_attribute("data-label"), float(box.get_attribute("data-w") or "nan")) != GUIDE:
+            problems.append(f"live sampler {x['id']}: digit {GUIDE[0]} and w = {GUIDE[1]} were chosen, but the run drew digit "
+                            f"{box.get_attribute('data-label')} with w = {box.get_attribute('data-w')}")
     return problems
+
+
+# True once a live sampler's run has ended, done or failed.
+LIVE_ENDED = """(i) => ["done", "error"].includes(document.querySelector('[data-check-live="' + i + '"]').getAttribute("data-state"))"""
+
+GUIDE = ("3", 3.0)  # the digit and the guidance weight w that a guided sampler is set to
 
 
 REFRESH = re.compile(r"""<meta\s+http-equiv=["']?refresh""", re.IGNORECASE)

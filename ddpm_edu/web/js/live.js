@@ -1,7 +1,8 @@
-/* ddpm-edu: the live samplers' page (chapters 6 and 8): their controls, their canvases, a run per press.
+/* ddpm-edu: the live samplers' page (chapters 6, 8 and 10): their controls, their canvases, a run per press.
  *
  * mountToy: n points of the 2-D toy follow the trained MLP (or chapter 6's exact eps*) from N(0, I);
- * mountDigits: a 4 x 4 grid of digits denoised by the U-Net in onnxruntime-web. The math is elsewhere:
+ * mountDigits: a 4 x 4 grid of digits denoised by the U-Net in onnxruntime-web; a conditional U-Net (chapter 10)
+ * adds the digit to draw and the guidance weight w. The math is elsewhere:
  * sampler.js (the samplers), nets.js (the denoisers), metrics.js (energy distance), ort.js (the runtime).
  * Loaded like every file of js/: concatenated by ddpm_edu/web/views.py, or under node through require.
  */
@@ -18,10 +19,12 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     ".ddpml input[type=radio],.ddpml input[type=checkbox]{margin:0;width:auto;accent-color:var(--ddpm-c0)}" +
     ".ddpml input[type=range]{width:130px;margin:0;accent-color:var(--ddpm-c0)}" +
     ".ddpml input[type=number]{width:64px;color:var(--ddpm-ink);background:var(--ddpm-bg);border:1px solid var(--ddpm-border)}" +
+    ".ddpml select{font:inherit;padding:1px 2px;color:var(--ddpm-ink);background:var(--ddpm-bg);border:1px solid var(--ddpm-border)}" +
     ".ddpml .dl-v{min-width:34px;font-variant-numeric:tabular-nums}.ddpml [role=radiogroup] label{margin-left:8px}" +
     ".ddpml button{padding:3px 14px;border:1px solid var(--ddpm-axis);border-radius:4px;color:var(--ddpm-ink);" +
     "background:var(--ddpm-button);cursor:pointer}" +
     ".ddpml .dl-status{color:var(--ddpm-muted);font-variant-numeric:tabular-nums;margin:4px 0;min-height:1.4em}" +
+    ".ddpml .dl-note{color:var(--ddpm-muted)}" +
     ".ddpml .dl-err{color:var(--ddpm-errline)}.ddpml canvas{max-width:none;border:1px solid var(--ddpm-border)}" +
     ".ddpml .dl-sr{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);border:0}";
 
@@ -31,6 +34,7 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     steps: ["steps ", "steps of DDIM (network calls)", 10, 200, 1, 0],
     eta: ["η ", "η, DDIM's stochasticity (0: deterministic)", 0, 1, 0.05, 2],
     T: ["T ", "T, the number of diffusion steps", 10, 1000, 10, 0],
+    w: ["guidance w ", "guidance weight w (0: the conditional model; larger pulls harder towards the digit)", 0, 4, 0.5, 1],
   };
 
   // ------------------------------------------------------------------ controls: each reads and writes st[name]
@@ -81,6 +85,21 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     var inp = D.control("input", { type: "number", min: 0, step: 1, "data-name": name }, lab);
     inp.value = c.st[name];
     inp.addEventListener("change", function () { c.st[name] = Math.max(0, parseInt(inp.value, 10) || 0); c.changed(name); });
+    return lab;
+  }
+
+  /** A labelled drop-down list of options [value, text]; st[name] holds the chosen value, a number where it is one. */
+  function choice(c, name, title, options, ariaLabel) {
+    var lab = el("label", { "data-control": name }, c.row);
+    lab.appendChild(document.createTextNode(title));
+    var sel = D.control("select", { "data-name": name, "aria-label": ariaLabel }, lab);
+    options.forEach(function (o) { el("option", { value: String(o[0]), text: o[1] }, sel); });
+    sel.value = String(c.st[name]);
+    sel.addEventListener("change", function () {
+      var v = sel.value, k = Number(v);
+      c.st[name] = v !== "" && Number.isInteger(k) ? k : v;
+      c.changed(name);
+    });
     return lab;
   }
 
@@ -204,9 +223,21 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
 
   // ------------------------------------------------------------------ the digits
 
-  /** The digits' controls (sampler, clipping, steps, eta, x_t or x0_hat, seed); returns the sample button. */
+  /** A conditional model's controls (chapter 10): the digit ("any": no label, no guidance) and the guidance
+   *  weight w of eq. (6), which "any" disables. Returns update(), which follows st.label. */
+  function guidanceControls(c, st, K) {
+    var digits = [["any", "any"]];
+    for (var k = 0; k < K; k++) digits.push([k, String(k)]);
+    choice(c, "label", "digit ", digits, "the digit to draw (any: no label, the unconditional model)");
+    var inp = slider(c, "w").querySelector("input"), note = el("span", { class: "dl-note", text: "(w needs a digit)" }, c.row);
+    return function () { inp.disabled = st.label === "any"; show(note, inp.disabled); };
+  }
+
+  /** The digits' controls (sampler, clipping, steps, eta, x_t or x0_hat, seed; with cfg.classes, the digit and
+   *  the guidance weight); returns the sample button. */
   function digitsControls(box, st, cfg, onView) {
-    var c = controlRow(box, st);
+    var c = controlRow(box, st), guide = null;
+    if (cfg.classes) { guide = guidanceControls(c, st, cfg.classes); newRow(c); }
     radio(c, "sampler", "sampler:", [["ddpm", " DDPM (T = " + cfg.schedule.T + ")"], ["ddim", " DDIM"]]);
     checkbox(c, "clip", " clip x̂₀ to [−1, 1]");
     newRow(c);
@@ -216,6 +247,7 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     number(c, "seed", "seed ");
     c.changed = function (name) {
       show(steps, st.sampler === "ddim"); show(eta, st.sampler === "ddim");
+      if (guide) guide();
       if (name === "view") onView();
     };
     c.changed();
@@ -244,9 +276,21 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     return { canvas: cv, draw: draw };
   }
 
-  /** What a digits run did, in words. */
-  function digitsSettings(st, T) {
-    return (st.sampler === "ddim" ? "DDIM with " + Math.min(st.steps, T) + " steps, η = " + st.eta.toFixed(2) : "DDPM with " + T + " steps") +
+  /** The network a run samples with, and what it sees per call: the U-Net itself, or with cfg.classes
+   *  the guided model of st.label and st.w (nets.js guidedModel: two passes in one call of 2n rows when guided). */
+  function digitsNet(ort, session, cfg, st) {
+    var net = N.onnxModel(ort, session, cfg.shape);
+    if (!cfg.classes) return { net: net, perCall: cfg.n + " digits per call" };
+    var y = st.label === "any" ? null : st.label, twice = y !== null && st.w > 0;
+    return { net: N.guidedModel(net, y, st.w, cfg.classes),
+             perCall: twice ? "2 × " + cfg.n + " digits per call: with the label and without" : cfg.n + " digits per call" };
+  }
+
+  /** What a digits run did, in words; with cfg.classes, the digit and w first. */
+  function digitsSettings(st, T, classes) {
+    var guide = !classes ? "" : st.label === "any" ? "any digit (no label, unguided), "
+      : "digit " + st.label + " with guidance w = " + st.w.toFixed(1) + ", ";
+    return guide + (st.sampler === "ddim" ? "DDIM with " + Math.min(st.steps, T) + " steps, η = " + st.eta.toFixed(2) : "DDPM with " + T + " steps") +
       (st.clip ? ", x̂₀ clipped to [−1, 1]" : "");
   }
 
@@ -256,10 +300,10 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     status.textContent = "loading the network…";
     var ort = await O.loadOrt(cfg, given);
     if (!root.__ddpmSession) root.__ddpmSession = await ort.InferenceSession.create(N.bytes(cfg.model));
-    var net = N.onnxModel(ort, root.__ddpmSession, cfg.shape), sc = Sm.schedule(cfg.schedule), n = cfg.n;
+    var chosen = digitsNet(ort, root.__ddpmSession, cfg, st), net = chosen.net, sc = Sm.schedule(cfg.schedule), n = cfg.n;
     var calls = 0, tNet = 0, t0 = performance.now(), x = Sm.randn(n * cfg.shape[1] * cfg.shape[2], Sm.uniform(st.seed * 2 + 1));
     var timed = async function (xx, t, B) { var a = performance.now(), e = await net(xx, t, B); tNet += performance.now() - a; return e; };
-    var how = digitsSettings(st, sc.T);
+    var how = digitsSettings(st, sc.T, cfg.classes);
     root.setAttribute("data-state", "running");
     var out = await Sm.sample(timed, x, n, sc, st, { clip: st.clip ? 1 : null, seed: st.seed * 2, stop: stop,
       callback: async function (t, xt, x0) {
@@ -270,16 +314,19 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     if (out === null) return; // a newer run took over
     var ms = performance.now() - t0;
     status.textContent = "done: " + calls + " steps in " + (ms / 1000).toFixed(2) + " s · " + (tNet / calls).toFixed(0) +
-      " ms per step in the network (" + n + " digits per call)";
-    finished(root, box, out, { ms: ms, "net-ms": tNet, steps: calls }, "Sampling finished: " + status.textContent);
+      " ms per step in the network (" + chosen.perCall + ")";
+    var attrs = Object.assign({ ms: ms, "net-ms": tNet, steps: calls }, cfg.classes ? { label: st.label, w: st.w } : {});
+    finished(root, box, out, attrs, "Sampling finished: " + status.textContent);
   }
 
-  /** Mount the digits live sampler. cfg: {model: base64 ONNX, shape: [1, 8, 8], schedule, n: 16, assets, settings};
+  /** Mount the digits live sampler. cfg: {model: base64 ONNX, shape: [1, 8, 8], schedule, n: 16, assets, settings},
+   *  and for a conditional U-Net classes: K, with settings.label ("any" or 0..K-1) and settings.w;
    *  given: a function that resolves to {js, wasm}, onnxruntime-web's module source and WASM bytes (a kernel's
    *  widget), else null: the book's _static folder. */
   function mountDigits(root, cfg, given) {
     var st = Object.assign({ sampler: "ddim", steps: 25, eta: 0, clip: true, view: "x0", seed: 0 }, cfg.settings);
-    var box = frame(root, "ddpml-digits", "live sampler of the digits"), grid = digitGrid(cfg.n, cfg.shape), last = null, newRun = latestRun();
+    var kind = cfg.classes ? ["ddpml-digits ddpml-guided", "live guided sampler of the digits"] : ["ddpml-digits", "live sampler of the digits"];
+    var box = frame(root, kind[0], kind[1]), grid = digitGrid(cfg.n, cfg.shape), last = null, newRun = latestRun();
     var paint = function (f) {
       last = f;
       grid.draw(st.view === "x0" ? f.x0 : f.xt, (st.view === "x0" ? "the denoised estimate x̂₀" : "x_t") + " at step t = " + f.t + " of " + f.how);
@@ -289,7 +336,8 @@ var DDPMLive = (function (D, Sm, N, Mt, O) {
     var status = el("div", { class: "dl-status" }, box);
     onPress(root, box, button, status, function () { return sampleDigits(root, box, cfg, given, st, status, newRun(), paint); });
     grid.draw(new Float64Array(cfg.n * cfg.shape[1] * cfg.shape[2]).fill(-1), "all black, before the first run");
-    status.textContent = "Press sample: " + cfg.n + " digits from N(0, I), denoised by the trained U-Net in your browser.";
+    status.textContent = (cfg.classes ? "Choose a digit and the guidance w, then press sample: " : "Press sample: ") + cfg.n +
+      " digits from N(0, I), denoised by the trained U-Net in your browser.";
     root.setAttribute("data-state", "idle");
   }
 

@@ -3,7 +3,8 @@
  * - mixtureEps: the exact eps* of a Gaussian mixture (ddpm_edu.analytic.MixtureEps), chapter 6;
  * - mlpModel: the 2-D toy's MLPDenoiser in plain JavaScript, from the weights of
  *   ddpm_edu.web.export.mlp_weights;
- * - onnxModel: the digits U-Net exported to ONNX (export.onnx_bytes), run by onnxruntime-web.
+ * - onnxModel: the digits U-Net exported to ONNX (export.onnx_bytes), run by onnxruntime-web;
+ * - guidedModel: classifier-free guidance on a conditional network (ddpm_edu.guidance.guided_model), chapter 10.
  * Each is a model(x, t, B) -> eps_hat for sampler.js. tests/test_live.py holds them to PyTorch.
  */
 var DDPMNets = (function () {
@@ -102,19 +103,46 @@ var DDPMNets = (function () {
   // ------------------------------------------------------------------ the digits U-Net through onnxruntime-web
 
   /** A model that runs an ONNX network (inputs x: float32 (B, C, H, W), t: int64 (B,); output eps) with onnxruntime-web.
-   *  ort: the onnxruntime-web module; session: an ort.InferenceSession. */
+   *  ort: the onnxruntime-web module; session: an ort.InferenceSession. A conditional network (chapter 10) has a
+   *  third input y, int64 (B,): the model then takes the labels as a fourth argument, an array of B integers. */
   function onnxModel(ort, session, shape) {
-    return async function (x, t, B) {
-      var tt = new BigInt64Array(B).fill(BigInt(t));
-      var res = await session.run({ x: new ort.Tensor("float32", Float32Array.from(x), [B].concat(shape)),
-                                    t: new ort.Tensor("int64", tt, [B]) });
+    return async function (x, t, B, y) {
+      var feeds = { x: new ort.Tensor("float32", Float32Array.from(x), [B].concat(shape)),
+                    t: new ort.Tensor("int64", new BigInt64Array(B).fill(BigInt(t)), [B]) };
+      if (y !== undefined) feeds.y = new ort.Tensor("int64", BigInt64Array.from(y, BigInt), [B]);
+      var res = await session.run(feeds);
       return Float64Array.from(res[session.outputNames[0]].data);
+    };
+  }
+
+  // ------------------------------------------------------------------ classifier-free guidance (chapter 10)
+
+  /** Ho & Salimans 2022, eq. (6): eps_tilde = (1 + w) eps(x_t, y) - w eps(x_t) (guidance.guided_eps). */
+  function guidedEps(epsCond, epsUncond, w) {
+    var out = new Float64Array(epsCond.length);
+    for (var i = 0; i < out.length; i++) out[i] = (1 + w) * epsCond[i] - w * epsUncond[i]; // eq. (6)
+    return out;
+  }
+
+  /** The guided model(x, t, B) of a conditional net(x, t, B, labels) with K classes (guidance.guided_model):
+   *  y = null ("any") is the unconditional eps(x_t), label K; w = 0 is the conditional eps(x_t, y); otherwise
+   *  one call on the doubled batch [x; x] with labels [y, ..., y, K, ..., K] gives both eps, then eq. (6). */
+  function guidedModel(net, y, w, K) {
+    var labels = function (v, B) { return new Array(B).fill(v); };
+    return async function (x, t, B) {
+      if (y === null) return net(x, t, B, labels(K, B)); // eps(x_t): the "no label" token
+      if (w === 0) return net(x, t, B, labels(y, B)); // eps(x_t, y)
+      var both = new Float64Array(2 * x.length);
+      both.set(x);
+      both.set(x, x.length); // (2B, C, H, W)
+      var e = await net(both, t, 2 * B, labels(y, B).concat(labels(K, B)));
+      return guidedEps(e.subarray(0, x.length), e.subarray(x.length), w); // Alg. 2 of Ho & Salimans, line 3
     };
   }
 
   return {
     mixtureEps: mixtureEps, timestepEmbedding: timestepEmbedding, mlpModel: mlpModel, decodeWeights: decodeWeights,
-    bytes: bytes, onnxModel: onnxModel,
+    bytes: bytes, onnxModel: onnxModel, guidedEps: guidedEps, guidedModel: guidedModel,
   };
 })();
 

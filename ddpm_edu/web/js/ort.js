@@ -1,4 +1,4 @@
-/* ddpm-edu: onnxruntime-web in the reader's page, for the digits sampler (chapter 8).
+/* ddpm-edu: onnxruntime-web in the reader's page, for the digits samplers (chapters 8 and 10).
  *
  * The runtime comes from one of two places and never from a CDN: the book's _static/ddpm_live/ folder
  * (ddpm_edu/web/sphinxext.py copies it there), or, in a kernel, the widget's comm (ddpm_edu/web/ort.py
