@@ -53,8 +53,8 @@ from ddpm_edu.posterior import mean_from_eps, reverse_variance
 from ddpm_edu.sampling import ddim_timesteps, sampler_problems
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["GaussianEps", "MixtureEps", "tilted_eps", "grid_moments", "chain_nll_bpd", "ddpm_moments",
-           "ddim_moments"]
+__all__ = ["GaussianEps", "MixtureEps", "tilted_log_density", "tilted_eps", "grid_moments", "chain_nll_bpd",
+           "ddpm_moments", "ddim_moments"]
 
 
 class GaussianEps:
