@@ -53,8 +53,8 @@ from ddpm_edu.posterior import mean_from_eps, reverse_variance
 from ddpm_edu.sampling import ddim_timesteps, sampler_problems
 from ddpm_edu.schedules import Schedule, as_t, extract
 
-__all__ = ["GaussianEps", "MixtureEps", "tilted_log_density", "tilted_eps", "grid_moments", "chain_nll_bpd",
-           "ddpm_moments", "ddim_moments"]
+__all__ = ["GaussianEps", "MixtureEps", "tilted_log_density", "tilted_eps", "grid_moments", "square_grid",
+           "grid_mean_spread", "chain_nll_bpd", "ddpm_moments", "ddim_moments"]
 
 
 class GaussianEps:
@@ -284,6 +284,25 @@ def grid_moments(x: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:
     p = p / p.sum(-1, keepdim=True)
     mean = (p * x).sum(-1)
     return mean, (p * (x - mean[..., None]) ** 2).sum(-1)
+
+
+def square_grid(lim: float, n: int) -> Tensor:
+    """n x n evenly spaced points over [-lim, lim]^2, (n^2, 2) float64; x1 varies fastest (an image's rows)."""
+    g = torch.linspace(-lim, lim, n, dtype=torch.float64)
+    return torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
+
+
+def grid_mean_spread(x: Tensor, log_p: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and spread E||x - mean||^2 of the density exp(log_p) on evenly spaced points x, normalised numerically.
+
+    x: (N, D) grid points (e.g. :func:`square_grid`); log_p: (N,), unnormalised. Returns ((D,), ()) float64:
+    :func:`grid_moments` for a density in D dimensions, as chapter 10 integrates the tilted density.
+    """
+    x, log_p = x.double(), log_p.double()
+    p = (log_p - log_p.max()).exp()
+    p = p / p.sum()  # (N,)
+    mean = (p[:, None] * x).sum(0)
+    return mean, (p * ((x - mean) ** 2).sum(1)).sum()
 
 
 def chain_nll_bpd(model: GaussianEps, x0: Tensor, *, variance: str = "beta_tilde", levels: int = 256) -> Tensor:

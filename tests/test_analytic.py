@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_edu.analytic import (GaussianEps, MixtureEps, ddim_moments, ddpm_moments, grid_moments, tilted_eps,
-                              tilted_log_density)
+from ddpm_edu.analytic import (GaussianEps, MixtureEps, ddim_moments, ddpm_moments, grid_mean_spread, grid_moments,
+                              square_grid, tilted_eps, tilted_log_density)
 from ddpm_edu.guidance import guided_eps
 from ddpm_edu.posterior import mean_from_eps
 from ddpm_edu.sampling import ddim_sample, ddim_timesteps, sample
@@ -138,6 +138,21 @@ def test_grid_moments_of_a_gaussian():
     mean, var = grid_moments(x, torch.stack([-(x - 1.5) ** 2 / (2 * 0.49), -(x + 2) ** 2 / 8]))
     torch.testing.assert_close(mean, torch.tensor([1.5, -2.0], dtype=torch.float64), atol=1e-9, rtol=0)
     torch.testing.assert_close(var, torch.tensor([0.49, 4.0], dtype=torch.float64), atol=1e-7, rtol=0)
+
+
+def test_grid_mean_spread_of_a_2d_gaussian_on_a_square_grid():
+    """A correlated 2-D Gaussian: mean mu and spread trace(Sigma), against the closed form."""
+    x = square_grid(12.0, 1201)
+    assert x.shape == (1201**2, 2)
+    torch.testing.assert_close(x[1] - x[0], torch.tensor([0.02, 0.0], dtype=torch.float64))  # x1 varies fastest
+    torch.testing.assert_close(x[[0, -1]], torch.tensor([[-12.0, -12.0], [12.0, 12.0]], dtype=torch.float64))
+    mu = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    cov = torch.tensor([[0.8, 0.3], [0.3, 0.5]], dtype=torch.float64)
+    d = x - mu
+    log_p = -0.5 * (d @ torch.linalg.inv(cov) * d).sum(1) + 7.0  # unnormalised
+    mean, spread = grid_mean_spread(x, log_p)
+    torch.testing.assert_close(mean, mu, atol=1e-9, rtol=0)
+    torch.testing.assert_close(spread, cov.trace(), atol=1e-7, rtol=0)
 
 
 def test_density_rejects_t_out_of_range():

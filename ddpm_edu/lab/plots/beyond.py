@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ddpm_edu.analytic import MixtureEps, tilted_log_density
+from ddpm_edu.analytic import MixtureEps, square_grid, tilted_log_density
 from ddpm_edu.data.images import image_grid
 from ddpm_edu.lab.plots.base import as_numpy, figure_and_axes, new_figure
 from ddpm_edu.lab.successors import CHAPTERS, SUCCESSORS
@@ -83,8 +83,7 @@ def plot_tilted_density(mix: MixtureEps, y: int, ws: Sequence[float], t: int = 0
     """
     fig = new_figure((2.6 * len(ws), 2.8))
     axes = np.atleast_1d(fig.subplots(1, len(ws), sharex=True, sharey=True))
-    g = torch.linspace(-lim, lim, n, dtype=torch.float64)
-    x = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)  # (n^2, 2), rows along x1
+    x = square_grid(lim, n)  # (n^2, 2), rows along x1
     mu = as_numpy(mix.mu)
     for ax, w in zip(axes, ws):
         log_p = tilted_log_density(mix, x, t, y, w)
